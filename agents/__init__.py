@@ -1,0 +1,1 @@
+"""The Faust app: topics, agents, tables, web views. Thin glue over `pipeline/`."""

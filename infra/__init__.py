@@ -1,0 +1,1 @@
+"""The outside world: broker, ClickHouse store, metrics, deployment files."""

@@ -1,0 +1,119 @@
+"""`cityops demo`: the whole path on one machine — broker, worker (which owns the store), feed, summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import time
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from agents.topics import TopicNames
+from infra.broker import ensure_topics, free_port, start_embedded_broker
+from infra.feeder import feed, load_message_texts
+from infra.settings import Settings
+from infra.worker_process import WorkerProcess
+from pipeline.loadgen import generate
+
+
+def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int) -> dict:
+    console = Console(stderr=as_json, quiet=as_json)
+    demo_dir = (settings.data_dir / "demo").resolve()
+    # The embedded broker keeps nothing across runs, so a store left from an earlier run would
+    # describe topics that no longer exist: the demo starts its own store afresh every time.
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
+    run_tag = f"demo{int(time.time())}"
+
+    broker = None
+    env = {"CITYOPS_DATA_DIR": str(demo_dir)}
+    if settings.kafka_bootstrap_servers:
+        bootstrap, flavor, prefix = settings.kafka_bootstrap_servers, settings.kafka_flavor, f"{run_tag}."
+        if settings.clickhouse_url:
+            console.print("[yellow]CLICKHOUSE_URL is set: the demo writes into database "
+                          f"{settings.clickhouse_database} there, and its figures include earlier rows.[/]")
+    else:
+        console.print("starting the embedded broker (Tansu, memory storage)…")
+        broker = start_embedded_broker(log_file=demo_dir / "tansu.log")
+        bootstrap, flavor, prefix = broker.bootstrap_servers, "tansu", ""
+        env["CLICKHOUSE_URL"] = f"chdb://{demo_dir / 'clickhouse'}"
+    env |= {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CITYOPS_KAFKA_FLAVOR": flavor, "CITYOPS_TOPIC_PREFIX": prefix}
+    names = TopicNames(prefix)
+    worker = None
+    try:
+        ensure_topics(bootstrap, names.all(), settings.topic_partitions)
+        console.print("starting the worker (agents + ClickHouse sink)…")
+        worker = WorkerProcess.start(env, web_port=free_port(), log_path=demo_dir / "worker.log")
+
+        texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+        console.print(f"hotline texts: {f'{len(texts)} real citizen messages' if texts else 'built-in templates (shared data not found)'}")
+        started = time.monotonic()
+        with Progress(console=console, transient=as_json) as progress:
+            task = progress.add_task("feeding", total=events)
+            ingested = feed(bootstrap, names, generate(events, seed=seed, run_tag=run_tag, texts=texts),
+                            on_sent=lambda n: progress.advance(task, n))
+            landed = progress.add_task("landing in ClickHouse", total=ingested)
+
+            def all_landed(stats: dict) -> bool:
+                progress.update(landed, completed=stats["clickhouse_incidents"] + stats["deadlettered"])
+                # Dispatch lags the incident sink a little; wait for the routing too.
+                routed = stats["dispatched"] + stats["manual"]
+                return (stats["clickhouse_incidents"] + stats["deadlettered"] >= ingested
+                        and routed >= stats["clickhouse_incidents"])
+
+            stats = worker.wait_until(all_landed, timeout=max(120.0, events / 50))
+        seconds = time.monotonic() - started
+        summary = {
+            "ingested": ingested,
+            "incidents": stats["clickhouse_incidents"],
+            "dispatched": stats["dispatched"],
+            "manual": stats["manual"],
+            "deadlettered": stats["deadlettered"],
+            "clickhouse_incidents": stats["clickhouse_incidents"],
+            "clickhouse_dispatches": stats["clickhouse_dispatches"],
+            "clickhouse_task_events": stats["clickhouse_task_events"],
+            "dispatched_per_unit": stats["dispatched_per_unit"],
+            "seconds": round(seconds, 2),
+            "events_per_second": round(ingested / seconds, 1),
+        }
+        if as_json:
+            print(json.dumps(summary, ensure_ascii=False))
+        else:
+            _print_summary(console, summary)
+        if keep_running:
+            console.print(f"running: /stats and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops")
+            wait_for_stop_signal()
+        return summary
+    finally:
+        if worker:
+            worker.stop()
+        if broker:
+            broker.stop()
+
+
+def _print_summary(console: Console, summary: dict) -> None:
+    table = Table(title="cityops demo")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("ingested", "incidents", "dispatched", "manual", "deadlettered", "clickhouse_incidents",
+                "clickhouse_dispatches", "clickhouse_task_events", "seconds", "events_per_second"):
+        table.add_row(key, str(summary[key]))
+    console.print(table)
+    units = Table(title="dispatched per unit (primary)")
+    units.add_column("unit")
+    units.add_column("dispatches", justify="right")
+    for unit, n in summary["dispatched_per_unit"].items():
+        units.add_row(unit, str(n))
+    console.print(units)
+
+
+def wait_for_stop_signal() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()

@@ -1,0 +1,43 @@
+"""Putting intake events on the intake topics with kafka-python (what a hotline vendor would run)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from agents.topics import TopicNames
+from pipeline.loadgen import IntakeEvent
+
+
+def load_message_texts(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """(title, text) pairs from a zh-gov-messages JSONL file; [] when the file is absent."""
+    if not path.exists():
+        return []
+    texts = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row.get("text"):
+                texts.append((row.get("title", "")[:500], row["text"]))
+            if limit and len(texts) >= limit:
+                break
+    return texts
+
+
+def feed(bootstrap_servers: str, names: TopicNames, events: Iterable[IntakeEvent],
+         on_sent: Callable[[int], None] = lambda n: None) -> int:
+    """Send every event and wait for the broker's acknowledgement; returns how many were acked."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, retries=5)
+    futures = []
+    try:
+        for event in events:
+            futures.append(producer.send(names.intake(event.source), key=event.key.encode(), value=event.value))
+            on_sent(1)
+        producer.flush()
+    finally:
+        producer.close()
+    # A send that failed raises here, so the caller never counts an event the broker did not take.
+    return sum(1 for f in futures if f.get(timeout=30) is not None)

@@ -1,0 +1,20 @@
+"""Prometheus metrics. One prefix, base units, bounded labels (stage, source, unit code — never ids)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STAGE_IN = Counter("cityops_stage_in_total", "Messages a stage received", ["stage"])
+STAGE_OUT = Counter("cityops_stage_out_total", "Messages a stage emitted", ["stage"])
+STAGE_FAILED = Counter("cityops_stage_failed_total", "Messages a stage sent to the dead-letter topic", ["stage"])
+DEAD_LETTERS = Counter("cityops_dead_letters_total", "Dead letters written", ["stage"])
+STAGE_LAST_PROCESSED = Gauge("cityops_stage_last_processed_timestamp_seconds", "Unix time a stage last finished a message", ["stage"])
+# Time from the message entering its topic until the stage has handled it (queueing + processing).
+STAGE_LATENCY = Histogram(
+    "cityops_stage_latency_seconds", "Seconds from a message's topic timestamp to the stage finishing it", ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+DISPATCHES = Counter("cityops_dispatches_total", "Dispatches emitted", ["unit", "role"])
+MANUAL_REVIEWS = Counter("cityops_manual_reviews_total", "Incidents sent to the operator queue")
+SINK_ROWS = Counter("cityops_sink_rows_total", "Rows written to ClickHouse", ["table"])
+SINK_RETRIES = Counter("cityops_sink_retries_total", "Failed ClickHouse batch writes that were retried")

@@ -1,0 +1,118 @@
+"""The ClickHouse store: one code path through clickhouse-connect for a server (`http(s)://`)
+and for embedded chDB (`chdb:///abs/path`).
+
+Ownership: chDB locks its data directory to one process. In cityops that process is the
+worker (its sink agent writes; its web views answer reads such as `/stats`). Anything else
+that needs figures asks the worker over HTTP, or points at a ClickHouse server instead.
+
+Idempotence, twice over: each batch carries an `insert_deduplication_token` made from its
+row ids (a retried batch is dropped by the server), and every table is a ReplacingMergeTree
+keyed by the message's deterministic id (a replay that batches differently still collapses),
+so exact figures read with FINAL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from importlib import resources
+
+import clickhouse_connect
+from pydantic import BaseModel
+
+from infra.settings import redact_url
+from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent
+
+
+class StoreUnavailable(RuntimeError):
+    pass
+
+
+def _incident_row(m: Incident) -> dict:
+    row = m.model_dump(exclude={"location", "summoned_units"})
+    row["lat"] = m.location.lat if m.location else None
+    row["lon"] = m.location.lon if m.location else None
+    return row
+
+
+def _dead_letter_row(m: DeadLetter) -> dict:
+    row = m.model_dump(exclude={"payload"})
+    row["payload_sha256"] = hashlib.sha256(m.payload.encode()).hexdigest()
+    return row
+
+
+# message type → (table, id field, row function). The only place models meet columns.
+TABLES: dict[type[BaseModel], tuple[str, str, object]] = {
+    Incident: ("incidents", "incident_id", _incident_row),
+    Dispatch: ("dispatches", "dispatch_id", BaseModel.model_dump),
+    TaskEvent: ("task_events", "event_id", BaseModel.model_dump),
+    ManualReview: ("manual_reviews", "incident_id", BaseModel.model_dump),
+    DeadLetter: ("dead_letters", "dead_letter_id", _dead_letter_row),
+}
+
+
+class Store:
+    def __init__(self, url: str, database: str = "cityops"):
+        self.url = url
+        self.database = database
+        try:
+            self._client = clickhouse_connect.get_client(dsn=url)
+        except Exception as exc:
+            hint = " (chDB allows one process per data directory: is a worker already running on it?)" if url.startswith("chdb:") else ""
+            raise StoreUnavailable(f"cannot open ClickHouse store {redact_url(url)}: {exc}{hint}") from exc
+        # The chDB client is in-process and not safe for concurrent use; HTTP clients are cheap
+        # to serialise too. Inserts run in a worker thread, reads on the event loop's thread.
+        self._lock = threading.Lock()
+
+    def migrate(self) -> list[str]:
+        """Apply every DDL file in infra/sql in name order; each is idempotent."""
+        applied = []
+        with self._lock:
+            self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            for sql in sorted(resources.files("infra").joinpath("sql").iterdir(), key=lambda p: p.name):
+                if sql.name.endswith(".sql"):
+                    self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database))
+                    applied.append(sql.name)
+        return applied
+
+    def insert(self, messages: Sequence[BaseModel]) -> int:
+        """Insert messages of one type as one batch; safe to call again with the same batch."""
+        if not messages:
+            return 0
+        table, id_field, to_row = TABLES[type(messages[0])]
+        rows = [to_row(m) for m in messages]
+        columns = list(rows[0])
+        token = hashlib.sha256("\n".join(str(r[id_field]) for r in rows).encode()).hexdigest()
+        with self._lock:
+            self._client.insert(
+                f"{self.database}.{table}", [[r[c] for c in columns] for r in rows], column_names=columns,
+                settings={"insert_deduplication_token": f"{table}:{token}"},
+            )
+        return len(rows)
+
+    def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        with self._lock:
+            return self._client.query(sql.replace("{db}", self.database), parameters=parameters).result_rows
+
+    def count(self, table: str) -> int:
+        return self.query(f"SELECT count() FROM {{db}}.{table} FINAL")[0][0]
+
+    def stats(self) -> dict:
+        """The figures `cityops demo` prints and the tests check."""
+        per_unit = self.query(
+            "SELECT unit, count() FROM {db}.dispatches FINAL WHERE role = 'primary' GROUP BY unit ORDER BY count() DESC")
+        return {
+            "clickhouse_incidents": self.count("incidents"),
+            "clickhouse_dispatches": self.count("dispatches"),
+            "clickhouse_task_events": self.count("task_events"),
+            "manual": self.count("manual_reviews"),
+            "deadlettered": self.count("dead_letters"),
+            "dispatched": sum(n for _, n in per_unit),
+            "dispatched_per_unit": dict(per_unit),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+

@@ -1,0 +1,86 @@
+"""Intake message (any source) → one `Incident`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline import ids
+from pipeline.pii import hash_contact, redact_text
+from schemas import GridReport, HotlineTicket, Incident, SensorReading, Whistle, describe_validation_error
+
+IntakeMessage = HotlineTicket | GridReport | SensorReading | Whistle
+
+INTAKE_MODELS: dict[str, type[BaseModel]] = {
+    "hotline": HotlineTicket,
+    "grid": GridReport,
+    "sensor": SensorReading,
+    "whistle": Whistle,
+}
+
+_SENSOR_TITLES = {
+    "water_level": "积水水位超限",
+    "manhole_tilt": "井盖倾斜/移位",
+    "smoke": "烟感报警",
+    "noise": "噪声超标",
+    "gas": "燃气浓度超限",
+    "air_quality": "空气质量超标",
+}
+
+
+class IntakeError(ValueError):
+    """A message that cannot become an incident; the text says which field and why."""
+
+
+def parse_intake(source: str, raw: bytes) -> IntakeMessage:
+    model = INTAKE_MODELS[source]
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntakeError(f"not JSON: {exc}") from None
+    if isinstance(payload, dict):
+        # The topic decides the source; a message claiming another is misrouted.
+        claimed = payload.get("source", source)
+        if claimed != source:
+            raise IntakeError(f"source: message says {claimed!r} but arrived on the {source!r} intake topic")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise IntakeError(describe_validation_error(exc)) from None
+
+
+def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime) -> Incident:
+    match msg:
+        case HotlineTicket():
+            return Incident(
+                incident_id=ids.incident_id("hotline", msg.ticket_no),
+                source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
+                title=redact_text(msg.title), text=redact_text(msg.text), address=msg.address,
+                location=msg.location, district=msg.district, street=msg.street,
+                reporter_hash=hash_contact(msg.caller_phone, salt),
+            )
+        case GridReport():
+            return Incident(
+                incident_id=ids.incident_id("grid", msg.report_id),
+                source="grid", source_id=msg.report_id, reported_at=msg.reported_at, normalized_at=now,
+                text=redact_text(msg.text), location=msg.location, grid_code=msg.grid_code,
+                category_hint=msg.category,
+            )
+        case SensorReading():
+            source_id = f"{msg.sensor_id}@{msg.measured_at.isoformat()}"
+            return Incident(
+                incident_id=ids.incident_id("sensor", source_id),
+                source="sensor", source_id=source_id, reported_at=msg.measured_at, normalized_at=now,
+                title=_SENSOR_TITLES[msg.kind], text=f"{_SENSOR_TITLES[msg.kind]}：{msg.value:g}{msg.unit}",
+                location=msg.location, grid_code=msg.grid_code, sensor_kind=msg.kind, sensor_value=msg.value,
+            )
+        case Whistle():
+            return Incident(
+                incident_id=ids.incident_id("whistle", msg.whistle_id),
+                source="whistle", source_id=msg.whistle_id, reported_at=msg.blown_at, normalized_at=now,
+                title="街乡吹哨", text=redact_text(msg.text), location=msg.location,
+                street=msg.unit, summoned_units=list(msg.summoned_units),
+            )
+    raise TypeError(f"not an intake message: {type(msg).__name__}")

@@ -1,0 +1,13 @@
+"""The contracts: pydantic v2 models for every topic message and for the duty-list file.
+
+Hotline integrations import these; changing a field here is an API change.
+"""
+
+from schemas.dutylist import DutyItem, DutyList, Unit
+from schemas.events import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent
+from schemas.intake import GeoPoint, GridReport, HotlineTicket, SensorReading, Whistle, describe_validation_error
+
+__all__ = [
+    "DeadLetter", "Dispatch", "DutyItem", "DutyList", "GeoPoint", "GridReport", "HotlineTicket",
+    "Incident", "ManualReview", "SensorReading", "TaskEvent", "Unit", "Whistle", "describe_validation_error",
+]

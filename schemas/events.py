@@ -1,0 +1,100 @@
+"""Messages cityops writes: incidents, dispatches, task events, operator queue, dead letters.
+
+Every message carries a deterministic id derived from its input, so a replay produces the
+same ids and every consumer (tables, ClickHouse) can de-duplicate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.intake import GeoPoint
+
+Source = Literal["hotline", "grid", "sensor", "whistle"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Incident(_Event):
+    """One report, normalised: the same shape whatever source it came from. No PII in clear."""
+
+    incident_id: str
+    source: Source
+    source_id: str
+    reported_at: AwareDatetime
+    normalized_at: AwareDatetime
+    title: str = ""
+    text: str = Field(description="report text with phone and ID numbers masked")
+    address: str | None = None
+    location: GeoPoint | None = None
+    district: str | None = None
+    street: str | None = None
+    grid_code: str | None = None
+    category_hint: str | None = None
+    reporter_hash: str | None = Field(default=None, description="salted SHA-256 of the caller phone")
+    sensor_kind: str | None = None
+    sensor_value: float | None = None
+    summoned_units: list[str] = Field(default_factory=list)
+
+
+class Dispatch(_Event):
+    """An incident sent to one unit, naming the duty-list item and version it followed."""
+
+    dispatch_id: str
+    incident_id: str
+    unit: str
+    role: Literal["primary", "cooperating"]
+    item_no: str
+    item_title: str
+    top_class: str
+    dutylist_version: str
+    legal_basis: str
+    confidence: float = Field(ge=0, le=1)
+    reason: str
+    dispatched_at: AwareDatetime
+    accept_within_hours: float
+    finish_within_days: float
+
+
+class ManualReview(_Event):
+    """An incident the pipeline could not route with confidence: the operator decides."""
+
+    incident_id: str
+    reason: str
+    candidates: list[str] = Field(default_factory=list)
+    queued_at: AwareDatetime
+
+
+TaskEventKind = Literal[
+    "dispatched", "accepted", "returned", "completed", "verified", "rework", "closed", "evaluated",
+    "extension_requested", "extension_approved", "extension_refused", "supervised", "escalated", "parked",
+]
+
+
+class TaskEvent(_Event):
+    """One step in a dispatched task's life (派单 → 接单 → 办结 → 回访)."""
+
+    event_id: str
+    task_id: str
+    incident_id: str
+    unit: str
+    kind: TaskEventKind
+    at: AwareDatetime
+    note: str = ""
+
+
+class DeadLetter(_Event):
+    """A message that failed a stage, with where it came from and why. Nothing is dropped."""
+
+    dead_letter_id: str
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    reason: str
+    payload: str = Field(description="the original bytes as text; may hold PII, so it stays on the topic")
+    failed_at: AwareDatetime

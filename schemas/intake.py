@@ -1,0 +1,92 @@
+"""Messages the outside world puts on the intake topics, one model per source."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=20_000)]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
+# Mainland mobile (1[3-9]x, 11 digits) or a landline with area code; no spaces.
+Phone = Annotated[str, Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")]
+
+
+class _Message(BaseModel):
+    # Unknown fields are an integration bug worth hearing about, not something to drop quietly.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class GeoPoint(_Message):
+    """WGS-84 coordinates (what phones and GPS modules report)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class HotlineTicket(_Message):
+    """A 12345 work order (工单) as the hotline system hands it over."""
+
+    source: Literal["hotline"] = "hotline"
+    ticket_no: Code
+    received_at: AwareDatetime
+    channel: Literal["phone", "web", "app", "wechat", "sms", "other"] = "phone"
+    caller_name: str | None = Field(default=None, max_length=64, description="PII: never stored in clear")
+    caller_phone: Phone | None = Field(default=None, description="PII: never stored in clear")
+    title: str = Field(default="", max_length=500)
+    text: NonEmpty
+    address: str | None = Field(default=None, max_length=500)
+    location: GeoPoint | None = None
+    district: str | None = None
+    street: str | None = None
+
+
+class GridReport(_Message):
+    """A grid worker's (网格员) report from the mobile app."""
+
+    source: Literal["grid"] = "grid"
+    report_id: Code
+    worker_id: Code
+    grid_code: Code
+    reported_at: AwareDatetime
+    text: NonEmpty
+    photo_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    location: GeoPoint
+    category: str | None = Field(default=None, description="the class the worker picked, checked later against the text")
+
+
+SensorKind = Literal["water_level", "manhole_tilt", "smoke", "noise", "gas", "air_quality"]
+
+
+class SensorReading(_Message):
+    """One IoT reading that crossed the device's own reporting threshold."""
+
+    source: Literal["sensor"] = "sensor"
+    sensor_id: Code
+    kind: SensorKind
+    value: float
+    unit: str = Field(min_length=1, max_length=16)
+    measured_at: AwareDatetime
+    location: GeoPoint
+    grid_code: Code | None = None
+
+
+class Whistle(_Message):
+    """街乡吹哨: a street or township summons departments to a problem it cannot solve alone."""
+
+    source: Literal["whistle"] = "whistle"
+    whistle_id: Code
+    unit: Code = Field(description="the street/township unit blowing the whistle")
+    blown_at: AwareDatetime
+    text: NonEmpty
+    summoned_units: list[Code] = Field(min_length=1, max_length=20)
+    location: GeoPoint | None = None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each failing field and why, e.g. `caller_phone: String should match pattern ...`."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{field}: {err['msg']}")
+    return "; ".join(parts)
