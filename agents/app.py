@@ -183,6 +183,8 @@ def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.Ap
     async def stats_view(web, request):
         figures = await asyncio.to_thread(store.stats)
         figures["routing_table_size"] = len(routing)
+        # Tables are complete only once recovery from their changelogs has finished.
+        figures["ready"] = app.tables.recovery.completed.is_set() and not app.rebalancing
         return web.json(figures)
 
     @app.page("/metrics/")

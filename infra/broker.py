@@ -80,6 +80,10 @@ def wait_for_metadata(bootstrap_servers: str, *, timeout: float, process: subpro
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode} before answering")
+        if not _accepts_tcp(bootstrap_servers):
+            # Checked first so kafka-python does not log a connection error every 100 ms.
+            time.sleep(0.1)
+            continue
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
             admin.list_topics()
@@ -89,6 +93,15 @@ def wait_for_metadata(bootstrap_servers: str, *, timeout: float, process: subpro
             last_error = exc
             time.sleep(0.1)
     raise TimeoutError(f"no Kafka metadata from {bootstrap_servers} within {timeout}s: {last_error}")
+
+
+def _accepts_tcp(bootstrap_servers: str) -> bool:
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -31,16 +31,18 @@ class WorkerProcess:
         return worker
 
     def wait_ready(self, timeout: float) -> None:
+        """Until the worker has its partitions and has recovered its tables."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}:\n{self.log_tail()}")
             try:
-                self.stats()
-                return
+                if self.stats()["ready"]:
+                    return
             except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"worker web port {self.web_port} not answering after {timeout}s; see {self.log_path}")
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"worker on web port {self.web_port} not ready after {timeout}s; see {self.log_path}")
 
     def stats(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/stats/", timeout=10) as resp:

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.broker import EmbeddedBroker, start_embedded_broker
+from infra.store import Store
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
+    """One real Tansu broker on a free loopback port for the whole session (tests use unique topics)."""
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    b = start_embedded_broker(log_file=log)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def chdb_url(tmp_path: Path) -> str:
+    return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def store(chdb_url: str) -> Iterator[Store]:
+    """A migrated chDB store in this test's own directory (chDB: one process per directory)."""
+    s = Store(chdb_url)
+    s.migrate()
+    yield s
+    s.close()

@@ -1,0 +1,169 @@
+"""The whole path on real components: Tansu → Faust worker → chDB, exactly once, also across a SIGKILL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from agents.topics import TopicNames
+from infra.broker import ensure_topics, free_port
+from infra.feeder import feed
+from infra.store import Store
+from infra.worker_process import WorkerProcess
+from pipeline.loadgen import IntakeEvent, generate
+from pipeline.normalize import parse_intake, to_incident
+
+NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+
+
+def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
+    return {to_incident(parse_intake(e.source, e.value), salt="s", now=NOW).incident_id for e in events if e.valid}
+
+
+@pytest.fixture
+def pipeline_env(broker, topic_prefix, tmp_path: Path) -> dict[str, str]:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
+        "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+        "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
+    }
+    ensure_topics(broker.bootstrap_servers, TopicNames(topic_prefix).all(), partitions=4)
+    return env
+
+
+def start_worker(env: dict[str, str], tmp_path: Path) -> WorkerProcess:
+    return WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
+
+
+def all_landed(n: int, valid: int):
+    def check(stats: dict) -> bool:
+        return (stats["clickhouse_incidents"] + stats["deadlettered"] >= n
+                and stats["dispatched"] + stats["manual"] >= valid and stats["routing_table_size"] >= valid)
+    return check
+
+
+def stored_ids(env: dict[str, str], table: str, column: str) -> list[str]:
+    """Read the worker's chDB directory once the worker has stopped (chDB: one process at a time)."""
+    store = Store(env["CLICKHOUSE_URL"])
+    try:
+        return [r[0] for r in store.query(f"SELECT {column} FROM {{db}}.{table} FINAL")]
+    finally:
+        store.close()
+
+
+def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, tmp_path):
+    events = list(generate(800, run_tag=pipeline_env["CITYOPS_TOPIC_PREFIX"], bad_fraction=0.03))
+    valid = sum(e.valid for e in events)
+    names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
+    worker = start_worker(pipeline_env, tmp_path)
+    try:
+        assert feed(broker.bootstrap_servers, names, events) == len(events)
+        stats = worker.wait_until(all_landed(len(events), valid), timeout=180)
+        assert stats["clickhouse_incidents"] == valid
+        assert stats["deadlettered"] == len(events) - valid
+        metrics = worker.metrics_text()
+    finally:
+        worker.stop()
+
+    incident_ids = stored_ids(pipeline_env, "incidents", "incident_id")
+    assert len(incident_ids) == len(set(incident_ids))
+    assert set(incident_ids) == expected_incident_ids(events)
+
+    letters = Store(pipeline_env["CLICKHOUSE_URL"])
+    try:
+        rows = letters.query("SELECT topic, stage, reason FROM {db}.dead_letters FINAL")
+    finally:
+        letters.close()
+    assert len(rows) == len(events) - valid
+    assert all(topic.startswith(names.prefix + "intake.") and stage == "normalize" and reason for topic, stage, reason in rows)
+
+    assert f'cityops_stage_in_total{{stage="normalize"}} {float(len(events))}' in metrics
+    assert f'cityops_stage_failed_total{{stage="normalize"}} {float(len(events) - valid)}' in metrics
+    assert 'cityops_stage_latency_seconds_bucket{le="1.0",stage="dispatch"}' in metrics
+
+    # PII: the callers' phone numbers appear nowhere the worker wrote.
+    phones = {json.loads(e.value)["caller_phone"] for e in events if e.valid and e.source == "hotline"}
+    log_text = (tmp_path / "worker.log").read_text(errors="replace")
+    assert phones and not any(p in log_text or p in metrics for p in phones)
+
+
+def wait_for_committed(bootstrap: str, group: str, topic: str, total: int, timeout: float = 30) -> None:
+    """Block until the group has committed `total` messages of `topic` (summed over partitions)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        committed = -1
+        while time.monotonic() < deadline:
+            offsets = admin.list_group_offsets(group)[group]
+            committed = sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+            if committed >= total:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{group} committed {committed} of {total} on {topic}")
+    finally:
+        admin.close()
+
+
+def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, tmp_path):
+    prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
+    names = TopicNames(prefix)
+    events = list(generate(2400, run_tag=prefix, bad_fraction=0.02))
+    first, second, third = events[:800], events[800:1600], events[1600:]
+    valid_first = sum(e.valid for e in first)
+
+    # 1. Kill an idle worker whose work is all committed: the restart must rebuild the routing
+    #    table from its changelog alone (this is where Tansu's wrong end offsets lost the tail).
+    worker = start_worker(pipeline_env, tmp_path)
+    feed(broker.bootstrap_servers, names, first)
+    worker.wait_until(all_landed(len(first), valid_first), timeout=180)
+    wait_for_committed(broker.bootstrap_servers, f"{prefix}cityops", names.incidents, valid_first)
+    worker.kill()
+    worker = start_worker(pipeline_env, tmp_path)
+    assert worker.stats()["routing_table_size"] == valid_first
+
+    # 2. Kill mid-stream: some of the second chunk stored, its offsets not all committed.
+    feed(broker.bootstrap_servers, names, second)
+    worker.wait_until(lambda s: s["clickhouse_incidents"] + s["deadlettered"] > len(first), timeout=60, interval=0.05)
+    worker.kill()
+
+    worker = start_worker(pipeline_env, tmp_path)
+    try:
+        feed(broker.bootstrap_servers, names, third)
+        valid = sum(e.valid for e in events)
+        stats = worker.wait_until(all_landed(len(events), valid), timeout=240)
+        assert stats["routing_table_size"] == valid
+        assert stats["clickhouse_incidents"] == valid
+        assert stats["deadlettered"] == len(events) - valid
+    finally:
+        worker.stop()
+
+    incident_ids = stored_ids(pipeline_env, "incidents", "incident_id")
+    assert sorted(incident_ids) == sorted(expected_incident_ids(events))
+    dispatch_ids = stored_ids(pipeline_env, "dispatches", "dispatch_id")
+    assert len(dispatch_ids) == len(set(dispatch_ids))
+
+
+def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, pipeline_env, tmp_path):
+    """Under load Faust's producer packs many changelog records into one batch; Tansu then reports
+    the end of the changelog as that batch's base offset + 1, and an uncorrected recovery stops
+    there, silently dropping the rest of the table."""
+    changelog = f"{pipeline_env['CITYOPS_TOPIC_PREFIX']}cityops-routing-changelog"
+    ensure_topics(broker.bootstrap_servers, [changelog], partitions=4)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=1000, batch_size=1 << 20)
+    for i in range(500):
+        producer.send(changelog, key=json.dumps(f"incident-{i}").encode(), value=json.dumps("cgj CJ-001@v1").encode(),
+                      partition=i % 4)
+    producer.flush()
+    producer.close()
+
+    worker = start_worker(pipeline_env, tmp_path)
+    try:
+        assert worker.stats()["routing_table_size"] == 500
+    finally:
+        worker.stop()

@@ -1,0 +1,79 @@
+"""Intake bytes → Incident: deterministic ids, no PII in clear, clear errors for bad input."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from pipeline import ids
+from pipeline.normalize import IntakeError, parse_intake, to_incident
+from pipeline.pii import hash_contact, redact_text
+
+NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
+TICKET = {
+    "ticket_no": "12345-2026-0001", "received_at": "2026-11-02T08:30:00+08:00", "caller_name": "张先生",
+    "caller_phone": "13812345678", "title": "噪音", "text": "夜间施工噪音扰民，请回电13987654321，身份证430121199001011234。",
+}
+
+
+def raw(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def test_hotline_ticket_becomes_an_incident_without_pii():
+    incident = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW)
+    dumped = incident.model_dump_json()
+    assert incident.incident_id == ids.incident_id("hotline", "12345-2026-0001")
+    for secret in ("13812345678", "13987654321", "430121199001011234", "张先生"):
+        assert secret not in dumped
+    assert "[电话]" in incident.text and "[身份证号]" in incident.text
+    assert incident.reporter_hash == hash_contact("13812345678", "s")
+
+
+def test_the_same_message_always_gets_the_same_id():
+    first = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW)
+    again = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW + dt.timedelta(hours=1))
+    assert first.incident_id == again.incident_id
+
+
+def test_ids_differ_by_source():
+    assert ids.incident_id("hotline", "1") != ids.incident_id("grid", "1")
+
+
+def test_sensor_readings_of_one_sensor_differ_by_time():
+    base = {"sensor_id": "wl-7", "kind": "water_level", "value": 42.5, "unit": "cm",
+            "location": {"lat": 28.2, "lon": 112.9}}
+    a = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:30:00+08:00"})), salt="s", now=NOW)
+    b = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:31:00+08:00"})), salt="s", now=NOW)
+    assert a.incident_id != b.incident_id
+    assert a.sensor_kind == "water_level" and a.sensor_value == 42.5
+
+
+def test_whistle_keeps_the_units_it_summons():
+    whistle = {"whistle_id": "w-1", "unit": "jd-xingsha", "blown_at": "2026-11-02T08:30:00+08:00",
+               "text": "渣土车夜间偷倒，街道多次处置未果。", "summoned_units": ["cgj", "gaj-jj"]}
+    incident = to_incident(parse_intake("whistle", raw(whistle)), salt="s", now=NOW)
+    assert incident.summoned_units == ["cgj", "gaj-jj"]
+    assert incident.street == "jd-xingsha"
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b'{"ticket_no": "x', "not JSON"),
+    (b"\xff\xfe", "not JSON"),
+    (raw({**TICKET, "source": "grid"}), "source: message says 'grid'"),
+    (raw({k: v for k, v in TICKET.items() if k != "text"}), "text: Field required"),
+])
+def test_bad_input_raises_a_clear_intake_error(payload, reason):
+    with pytest.raises(IntakeError, match=reason.replace("(", r"\(")):
+        parse_intake("hotline", payload)
+
+
+def test_redaction_masks_landlines_but_keeps_ordinary_numbers():
+    assert redact_text("电话0731-84567890，3栋2单元") == "电话[电话]，3栋2单元"
+    assert redact_text("拖欠工资20000元") == "拖欠工资20000元"
+
+
+def test_contact_hash_ignores_formatting_and_depends_on_the_salt():
+    assert hash_contact("0731-84567890", "a") == hash_contact("073184567890", "a")
+    assert hash_contact("13812345678", "a") != hash_contact("13812345678", "b")
+    assert hash_contact(None, "a") is None
