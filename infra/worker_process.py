@@ -27,7 +27,11 @@ class WorkerProcess:
             process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker"], env=child_env,
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         worker = cls(process, web_port, log_path)
-        worker.wait_ready(timeout)
+        try:
+            worker.wait_ready(timeout)
+        except BaseException:
+            worker.kill()  # never leave a half-started worker behind
+            raise
         return worker
 
     def wait_ready(self, timeout: float) -> None:
@@ -68,7 +72,8 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit, exactly like a crash."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self, timeout: float = 30) -> None:

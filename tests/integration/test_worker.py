@@ -37,8 +37,19 @@ def pipeline_env(broker, topic_prefix, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], tmp_path: Path) -> WorkerProcess:
-    return WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
+@pytest.fixture
+def start_worker(tmp_path: Path):
+    """Start `cityops worker` processes; any still running when the test ends is killed."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        worker = WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
 
 
 def all_landed(n: int, valid: int):
@@ -57,11 +68,11 @@ def stored_ids(env: dict[str, str], table: str, column: str) -> list[str]:
         store.close()
 
 
-def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, tmp_path):
+def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, start_worker, tmp_path):
     events = list(generate(800, run_tag=pipeline_env["CITYOPS_TOPIC_PREFIX"], bad_fraction=0.03))
     valid = sum(e.valid for e in events)
     names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
-    worker = start_worker(pipeline_env, tmp_path)
+    worker = start_worker(pipeline_env)
     try:
         assert feed(broker.bootstrap_servers, names, events) == len(events)
         stats = worker.wait_until(all_landed(len(events), valid), timeout=180)
@@ -110,7 +121,7 @@ def wait_for_committed(bootstrap: str, group: str, topic: str, total: int, timeo
         admin.close()
 
 
-def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, tmp_path):
+def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, tmp_path):
     prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
     names = TopicNames(prefix)
     events = list(generate(2400, run_tag=prefix, bad_fraction=0.02))
@@ -119,12 +130,12 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, tmp_path):
 
     # 1. Kill an idle worker whose work is all committed: the restart must rebuild the routing
     #    table from its changelog alone (this is where Tansu's wrong end offsets lost the tail).
-    worker = start_worker(pipeline_env, tmp_path)
+    worker = start_worker(pipeline_env)
     feed(broker.bootstrap_servers, names, first)
     worker.wait_until(all_landed(len(first), valid_first), timeout=180)
     wait_for_committed(broker.bootstrap_servers, f"{prefix}cityops", names.incidents, valid_first)
     worker.kill()
-    worker = start_worker(pipeline_env, tmp_path)
+    worker = start_worker(pipeline_env)
     assert worker.stats()["routing_table_size"] == valid_first
 
     # 2. Kill mid-stream: some of the second chunk stored, its offsets not all committed.
@@ -132,7 +143,7 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, tmp_path):
     worker.wait_until(lambda s: s["clickhouse_incidents"] + s["deadlettered"] > len(first), timeout=60, interval=0.05)
     worker.kill()
 
-    worker = start_worker(pipeline_env, tmp_path)
+    worker = start_worker(pipeline_env)
     try:
         feed(broker.bootstrap_servers, names, third)
         valid = sum(e.valid for e in events)
@@ -149,7 +160,7 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, tmp_path):
     assert len(dispatch_ids) == len(set(dispatch_ids))
 
 
-def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, pipeline_env, tmp_path):
+def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, pipeline_env, start_worker, tmp_path):
     """Under load Faust's producer packs many changelog records into one batch; Tansu then reports
     the end of the changelog as that batch's base offset + 1, and an uncorrected recovery stops
     there, silently dropping the rest of the table."""
@@ -162,7 +173,7 @@ def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, 
     producer.flush()
     producer.close()
 
-    worker = start_worker(pipeline_env, tmp_path)
+    worker = start_worker(pipeline_env)
     try:
         assert worker.stats()["routing_table_size"] == 500
     finally:
