@@ -26,9 +26,11 @@ from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.classify import KeywordClassifier
+from pipeline.dutylists import DutyBook
+from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.route import route
-from schemas import DeadLetter, Dispatch, DutyList, Incident, ManualReview, TaskEvent, describe_validation_error
+from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.App:
+def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
     servers = settings.kafka_bootstrap_servers
     if not servers:
         raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
@@ -77,7 +79,8 @@ def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.Ap
     # so a redelivered incident leaves the table as it was; this is what the restart test checks.
     routing = app.Table("routing", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
 
-    classifier = KeywordClassifier(dutylist)
+    classifier = KeywordClassifier(book)
+    locator = Locator(book.registry)
     salt = settings.pii_salt.get_secret_value()
 
     async def send(target: faust.TopicT, key: str, message: BaseModel) -> None:
@@ -108,7 +111,7 @@ def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.Ap
             metrics.STAGE_IN.labels("normalize").inc()
             try:
                 incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value),
-                                       salt=salt, now=_utcnow())
+                                       salt=salt, now=_utcnow(), locator=locator)
             except IntakeError as exc:
                 await dead_letter(event, "normalize", str(exc))
                 continue
@@ -126,7 +129,7 @@ def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.Ap
             try:
                 incident = Incident.model_validate_json(event.value)
                 now = _utcnow()
-                decision = route(incident, classifier.classify(incident), dutylist, now=now)
+                decision = route(incident, classifier.classify(incident), book, now=now)
             except ValidationError as exc:
                 await dead_letter(event, "dispatch", describe_validation_error(exc))
                 continue
@@ -136,7 +139,7 @@ def create_app(settings: Settings, store: Store, dutylist: DutyList) -> faust.Ap
                 continue
             if isinstance(decision, ManualReview):
                 await send(manual_topic, incident.incident_id, decision)
-                metrics.MANUAL_REVIEWS.inc()
+                metrics.MANUAL_REVIEWS.labels(str(decision.tanpai_refused).lower()).inc()
                 routing[incident.incident_id] = "manual"
             else:
                 for d in decision:

@@ -15,6 +15,8 @@ STAGE_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 DISPATCHES = Counter("cityops_dispatches_total", "Dispatches emitted", ["unit", "role"])
-MANUAL_REVIEWS = Counter("cityops_manual_reviews_total", "Incidents sent to the operator queue")
+MANUAL_REVIEWS = Counter("cityops_manual_reviews_total", "Incidents sent to the operator queue; tanpai_refused="
+                         "true when a dispatch to a street the duty list does not name was refused (摊派)",
+                         ["tanpai_refused"])
 SINK_ROWS = Counter("cityops_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_RETRIES = Counter("cityops_sink_retries_total", "Failed ClickHouse batch writes that were retried")

@@ -107,6 +107,7 @@ class Store:
             "clickhouse_dispatches": self.count("dispatches"),
             "clickhouse_task_events": self.count("task_events"),
             "manual": self.count("manual_reviews"),
+            "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
             "deadlettered": self.count("dead_letters"),
             "dispatched": sum(n for _, n in per_unit),
             "dispatched_per_unit": dict(per_unit),

@@ -1,50 +1,53 @@
-"""Minimal keyword classifier: incident → duty item with a confidence.
+"""Keyword classifier: incident → duty item with a confidence.
 
-A placeholder with honest behaviour (no hit → no guess); the trained model replaces it.
+A placeholder with honest behaviour (no hit → no guess); the trained model replaces it. It reads
+the items in force where the incident is, so a street's own items (一乡一单) can match.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import DutyItem, DutyList, Incident
+from pipeline.dutylists import DutyBook
+from schemas import Incident
 
 
 @dataclass(frozen=True)
 class Classification:
-    item: DutyItem | None
+    item_no: str | None
     confidence: float
     candidates: tuple[str, ...]
     reason: str
 
 
 class KeywordClassifier:
-    def __init__(self, dutylist: DutyList):
-        self._items = dutylist.items
-        self._by_sensor = {kind: item for item in dutylist.items for kind in item.sensor_kinds}
+    def __init__(self, book: DutyBook):
+        self.book = book
 
     def classify(self, incident: Incident) -> Classification:
         if incident.sensor_kind:
-            item = self._by_sensor.get(incident.sensor_kind)
-            if item is None:
+            number = self.book.sensor_items.get(incident.sensor_kind)
+            if number is None:
                 return Classification(None, 0.0, (), f"no item handles sensor kind {incident.sensor_kind}")
-            return Classification(item, 1.0, (item.number,), f"sensor rule: {incident.sensor_kind}")
+            return Classification(number, 1.0, (number,), f"sensor rule: {incident.sensor_kind}")
 
         scored = []
-        for item in self._items:
-            hits = [kw for kw in item.keywords if kw in incident.text or kw in incident.title]
+        for item in self.book.items_for(incident.street).values():
+            hits = [kw for kw in (item.title, *item.keywords) if kw in incident.text or kw in incident.title]
             # A hit in the title says more about the subject than one buried in the text.
             score = sum(2 if kw in incident.title else 1 for kw in hits)
-            if incident.category_hint and incident.category_hint in (item.title, *item.keywords):
-                score += 1
-                hits.append(f"网格员分类:{incident.category_hint}")
+            hint = incident.category_hint
+            if hint and any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes):
+                # The worker's pick counts, but the text must not contradict it: it is one vote of three.
+                score += 3
+                hits.append(f"网格员分类:{hint}")
             if score:
-                scored.append((score, item, hits))
+                scored.append((score, item.number, hits))
         if not scored:
             return Classification(None, 0.0, (), "no duty-list keyword in the text")
-        scored.sort(key=lambda s: (-s[0], s[1].number))
-        top_score, top_item, top_hits = scored[0]
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        top_score, top_number, top_hits = scored[0]
         runner_up = scored[1][0] if len(scored) > 1 else 0
         confidence = top_score / (top_score + runner_up + 1)
-        candidates = tuple(item.number for _, item, _ in scored[:3])
-        return Classification(top_item, round(confidence, 3), candidates, "keywords: " + ",".join(top_hits[:5]))
+        candidates = tuple(number for _, number, _ in scored[:3])
+        return Classification(top_number, round(confidence, 3), candidates, "keywords: " + ",".join(top_hits[:5]))

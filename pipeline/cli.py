@@ -41,7 +41,7 @@ def worker() -> None:
     from infra.broker import ensure_topics, start_embedded_broker
     from infra.settings import Settings
     from infra.store import Store
-    from pipeline.dutylists import load_dutylist
+    from pipeline.dutylists import load_dutybook
 
     settings = Settings()
     embedded = None
@@ -53,7 +53,7 @@ def worker() -> None:
         ensure_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.topic_partitions)
         store = Store(settings.resolved_clickhouse_url(), settings.clickhouse_database)
         store.migrate()
-        app = create_app(settings, store, load_dutylist())
+        app = create_app(settings, store, load_dutybook())
         faust.Worker(app, loglevel="info").execute_from_commandline()
     finally:
         if embedded:

@@ -1,16 +1,296 @@
-"""Reading duty-list files."""
+"""Reading, checking and resolving duty lists (职责清单) against the city registry.
+
+`problems()` is the one place cross-references are checked; `check_text()` adds the line number
+of each problem for `cityops dutylist check`; `load_dutylist()` refuses a list with any problem.
+`DutyBook` answers "which item applies here, and who handles it" for a street, after the local
+lists (一乡一单) have been applied.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
-from schemas import DutyList
+from schemas.dutylist import TERRITORIAL_STREET, CityRegistry, DutyItem, DutyList, Grid, LocalList, Unit
+
+Loc = tuple[str | int, ...]
+SAMPLE_CITY = "data/sample-city"
 
 
-def load_dutylist(path: Path | None = None) -> DutyList:
-    """The list at `path`, or the sample city's list shipped with cityops."""
-    text = path.read_text(encoding="utf-8") if path else resources.files("pipeline").joinpath("data/sample-dutylist.yaml").read_text(encoding="utf-8")
+class DutyListError(ValueError):
+    """A duty list or registry that cannot be used; `problems` lists every reason, with lines when known."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(p.describe() for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Problem:
+    loc: Loc
+    message: str
+    line: int | None = None
+
+    def describe(self, file: str = "") -> str:
+        where = f"{file}:{self.line}: " if self.line else (f"{file}: " if file else "")
+        path = ".".join(str(p) for p in self.loc)
+        return f"{where}{path + ': ' if path else ''}{self.message}"
+
+
+# ---------------------------------------------------------------------------------- registry
+
+
+def sample_path(name: str) -> Path:
+    return Path(str(resources.files("pipeline").joinpath(f"{SAMPLE_CITY}/{name}")))
+
+
+def load_registry(units_file: Path | None = None, grids_file: Path | None = None) -> CityRegistry:
+    """The city registry: units from YAML, grids from GeoJSON (the sample city by default)."""
+    units_file = units_file or sample_path("units.yaml")
+    grids_file = grids_file or units_file.with_name("grids.geojson")
+    raw = yaml.safe_load(units_file.read_text(encoding="utf-8"))
+    grids = []
+    if grids_file.exists():
+        for feature in json.loads(grids_file.read_text(encoding="utf-8"))["features"]:
+            grids.append({"code": feature["properties"]["code"], "community": feature["properties"]["community"],
+                          "polygon": feature["geometry"]["coordinates"][0]})
+    registry = CityRegistry.model_validate({**raw, "grids": grids})
+    found = registry_problems(registry)
+    if found:
+        raise DutyListError(found)
+    return registry
+
+
+def registry_problems(registry: CityRegistry) -> list[Problem]:
+    found: list[Problem] = []
+    units: dict[str, Unit] = {}
+    for i, unit in enumerate(registry.units):
+        if unit.code in units:
+            found.append(Problem(("units", i, "code"), f"duplicate unit code {unit.code!r}"))
+        units[unit.code] = unit
+    expected_parent = {"community": "street", "street": "district"}
+    for i, unit in enumerate(registry.units):
+        want = expected_parent.get(unit.kind)
+        parent = units.get(unit.parent) if unit.parent else None
+        if unit.parent and parent is None:
+            found.append(Problem(("units", i, "parent"), f"unknown unit {unit.parent!r}"))
+        elif want and (parent is None or parent.kind != want):
+            found.append(Problem(("units", i, "parent"), f"a {unit.kind} needs a {want} as parent"))
+        if unit.supervisor and unit.supervisor not in units:
+            found.append(Problem(("units", i, "supervisor"), f"unknown unit {unit.supervisor!r}"))
+    seen: set[str] = set()
+    for i, grid in enumerate(registry.grids):
+        if grid.code in seen:
+            found.append(Problem(("grids", i, "code"), f"duplicate grid code {grid.code}"))
+        seen.add(grid.code)
+        community = units.get(grid.community)
+        if community is None or community.kind != "community":
+            found.append(Problem(("grids", i, "community"), f"{grid.community!r} is not a community of the registry"))
+    return found
+
+
+# ---------------------------------------------------------------------------------- duty list
+
+
+def problems(dutylist: DutyList, registry: CityRegistry) -> list[Problem]:
+    """Every cross-reference error of a structurally valid list, each with its path in the file."""
+    units = {u.code: u for u in registry.units}
+    found: list[Problem] = []
+
+    def check_units(loc: Loc, primary: str | None, cooperating: list[str] | None, *, local: bool) -> None:
+        if primary is not None:
+            unit = units.get(primary)
+            if unit is None:
+                found.append(Problem((*loc, "primary_unit"), f"unknown unit {primary!r}"))
+            elif unit.kind in ("street", "community") and not local:
+                found.append(Problem((*loc, "primary_unit"), f"{primary} is a {unit.kind}: a city item names "
+                                     "departments; streets take territorial items or are named by local lists"))
+        for j, code in enumerate(cooperating or []):
+            if code != TERRITORIAL_STREET and code not in units:
+                found.append(Problem((*loc, "cooperating_units", j), f"unknown unit {code!r}"))
+
+    numbers: set[str] = set()
+    sensor_owner: dict[str, str] = {}
+    for i, item in enumerate(dutylist.items):
+        if item.number in numbers:
+            found.append(Problem(("items", i, "number"), f"duplicate number {item.number}"))
+        numbers.add(item.number)
+        check_units(("items", i), item.primary_unit, item.cooperating_units, local=False)
+        for kind in item.sensor_kinds:
+            if kind in sensor_owner and sensor_owner[kind] != item.number:
+                found.append(Problem(("items", i, "sensor_kinds"),
+                                     f"sensor kind {kind!r} already raises item {sensor_owner[kind]}"))
+            sensor_owner.setdefault(kind, item.number)
+
+    by_jurisdiction: dict[str, int] = {}
+    for i, local in enumerate(dutylist.local_lists):
+        unit = units.get(local.jurisdiction)
+        if unit is None or unit.kind not in ("district", "street"):
+            found.append(Problem(("local_lists", i, "jurisdiction"),
+                                 f"{local.jurisdiction!r} is not a district or street of the registry"))
+        if local.jurisdiction in by_jurisdiction:
+            found.append(Problem(("local_lists", i, "jurisdiction"), f"a second list for {local.jurisdiction}"))
+        by_jurisdiction[local.jurisdiction] = i
+        for j, override in enumerate(local.items):
+            loc = ("local_lists", i, "items", j)
+            check_units(loc, override.primary_unit, override.cooperating_units, local=True)
+            if override.number not in numbers:
+                missing = [f for f in ("title", "category", "keywords", "primary_unit", "legal_basis")
+                           if getattr(override, f) is None]
+                if missing:
+                    found.append(Problem(loc, f"new item {override.number} (not in the city list) needs "
+                                         + ", ".join(missing)))
+        for j, number in enumerate(local.removes):
+            if number not in numbers:
+                found.append(Problem(("local_lists", i, "removes", j), f"no city item {number} to remove"))
+
+    for i, local in enumerate(dutylist.local_lists):
+        if local.extends and local.extends not in by_jurisdiction:
+            found.append(Problem(("local_lists", i, "extends"), f"no local list for {local.extends!r} to extend"))
+    for i, local in enumerate(dutylist.local_lists):
+        chain = [local.jurisdiction]
+        nxt = local.extends
+        while nxt in by_jurisdiction:
+            if nxt in chain:
+                found.append(Problem(("local_lists", i, "extends"), "cycle in extends: " + " → ".join([*chain, nxt])))
+                break
+            chain.append(nxt)
+            nxt = dutylist.local_lists[by_jurisdiction[nxt]].extends
+    # Effective items must still be complete and valid after the overrides are applied.
+    if not found:
+        book = DutyBook(dutylist, registry)
+        for i, local in enumerate(dutylist.local_lists):
+            try:
+                book.items_for(local.jurisdiction)
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False, include_input=False):
+                    found.append(Problem(("local_lists", i), f"after overrides: {err['msg']}"))
+    return found
+
+
+def parse_dutylist(text: str) -> DutyList:
     return DutyList.model_validate(yaml.safe_load(text))
+
+
+def check_text(text: str, registry: CityRegistry) -> list[Problem]:
+    """All problems of a duty-list file, each with the line it is on (1-based)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [Problem((), f"not YAML: {getattr(exc, 'problem', exc)}", mark.line + 1 if mark else None)]
+    try:
+        dutylist = DutyList.model_validate(yaml.safe_load(text))
+        found = problems(dutylist, registry)
+    except ValidationError as exc:
+        found = [Problem(tuple(err["loc"]), err["msg"]) for err in exc.errors(include_url=False, include_input=False)]
+    return [Problem(p.loc, p.message, _line_of(root, p.loc)) for p in found]
+
+
+def load_dutylist(path: Path | None = None, registry: CityRegistry | None = None) -> DutyList:
+    """The list at `path` (the sample city's by default), refused with every problem if it has any."""
+    text = (path or sample_path("dutylist.yaml")).read_text(encoding="utf-8")
+    found = check_text(text, registry or load_registry())
+    if found:
+        raise DutyListError(found)
+    return parse_dutylist(text)
+
+
+def _line_of(root: yaml.Node | None, loc: Loc) -> int | None:
+    """The line of the deepest node along `loc` that the file has."""
+    node, line = root, (root.start_mark.line + 1 if root else None)
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:  # a missing field: point at the mapping that lacks it
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+# ---------------------------------------------------------------------------------- resolution
+
+
+class DutyBook:
+    """A duty list resolved against the registry: the effective items for any street."""
+
+    def __init__(self, dutylist: DutyList, registry: CityRegistry):
+        self.dutylist = dutylist
+        self.registry = registry
+        self.units: dict[str, Unit] = {u.code: u for u in registry.units}
+        self._local: dict[str, LocalList] = {ll.jurisdiction: ll for ll in dutylist.local_lists}
+        self._effective: dict[str | None, dict[str, DutyItem]] = {None: {i.number: i for i in dutylist.items}}
+
+    @property
+    def version(self) -> str:
+        return self.dutylist.version
+
+    def list_for(self, street: str | None) -> str | None:
+        """The jurisdiction whose local list applies at `street` (its own, else its district's), or None."""
+        unit = self.units.get(street) if street else None
+        while unit is not None:
+            if unit.code in self._local:
+                return unit.code
+            unit = self.units.get(unit.parent) if unit.parent else None
+        return None
+
+    def items_for(self, street: str | None) -> dict[str, DutyItem]:
+        return self._items_of(self.list_for(street))
+
+    def item(self, number: str, street: str | None = None) -> DutyItem | None:
+        return self.items_for(street).get(number)
+
+    def _items_of(self, jurisdiction: str | None) -> dict[str, DutyItem]:
+        if jurisdiction not in self._effective:
+            local = self._local[jurisdiction]
+            base = self._items_of(local.extends or self._parent_list(jurisdiction))
+            items = {n: i for n, i in base.items() if n not in local.removes}
+            for override in local.items:
+                if override.number in items:
+                    merged = items[override.number].model_dump() | override.changes()
+                else:
+                    merged = override.model_dump(exclude_none=True)
+                items[override.number] = DutyItem.model_validate(merged)
+            self._effective[jurisdiction] = items
+        return self._effective[jurisdiction]
+
+    def _parent_list(self, jurisdiction: str) -> str | None:
+        parent = self.units[jurisdiction].parent
+        return self.list_for(parent) if parent else None
+
+    def district_of(self, code: str | None) -> str | None:
+        unit = self.units.get(code) if code else None
+        while unit is not None and unit.kind != "district":
+            unit = self.units.get(unit.parent) if unit.parent else None
+        return unit.code if unit else None
+
+    @cached_property
+    def sensor_items(self) -> dict[str, str]:
+        return {kind: item.number for item in self.dutylist.items for kind in item.sensor_kinds}
+
+    def where_handled(self, number: str) -> Iterator[tuple[str | None, DutyItem | None]]:
+        """(jurisdiction, effective item) for the city list and every local list: `dutylist show`."""
+        yield None, self._items_of(None).get(number)
+        for jurisdiction in self._local:
+            yield jurisdiction, self._items_of(jurisdiction).get(number)
+
+
+def load_dutybook(dutylist_file: Path | None = None, units_file: Path | None = None) -> DutyBook:
+    registry = load_registry(units_file)
+    return DutyBook(load_dutylist(dutylist_file, registry), registry)
+
+
+def grid_index(registry: CityRegistry) -> dict[str, Grid]:
+    return {g.code: g for g in registry.grids}

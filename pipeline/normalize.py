@@ -8,8 +8,9 @@ import json
 from pydantic import BaseModel, ValidationError
 
 from pipeline import ids
+from pipeline.locate import Location, Locator
 from pipeline.pii import hash_contact, redact_text
-from schemas import GridReport, HotlineTicket, Incident, SensorReading, Whistle, describe_validation_error
+from schemas import GeoPoint, GridReport, HotlineTicket, Incident, SensorReading, Whistle, describe_validation_error
 
 IntakeMessage = HotlineTicket | GridReport | SensorReading | Whistle
 
@@ -51,36 +52,54 @@ def parse_intake(source: str, raw: bytes) -> IntakeMessage:
         raise IntakeError(describe_validation_error(exc)) from None
 
 
-def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime) -> Incident:
+def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator) -> Incident:
     match msg:
         case HotlineTicket():
+            text = redact_text(msg.text)
+            where = locator.resolve(lat=_lat(msg.location), lon=_lon(msg.location), street=msg.street,
+                                    district=msg.district, address=msg.address, text=f"{msg.title} {text}")
             return Incident(
                 incident_id=ids.incident_id("hotline", msg.ticket_no),
                 source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
-                title=redact_text(msg.title), text=redact_text(msg.text), address=msg.address,
-                location=msg.location, district=msg.district, street=msg.street,
-                reporter_hash=hash_contact(msg.caller_phone, salt),
+                title=redact_text(msg.title), text=text, address=msg.address, location=msg.location,
+                reporter_hash=hash_contact(msg.caller_phone, salt), **_where(where),
             )
         case GridReport():
+            where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)
             return Incident(
                 incident_id=ids.incident_id("grid", msg.report_id),
                 source="grid", source_id=msg.report_id, reported_at=msg.reported_at, normalized_at=now,
-                text=redact_text(msg.text), location=msg.location, grid_code=msg.grid_code,
-                category_hint=msg.category,
+                text=redact_text(msg.text), location=msg.location, category_hint=msg.category, **_where(where),
             )
         case SensorReading():
             source_id = f"{msg.sensor_id}@{msg.measured_at.isoformat()}"
+            where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)
             return Incident(
                 incident_id=ids.incident_id("sensor", source_id),
                 source="sensor", source_id=source_id, reported_at=msg.measured_at, normalized_at=now,
                 title=_SENSOR_TITLES[msg.kind], text=f"{_SENSOR_TITLES[msg.kind]}：{msg.value:g}{msg.unit}",
-                location=msg.location, grid_code=msg.grid_code, sensor_kind=msg.kind, sensor_value=msg.value,
+                location=msg.location, sensor_kind=msg.kind, sensor_value=msg.value, **_where(where),
             )
         case Whistle():
+            # The whistle is blown by a street; where it happened is that street unless GPS says more.
+            where = locator.resolve(lat=_lat(msg.location), lon=_lon(msg.location), street=msg.unit)
             return Incident(
                 incident_id=ids.incident_id("whistle", msg.whistle_id),
                 source="whistle", source_id=msg.whistle_id, reported_at=msg.blown_at, normalized_at=now,
                 title="街乡吹哨", text=redact_text(msg.text), location=msg.location,
-                street=msg.unit, summoned_units=list(msg.summoned_units),
+                whistle_unit=msg.unit, summoned_units=list(msg.summoned_units), **_where(where),
             )
     raise TypeError(f"not an intake message: {type(msg).__name__}")
+
+
+def _where(location: Location) -> dict:
+    return {"district": location.district, "street": location.street, "community": location.community,
+            "grid_code": location.grid, "location_method": location.method, "location_problem": location.problem}
+
+
+def _lat(point: GeoPoint | None) -> float | None:
+    return point.lat if point else None
+
+
+def _lon(point: GeoPoint | None) -> float | None:
+    return point.lon if point else None

@@ -1,48 +1,140 @@
-"""Classified incident + duty list → dispatches to the named units, or the operator queue."""
+"""Classified incident + duty list → dispatches to the units the list names, or the operator queue.
+
+Every dispatch names the item, the list version and the local list (一乡一单) it followed. One guard
+stands before every dispatch, automatic or an operator's: work goes to a street or community only
+when the list names it there (no 摊派); a refused dispatch goes to the operator queue, flagged.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pipeline import ids
 from pipeline.classify import Classification
-from schemas import Dispatch, DutyList, Incident, ManualReview
+from pipeline.dutylists import DutyBook
+from schemas import Dispatch, DutyItem, Incident, ManualReview
+from schemas.dutylist import TERRITORIAL_STREET
 
 # Below this the keyword match is a guess; an operator decides instead.
 MIN_CONFIDENCE = 0.3
 
+Recipients = list[tuple[str, str]]  # (unit code, "primary" | "cooperating")
 
-def route(incident: Incident, result: Classification, dutylist: DutyList, *, now: dt.datetime) -> list[Dispatch] | ManualReview:
-    def manual(reason: str) -> ManualReview:
-        return ManualReview(incident_id=incident.incident_id, reason=reason, candidates=list(result.candidates), queued_at=now)
 
-    item = result.item
-    if item is None:
-        return manual(result.reason)
-    if result.confidence < MIN_CONFIDENCE:
-        return manual(f"low confidence {result.confidence:.2f} for item {item.number} ({result.reason})")
-
-    known_units = {u.code for u in dutylist.units}
+def route(incident: Incident, result: Classification, book: DutyBook, *, now: dt.datetime) -> list[Dispatch] | ManualReview:
     if incident.source == "whistle":
-        unknown = [u for u in incident.summoned_units if u not in known_units]
-        if unknown:
-            return manual(f"whistle summons units not in list {dutylist.version}: {', '.join(unknown)}")
-        primary, cooperating = incident.summoned_units[0], incident.summoned_units[1:]
-    elif item.scope == "territorial":
-        if incident.street not in known_units:
-            return manual(f"item {item.number} is territorial (属地) but the street is unknown")
-        primary, cooperating = incident.street, item.cooperating_units
-    else:
-        primary, cooperating = item.primary_unit, item.cooperating_units
+        return route_whistle(incident, result, book, now=now)
+    if result.item_no is None:
+        return _manual(incident, book, now, result.reason, result.candidates)
+    if result.confidence < MIN_CONFIDENCE:
+        return _manual(incident, book, now, f"low confidence {result.confidence:.2f} for item {result.item_no} "
+                       f"({result.reason})", result.candidates)
+    return dispatch_item(incident, result.item_no, book, now=now, confidence=result.confidence,
+                         reason=result.reason, candidates=result.candidates)
 
-    def dispatch(unit: str, role: str) -> Dispatch:
-        return Dispatch(
+
+def dispatch_item(incident: Incident, item_no: str, book: DutyBook, *, now: dt.datetime, confidence: float = 1.0,
+                  reason: str = "", candidates: Sequence[str] = (), units: Sequence[str] = ()) -> list[Dispatch] | ManualReview:
+    """Dispatch under item `item_no` as it stands where the incident is: to the units the item names,
+    or to `units` when an operator chooses them. Both pass the 摊派 guard."""
+    candidates = tuple(candidates) or (item_no,)
+    item = book.item(item_no, incident.street)
+    if item is None:
+        where = book.list_for(incident.street)
+        why = f"item {item_no} does not apply here (local list {where})" if where and book.item(item_no) else \
+            f"item {item_no} is not in list {book.version}"
+        return _manual(incident, book, now, why, candidates)
+    if units:
+        recipients = [(units[0], "primary"), *((u, "cooperating") for u in units[1:] if u != units[0])]
+        unknown = [u for u in units if u not in book.units]
+        if unknown:
+            return _manual(incident, book, now, f"unknown units: {', '.join(unknown)}", candidates)
+    else:
+        named = named_recipients(item, incident.street)
+        if isinstance(named, str):
+            return _manual(incident, book, now, named, candidates)
+        recipients = named
+    refusal = tanpai_refusal(item, incident.street, recipients, book)
+    if refusal:
+        return _manual(incident, book, now, refusal, candidates, tanpai_refused=True)
+    return _dispatches(incident, item, recipients, book, now=now, confidence=confidence, reason=reason)
+
+
+def named_recipients(item: DutyItem, street: str | None) -> Recipients | str:
+    """Who the item names for an incident in `street`: the recipients, or why there are none."""
+    if item.scope == "territorial":
+        if street is None:
+            return f"item {item.number} is territorial (属地) but the incident's street is unknown"
+        primary = street
+    else:
+        primary = item.primary_unit
+    cooperating = []
+    for unit in item.cooperating_units:
+        if unit == TERRITORIAL_STREET:
+            if street is not None:  # 属地街道 unknown: the primary still gets the work
+                cooperating.append(street)
+        elif unit != primary:
+            cooperating.append(unit)
+    return [(primary, "primary"), *((u, "cooperating") for u in dict.fromkeys(cooperating) if u != primary)]
+
+
+def tanpai_refusal(item: DutyItem, street: str | None, recipients: Recipients, book: DutyBook) -> str | None:
+    """Why sending `recipients` work under `item` would push it down to streets the list does not name."""
+    allowed = {u for u in (item.primary_unit, *item.cooperating_units) if u in book.units}
+    if street and (item.scope == "territorial" or TERRITORIAL_STREET in item.cooperating_units):
+        allowed.add(street)
+    pushed = [unit for unit, _ in recipients
+              if book.units[unit].kind in ("street", "community") and unit not in allowed]
+    if not pushed:
+        return None
+    names = "、".join(f"{book.units[u].name}({u})" for u in pushed)
+    owner = book.units[item.primary_unit].name
+    return (f"摊派 refused: item {item.number} {item.title} is {owner}'s ({item.scope}); the list does not name "
+            f"{names} for it")
+
+
+def route_whistle(incident: Incident, result: Classification, book: DutyBook, *, now: dt.datetime) -> list[Dispatch] | ManualReview:
+    """街乡吹哨: the summoned departments answer, within the whistle policy's own limits."""
+    policy = book.dutylist.whistle
+    unknown = [u for u in incident.summoned_units if u not in book.units]
+    if unknown:
+        return _manual(incident, book, now, f"whistle summons units not in the registry: {', '.join(unknown)}",
+                       result.candidates)
+    pushed = [u for u in incident.summoned_units if book.units[u].kind in ("street", "community")]
+    if pushed:
+        names = "、".join(book.units[u].name for u in pushed)
+        return _manual(incident, book, now, f"摊派 refused: a whistle summons departments, not streets or communities "
+                       f"({names})", result.candidates, tanpai_refused=True)
+    item = book.item(result.item_no, incident.street) if result.item_no and result.confidence >= MIN_CONFIDENCE else None
+    whistle_item = DutyItem(
+        number=item.number if item else policy.number, title=f"{policy.title}：{item.title if item else '联合处置'}",
+        category=item.category if item else ["城乡建设", "城市建设和市政管理"], keywords=["吹哨"],
+        primary_unit=incident.summoned_units[0],
+        legal_basis=policy.legal_basis + (f"；{item.legal_basis}" if item else ""),
+        accept_within_hours=policy.accept_within_hours, finish_within_days=policy.finish_within_days,
+    )
+    summoned = incident.summoned_units
+    recipients = [(summoned[0], "primary"), *((u, "cooperating") for u in dict.fromkeys(summoned[1:]) if u != summoned[0])]
+    return _dispatches(incident, whistle_item, recipients, book, now=now, confidence=result.confidence if item else 1.0,
+                       reason=f"whistle from {incident.whistle_unit}" + (f"; {result.reason}" if item else ""))
+
+
+def _dispatches(incident: Incident, item: DutyItem, recipients: Recipients, book: DutyBook, *, now: dt.datetime,
+                confidence: float, reason: str) -> list[Dispatch]:
+    return [
+        Dispatch(
             dispatch_id=ids.dispatch_id(incident.incident_id, unit, role), incident_id=incident.incident_id,
             unit=unit, role=role, item_no=item.number, item_title=item.title, top_class=item.top_class,
-            dutylist_version=dutylist.version, legal_basis=item.legal_basis, confidence=result.confidence,
-            reason=result.reason, dispatched_at=now, accept_within_hours=item.accept_within_hours,
+            dutylist_version=book.version, local_list=book.list_for(incident.street), legal_basis=item.legal_basis,
+            confidence=confidence, reason=reason, dispatched_at=now, accept_within_hours=item.accept_within_hours,
             finish_within_days=item.finish_within_days,
         )
+        for unit, role in recipients
+    ]
 
-    return [dispatch(primary, "primary"), *(dispatch(u, "cooperating") for u in cooperating if u != primary)]
 
+def _manual(incident: Incident, book: DutyBook, now: dt.datetime, reason: str, candidates: Sequence[str],
+            *, tanpai_refused: bool = False) -> ManualReview:
+    return ManualReview(incident_id=incident.incident_id, reason=reason, candidates=list(candidates),
+                        tanpai_refused=tanpai_refused, dutylist_version=book.version, queued_at=now)

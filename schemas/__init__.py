@@ -3,11 +3,11 @@
 Hotline integrations import these; changing a field here is an API change.
 """
 
-from schemas.dutylist import DutyItem, DutyList, Unit
+from schemas.dutylist import CityRegistry, DutyItem, DutyList, Grid, ItemOverride, LocalList, Unit, WhistlePolicy
 from schemas.events import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent
 from schemas.intake import GeoPoint, GridReport, HotlineTicket, SensorReading, Whistle, describe_validation_error
 
 __all__ = [
-    "DeadLetter", "Dispatch", "DutyItem", "DutyList", "GeoPoint", "GridReport", "HotlineTicket",
+    "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket",
     "Incident", "ManualReview", "SensorReading", "TaskEvent", "Unit", "Whistle", "describe_validation_error",
 ]

@@ -31,13 +31,18 @@ class Incident(_Event):
     text: str = Field(description="report text with phone and ID numbers masked")
     address: str | None = None
     location: GeoPoint | None = None
+    # Resolved against the city registry (unit codes); `location_problem` says why any is missing.
     district: str | None = None
     street: str | None = None
+    community: str | None = None
     grid_code: str | None = None
+    location_method: Literal["gps", "grid_code", "reported", "address", "text", "none"] = "none"
+    location_problem: str | None = None
     category_hint: str | None = None
     reporter_hash: str | None = Field(default=None, description="salted SHA-256 of the caller phone")
     sensor_kind: str | None = None
     sensor_value: float | None = None
+    whistle_unit: str | None = Field(default=None, description="the street that blew the whistle")
     summoned_units: list[str] = Field(default_factory=list)
 
 
@@ -52,6 +57,7 @@ class Dispatch(_Event):
     item_title: str
     top_class: str
     dutylist_version: str
+    local_list: str | None = Field(default=None, description="jurisdiction whose local list (一乡一单) applied")
     legal_basis: str
     confidence: float = Field(ge=0, le=1)
     reason: str
@@ -65,7 +71,10 @@ class ManualReview(_Event):
 
     incident_id: str
     reason: str
-    candidates: list[str] = Field(default_factory=list)
+    candidates: list[str] = Field(default_factory=list, description="top candidate item numbers, best first")
+    tanpai_refused: bool = Field(default=False, description="a dispatch to a street/community the list does not "
+                                 "name was refused (no 摊派)")
+    dutylist_version: str | None = None
     queued_at: AwareDatetime
 
 

@@ -17,13 +17,17 @@ from infra.feeder import feed
 from infra.store import Store
 from infra.worker_process import WorkerProcess
 from pipeline.loadgen import IntakeEvent, generate
+from pipeline.dutylists import load_registry
+from pipeline.locate import Locator
 from pipeline.normalize import parse_intake, to_incident
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
 
 
 def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
-    return {to_incident(parse_intake(e.source, e.value), salt="s", now=NOW).incident_id for e in events if e.valid}
+    locator = Locator(load_registry())
+    return {to_incident(parse_intake(e.source, e.value), salt="s", now=NOW, locator=locator).incident_id
+            for e in events if e.valid}
 
 
 @pytest.fixture

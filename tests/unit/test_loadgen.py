@@ -6,9 +6,12 @@ import json
 import pytest
 
 from pipeline.loadgen import generate
+from pipeline.dutylists import load_registry
+from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+LOCATOR = Locator(load_registry())
 
 
 def test_same_seed_same_events():
@@ -26,14 +29,14 @@ def test_valid_events_parse_and_broken_ones_are_rejected():
     assert 50 < len(broken) < 150
     for event in events:
         if event.valid:
-            to_incident(parse_intake(event.source, event.value), salt="s", now=NOW)
+            to_incident(parse_intake(event.source, event.value), salt="s", now=NOW, locator=LOCATOR)
         else:
             with pytest.raises(IntakeError):
                 parse_intake(event.source, event.value)
 
 
 def test_incident_ids_are_unique_within_a_run():
-    incidents = [to_incident(parse_intake(e.source, e.value), salt="s", now=NOW)
+    incidents = [to_incident(parse_intake(e.source, e.value), salt="s", now=NOW, locator=LOCATOR)
                  for e in generate(3000, bad_fraction=0) if e.valid]
     assert len({i.incident_id for i in incidents}) == len(incidents)
 

@@ -6,10 +6,13 @@ import json
 import pytest
 
 from pipeline import ids
+from pipeline.dutylists import load_registry
+from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.pii import hash_contact, redact_text
 
 NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
+LOCATOR = Locator(load_registry())
 TICKET = {
     "ticket_no": "12345-2026-0001", "received_at": "2026-11-02T08:30:00+08:00", "caller_name": "张先生",
     "caller_phone": "13812345678", "title": "噪音", "text": "夜间施工噪音扰民，请回电13987654321，身份证430121199001011234。",
@@ -21,7 +24,7 @@ def raw(payload: dict) -> bytes:
 
 
 def test_hotline_ticket_becomes_an_incident_without_pii():
-    incident = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW)
+    incident = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW, locator=LOCATOR)
     dumped = incident.model_dump_json()
     assert incident.incident_id == ids.incident_id("hotline", "12345-2026-0001")
     for secret in ("13812345678", "13987654321", "430121199001011234", "张先生"):
@@ -31,8 +34,8 @@ def test_hotline_ticket_becomes_an_incident_without_pii():
 
 
 def test_the_same_message_always_gets_the_same_id():
-    first = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW)
-    again = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW + dt.timedelta(hours=1))
+    first = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW, locator=LOCATOR)
+    again = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW + dt.timedelta(hours=1), locator=LOCATOR)
     assert first.incident_id == again.incident_id
 
 
@@ -43,18 +46,18 @@ def test_ids_differ_by_source():
 def test_sensor_readings_of_one_sensor_differ_by_time():
     base = {"sensor_id": "wl-7", "kind": "water_level", "value": 42.5, "unit": "cm",
             "location": {"lat": 28.2, "lon": 112.9}}
-    a = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:30:00+08:00"})), salt="s", now=NOW)
-    b = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:31:00+08:00"})), salt="s", now=NOW)
+    a = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:30:00+08:00"})), salt="s", now=NOW, locator=LOCATOR)
+    b = to_incident(parse_intake("sensor", raw({**base, "measured_at": "2026-11-02T08:31:00+08:00"})), salt="s", now=NOW, locator=LOCATOR)
     assert a.incident_id != b.incident_id
     assert a.sensor_kind == "water_level" and a.sensor_value == 42.5
 
 
 def test_whistle_keeps_the_units_it_summons():
-    whistle = {"whistle_id": "w-1", "unit": "jd-xingsha", "blown_at": "2026-11-02T08:30:00+08:00",
+    whistle = {"whistle_id": "w-1", "unit": "a7-s02", "blown_at": "2026-11-02T08:30:00+08:00",
                "text": "渣土车夜间偷倒，街道多次处置未果。", "summoned_units": ["cgj", "gaj-jj"]}
-    incident = to_incident(parse_intake("whistle", raw(whistle)), salt="s", now=NOW)
+    incident = to_incident(parse_intake("whistle", raw(whistle)), salt="s", now=NOW, locator=LOCATOR)
     assert incident.summoned_units == ["cgj", "gaj-jj"]
-    assert incident.street == "jd-xingsha"
+    assert (incident.whistle_unit, incident.street, incident.district) == ("a7-s02", "a7-s02", "a7")
 
 
 @pytest.mark.parametrize(("payload", "reason"), [

@@ -1,0 +1,6 @@
+-- Resolved location (unit codes from the city registry) and, when incomplete, why.
+ALTER TABLE {db}.incidents
+    ADD COLUMN IF NOT EXISTS community        LowCardinality(Nullable(String)) AFTER street,
+    ADD COLUMN IF NOT EXISTS location_method  LowCardinality(String) DEFAULT 'none' AFTER grid_code,
+    ADD COLUMN IF NOT EXISTS location_problem Nullable(String) AFTER location_method,
+    ADD COLUMN IF NOT EXISTS whistle_unit     LowCardinality(Nullable(String)) AFTER sensor_value
