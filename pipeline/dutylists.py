@@ -252,10 +252,14 @@ class DutyBook:
     def item(self, number: str, street: str | None = None) -> DutyItem | None:
         return self.items_for(street).get(number)
 
+    def base_of(self, jurisdiction: str) -> str | None:
+        """The list a local list applies on top of (another local list, or None for the city list)."""
+        return self._local[jurisdiction].extends or self._parent_list(jurisdiction)
+
     def _items_of(self, jurisdiction: str | None) -> dict[str, DutyItem]:
         if jurisdiction not in self._effective:
             local = self._local[jurisdiction]
-            base = self._items_of(local.extends or self._parent_list(jurisdiction))
+            base = self._items_of(self.base_of(jurisdiction))
             items = {n: i for n, i in base.items() if n not in local.removes}
             for override in local.items:
                 if override.number in items:
@@ -281,10 +285,12 @@ class DutyBook:
         return {kind: item.number for item in self.dutylist.items for kind in item.sensor_kinds}
 
     def where_handled(self, number: str) -> Iterator[tuple[str | None, DutyItem | None]]:
-        """(jurisdiction, effective item) for the city list and every local list: `dutylist show`."""
+        """(jurisdiction, effective item) for the city list and each local list that changes the item."""
         yield None, self._items_of(None).get(number)
         for jurisdiction in self._local:
-            yield jurisdiction, self._items_of(jurisdiction).get(number)
+            item = self._items_of(jurisdiction).get(number)
+            if item != self._items_of(self.base_of(jurisdiction)).get(number):
+                yield jurisdiction, item
 
 
 def load_dutybook(dutylist_file: Path | None = None, units_file: Path | None = None) -> DutyBook:

@@ -1,0 +1,47 @@
+"""The operator-facing duty-list commands."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.dutylists import sample_path
+
+runner = CliRunner()
+
+
+def test_check_accepts_the_sample_list():
+    result = runner.invoke(cli, ["dutylist", "check", str(sample_path("dutylist.yaml"))])
+    assert result.exit_code == 0, result.output
+    assert "ok — version A市-2026.2" in result.output
+
+
+def test_check_names_the_file_line_and_reason_and_exits_1(tmp_path):
+    text = sample_path("dutylist.yaml").read_text(encoding="utf-8")
+    broken = text.replace("number: JT-003,", "number: JT-002,").replace("primary_unit: gjjt, legal_basis", "primary_unit: bus, legal_basis", 1)
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken, encoding="utf-8")
+    result = runner.invoke(cli, ["dutylist", "check", str(path)])
+    assert result.exit_code == 1
+    lines = broken.splitlines()
+    duplicate_line = 1 + [i for i, line in enumerate(lines) if "number: JT-002," in line][1]
+    unknown_line = 1 + next(i for i, line in enumerate(lines) if "primary_unit: bus," in line)
+    assert f"{path}:{duplicate_line}: items." in result.output and "duplicate number JT-002" in result.output
+    assert f"{path}:{unknown_line}: items." in result.output and "unknown unit 'bus'" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_show_explains_an_item_and_its_local_variants():
+    result = runner.invoke(cli, ["dutylist", "show", "CJ-001"])
+    assert result.exit_code == 0, result.output
+    assert "city-wide: 主责 市城市管理和综合执法局(cgj)" in result.output
+    assert "A7县(a7) and its streets (local list): 违法建设: 主责 the street where it happens (属地)" in result.output
+
+
+def test_show_says_where_an_item_was_removed():
+    result = runner.invoke(cli, ["dutylist", "show", "NY-001"])
+    assert "暮云街道(a2-s01): removed by its local list" in result.output
+
+
+def test_show_an_unknown_item_exits_1():
+    assert runner.invoke(cli, ["dutylist", "show", "XX-999"]).exit_code == 1
