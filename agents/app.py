@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections import defaultdict
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from agents.topics import TopicNames
 from infra import metrics
+from infra.broker import true_end_offsets
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.classify import KeywordClassifier
-from pipeline.dutylists import DutyBook
+from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
-from pipeline.route import route
-from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
+from pipeline.route import dispatch_item, route
+from schemas import (DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
+                     describe_validation_error)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,8 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
+def create_app(settings: Settings, store: Store, bootstrap: DutyBook) -> faust.App:
+    """The worker. `bootstrap` is the duty list in force until a version is published on the topic."""
     servers = settings.kafka_bootstrap_servers
     if not servers:
         raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
@@ -78,26 +83,48 @@ def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
     # incident id → where it went ("unit item@version" or "manual"). Setting a key is idempotent,
     # so a redelivered incident leaves the table as it was; this is what the restart test checks.
     routing = app.Table("routing", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
+    # incident id → {"incident": …, "review": …} as JSON, while it waits for an operator. Written from the
+    # incidents stream and read from the decisions stream: both keyed by incident id with the
+    # same partition count, so a key's entry is on the worker that gets its decision.
+    waiting = app.Table("waiting_for_operator", default=None, key_type=str, value_type=str,
+                        partitions=settings.topic_partitions)
 
-    classifier = KeywordClassifier(book)
-    locator = Locator(book.registry)
+    books = DutyBooks(bootstrap)
+    dutylists_ready = asyncio.Event()  # set once the published versions have been read
+    classifiers: dict[str, KeywordClassifier] = {}
+    locator = Locator(bootstrap.registry)
     salt = settings.pii_salt.get_secret_value()
+
+    def book_for(incident: Incident) -> DutyBook:
+        book = books.get(incident.dutylist_version)
+        if book is None:  # stamped by a worker that has seen a version this one has not (yet)
+            log.warning("duty list %s unknown here; routing by %s", incident.dutylist_version, books.current.version)
+            book = books.current
+        return book
+
+    def classify(incident: Incident, book: DutyBook):
+        if book.version not in classifiers:
+            classifiers[book.version] = KeywordClassifier(book)
+        return classifiers[book.version].classify(incident)
 
     async def send(target: faust.TopicT, key: str, message: BaseModel) -> None:
         await target.send(key=key.encode(), value=message.model_dump_json().encode())
 
-    async def dead_letter(event: EventT, stage: str, reason: str) -> None:
-        msg = event.message
+    async def dead_letter(topic_name: str, partition: int, offset: int, value: bytes | None, stage: str, reason: str) -> None:
         letter = DeadLetter(
-            dead_letter_id=ids.dead_letter_id(msg.topic, msg.partition, msg.offset, stage),
-            topic=msg.topic, partition=msg.partition, offset=msg.offset, stage=stage, reason=reason,
-            payload=(event.value or b"").decode("utf-8", errors="replace"), failed_at=_utcnow(),
+            dead_letter_id=ids.dead_letter_id(topic_name, partition, offset, stage),
+            topic=topic_name, partition=partition, offset=offset, stage=stage, reason=reason,
+            payload=(value or b"").decode("utf-8", errors="replace"), failed_at=_utcnow(),
         )
         await send(dead_letters_topic, letter.dead_letter_id, letter)
         metrics.STAGE_FAILED.labels(stage).inc()
         metrics.DEAD_LETTERS.labels(stage).inc()
         # The reason names fields, never values, so it is safe to log.
-        log.warning("dead letter %s[%d]@%d stage=%s: %s", msg.topic, msg.partition, msg.offset, stage, reason)
+        log.warning("dead letter %s[%d]@%d stage=%s: %s", topic_name, partition, offset, stage, reason)
+
+    async def dead_letter_event(event: EventT, stage: str, reason: str) -> None:
+        msg = event.message
+        await dead_letter(msg.topic, msg.partition, msg.offset, event.value, stage, reason)
 
     def finished(stage: str, event: EventT) -> None:
         now = time.time()
@@ -105,59 +132,106 @@ def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
         metrics.STAGE_LAST_PROCESSED.labels(stage).set(now)
         metrics.STAGE_LATENCY.labels(stage).observe(max(0.0, now - event.message.timestamp))
 
+    async def emit(incident: Incident, decision: list[Dispatch] | ManualReview) -> None:
+        if isinstance(decision, ManualReview):
+            await send(manual_topic, incident.incident_id, decision)
+            metrics.MANUAL_REVIEWS.labels(str(decision.tanpai_refused).lower()).inc()
+            waiting[incident.incident_id] = json.dumps({"incident": incident.model_dump(mode="json"),
+                                                        "review": decision.model_dump(mode="json")}, ensure_ascii=False)
+            routing[incident.incident_id] = "manual"
+            return
+        for d in decision:
+            await send(dispatches_topic, d.dispatch_id, d)
+            task_event = TaskEvent(
+                event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
+                incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
+                note=f"{d.item_no} {d.dutylist_version}",
+            )
+            await send(task_events_topic, task_event.task_id, task_event)
+            metrics.DISPATCHES.labels(d.unit, d.role).inc()
+        if incident.incident_id in waiting:
+            del waiting[incident.incident_id]
+        primary = decision[0]
+        routing[incident.incident_id] = f"{primary.unit} {primary.item_no}@{primary.dutylist_version}"
+
+    @app.task
+    async def follow_dutylists() -> None:
+        """Every worker reads every published version, from the start of the topic, for ever."""
+        try:
+            await _follow_dutylists(servers, names.dutylists, books, dutylists_ready, dead_letter)
+        except Exception as exc:  # without duty lists nothing can be routed: stop loudly
+            log.exception("following %s failed", names.dutylists)
+            await app.crash(exc)
+
     @app.agent(topic(*names.intakes.values()), name="normalize", concurrency=1)
     async def normalize(stream):
+        await dutylists_ready.wait()
         async for event in stream.events():
             metrics.STAGE_IN.labels("normalize").inc()
             try:
                 incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value),
-                                       salt=salt, now=_utcnow(), locator=locator)
+                                       salt=salt, now=_utcnow(), locator=locator,
+                                       dutylist_version=books.current.version)
             except IntakeError as exc:
-                await dead_letter(event, "normalize", str(exc))
+                await dead_letter_event(event, "normalize", str(exc))
                 continue
             except Exception as exc:  # a bug must not stop the stream: dead-letter it and go on
                 log.exception("normalize failed")
-                await dead_letter(event, "normalize", f"internal error: {exc!r}")
+                await dead_letter_event(event, "normalize", f"internal error: {exc!r}")
                 continue
             await send(incidents_topic, incident.incident_id, incident)
             finished("normalize", event)
 
     @app.agent(incidents_topic, name="dispatch", concurrency=1)
     async def dispatch(stream):
+        await dutylists_ready.wait()
         async for event in stream.events():
             metrics.STAGE_IN.labels("dispatch").inc()
             try:
                 incident = Incident.model_validate_json(event.value)
-                now = _utcnow()
-                decision = route(incident, classifier.classify(incident), book, now=now)
+                book = book_for(incident)
+                decision = route(incident, classify(incident, book), book, now=_utcnow())
             except ValidationError as exc:
-                await dead_letter(event, "dispatch", describe_validation_error(exc))
+                await dead_letter_event(event, "dispatch", describe_validation_error(exc))
                 continue
             except Exception as exc:
                 log.exception("dispatch failed")
-                await dead_letter(event, "dispatch", f"internal error: {exc!r}")
+                await dead_letter_event(event, "dispatch", f"internal error: {exc!r}")
                 continue
-            if isinstance(decision, ManualReview):
-                await send(manual_topic, incident.incident_id, decision)
-                metrics.MANUAL_REVIEWS.labels(str(decision.tanpai_refused).lower()).inc()
-                routing[incident.incident_id] = "manual"
-            else:
-                for d in decision:
-                    await send(dispatches_topic, d.dispatch_id, d)
-                    task_event = TaskEvent(
-                        event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
-                        incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
-                        note=f"{d.item_no} {d.dutylist_version}",
-                    )
-                    await send(task_events_topic, task_event.task_id, task_event)
-                    metrics.DISPATCHES.labels(d.unit, d.role).inc()
-                primary = decision[0]
-                routing[incident.incident_id] = f"{primary.unit} {primary.item_no}@{primary.dutylist_version}"
+            await emit(incident, decision)
             finished("dispatch", event)
+
+    @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
+    async def operator(stream):
+        await dutylists_ready.wait()
+        async for event in stream.events():
+            metrics.STAGE_IN.labels("operator").inc()
+            try:
+                ruling = OperatorDecision.model_validate_json(event.value)
+            except ValidationError as exc:
+                await dead_letter_event(event, "operator", describe_validation_error(exc))
+                continue
+            entry = waiting.get(ruling.incident_id)
+            if entry is None:
+                await dead_letter_event(event, "operator", f"incident {ruling.incident_id} is not waiting for an "
+                                        "operator (unknown, or already dispatched)")
+                continue
+            try:
+                incident = Incident.model_validate(json.loads(entry)["incident"])
+                decision = dispatch_item(incident, ruling.item_no, book_for(incident), now=_utcnow(),
+                                         reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
+                                         units=ruling.units)
+            except Exception as exc:
+                log.exception("operator decision failed")
+                await dead_letter_event(event, "operator", f"internal error: {exc!r}")
+                continue
+            await emit(incident, decision)
+            finished("operator", event)
 
     models_by_topic: dict[str, type[BaseModel]] = {
         names.incidents: Incident, names.dispatches: Dispatch, names.task_events: TaskEvent,
-        names.manual: ManualReview, names.dead_letters: DeadLetter,
+        names.manual: ManualReview, names.dead_letters: DeadLetter, names.dutylists: DutyListVersion,
+        names.manual_decisions: OperatorDecision,
     }
 
     @app.agent(topic(*models_by_topic), name="sink", concurrency=1)
@@ -174,8 +248,8 @@ def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
                     if model is DeadLetter:  # never loop a broken dead letter back onto its own topic
                         log.error("unreadable dead letter at %s@%d: %s", event.message.topic, event.message.offset,
                                   describe_validation_error(exc))
-                    else:
-                        await dead_letter(event, "sink", describe_validation_error(exc))
+                    elif model not in (DutyListVersion, OperatorDecision):  # those are dead-lettered where read
+                        await dead_letter_event(event, "sink", describe_validation_error(exc))
             for model, rows in batches.items():
                 await _insert_until_stored(store, rows)
                 metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
@@ -186,16 +260,72 @@ def create_app(settings: Settings, store: Store, book: DutyBook) -> faust.App:
     async def stats_view(web, request):
         figures = await asyncio.to_thread(store.stats)
         figures["routing_table_size"] = len(routing)
+        figures["waiting_for_operator"] = len(waiting)
+        figures["dutylist_version"] = books.current.version
         # Tables are complete only once recovery from their changelogs has finished.
-        figures["ready"] = app.tables.recovery.completed.is_set() and not app.rebalancing
+        figures["ready"] = (app.tables.recovery.completed.is_set() and not app.rebalancing
+                            and dutylists_ready.is_set())
         return web.json(figures)
+
+    @app.page("/queue/")
+    async def queue_view(web, request):
+        """The operator queue on this worker: incident, where, why, candidate items."""
+        rows = []
+        for entry in list(waiting.values()):
+            item = json.loads(entry)
+            incident, review = item["incident"], item["review"]
+            rows.append({"incident_id": incident["incident_id"], "source": incident["source"],
+                         "title": incident["title"], "text": incident["text"][:200], "street": incident["street"],
+                         "district": incident["district"], "reason": review["reason"],
+                         "candidates": review["candidates"], "tanpai_refused": review["tanpai_refused"],
+                         "queued_at": review["queued_at"]})
+        return web.json(sorted(rows, key=lambda r: r["queued_at"]))
 
     @app.page("/metrics/")
     async def metrics_view(web, request):
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    app.cityops_routing_table = routing  # for the worker's tests and future views
     return app
+
+
+async def _follow_dutylists(servers: str, topic_name: str, books: DutyBooks, ready: asyncio.Event, dead_letter) -> None:
+    tp = TopicPartition(topic_name, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        reported = await consumer.end_offsets([tp])
+        # The embedded broker under-reports the end; read up to the true one before routing anything.
+        end = (await asyncio.to_thread(true_end_offsets, servers, {tp: reported[tp]}))[tp]
+        log.info("reading %d published duty-list record(s) from %s", end, topic_name)
+        while True:
+            if not ready.is_set() and await consumer.position(tp) >= end:
+                log.info("duty list in force: %s (known: %s)", books.current.version, ", ".join(books.versions))
+                metrics.set_dutylist_version(books.current.version)
+                ready.set()
+            for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                for record in records:
+                    await _apply_publication(record, books, dead_letter)
+    finally:
+        await consumer.stop()
+
+
+async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
+    try:
+        publication = DutyListVersion.model_validate_json(record.value)
+    except ValidationError as exc:
+        reason = describe_validation_error(exc)
+    else:
+        problems = books.publish(publication.yaml)
+        if not problems:
+            log.info("duty list %s published %s is now in force", publication.version, publication.published_at)
+            metrics.DUTYLIST_PUBLICATIONS.labels("applied").inc()
+            metrics.set_dutylist_version(books.current.version)
+            return
+        reason = f"duty list {publication.version} refused: " + "; ".join(p.describe() for p in problems[:10])
+    metrics.DUTYLIST_PUBLICATIONS.labels("refused").inc()
+    await dead_letter(record.topic, record.partition, record.offset, record.value, "dutylist", reason)
 
 
 async def _insert_until_stored(store: Store, rows: list[BaseModel]) -> None:

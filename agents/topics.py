@@ -36,5 +36,16 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}deadletters"
 
+    @property
+    def manual_decisions(self) -> str:
+        return f"{self.prefix}manual-decisions"
+
+    @property
+    def dutylists(self) -> str:
+        """Published duty-list versions, keyed by version: compacted, one partition (one order)."""
+        return f"{self.prefix}dutylists"
+
     def all(self) -> list[str]:
-        return [*self.intakes.values(), self.incidents, self.dispatches, self.task_events, self.manual, self.dead_letters]
+        """The partitioned topics (all with the same partition count, as Faust tables need)."""
+        return [*self.intakes.values(), self.incidents, self.dispatches, self.task_events, self.manual,
+                self.manual_decisions, self.dead_letters]

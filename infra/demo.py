@@ -13,10 +13,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agents.topics import TopicNames
-from infra.broker import ensure_topics, free_port, start_embedded_broker
+from infra.broker import ensure_cityops_topics, free_port, start_embedded_broker
 from infra.feeder import feed, load_message_texts
 from infra.settings import Settings
 from infra.worker_process import WorkerProcess
+from pipeline.dutylists import load_registry
 from pipeline.loadgen import generate
 
 
@@ -45,7 +46,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     names = TopicNames(prefix)
     worker = None
     try:
-        ensure_topics(bootstrap, names.all(), settings.topic_partitions)
+        ensure_cityops_topics(bootstrap, names, settings.topic_partitions)
         console.print("starting the worker (agents + ClickHouse sink)…")
         worker = WorkerProcess.start(env, web_port=free_port(), log_path=demo_dir / "worker.log")
 
@@ -72,6 +73,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             "incidents": stats["clickhouse_incidents"],
             "dispatched": stats["dispatched"],
             "manual": stats["manual"],
+            "tanpai_refused": stats["tanpai_refused"],
+            "dutylist_version": stats["dutylist_version"],
             "deadlettered": stats["deadlettered"],
             "clickhouse_incidents": stats["clickhouse_incidents"],
             "clickhouse_dispatches": stats["clickhouse_dispatches"],
@@ -85,7 +88,9 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         else:
             _print_summary(console, summary)
         if keep_running:
-            console.print(f"running: /stats and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops")
+            console.print(f"running: /stats and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops\n"
+                          f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
+                          "cityops dutylist publish FILE")
             wait_for_stop_signal()
         return summary
     finally:
@@ -99,15 +104,24 @@ def _print_summary(console: Console, summary: dict) -> None:
     table = Table(title="cityops demo")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key in ("ingested", "incidents", "dispatched", "manual", "deadlettered", "clickhouse_incidents",
-                "clickhouse_dispatches", "clickhouse_task_events", "seconds", "events_per_second"):
+    for key in ("ingested", "incidents", "dispatched", "manual", "tanpai_refused", "deadlettered",
+                "clickhouse_incidents", "clickhouse_dispatches", "clickhouse_task_events", "dutylist_version",
+                "seconds", "events_per_second"):
         table.add_row(key, str(summary[key]))
     console.print(table)
+    registry = {u.code: u for u in load_registry().units}
     units = Table(title="dispatched per unit (primary)")
     units.add_column("unit")
     units.add_column("dispatches", justify="right")
-    for unit, n in summary["dispatched_per_unit"].items():
-        units.add_row(unit, str(n))
+    territorial = {u: n for u, n in summary["dispatched_per_unit"].items()
+                   if u in registry and registry[u].kind in ("street", "community")}
+    departments = [(u, n) for u, n in summary["dispatched_per_unit"].items() if u not in territorial]
+    for unit, n in departments[:15]:
+        units.add_row(f"{registry[unit].name} ({unit})" if unit in registry else unit, str(n))
+    if len(departments) > 15:
+        units.add_row(f"… {len(departments) - 15} more departments", str(sum(n for _, n in departments[15:])))
+    if territorial:
+        units.add_row(f"streets and towns, territorial items (属地, {len(territorial)} units)", str(sum(territorial.values())))
     console.print(units)
 
 

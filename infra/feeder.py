@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kafka import KafkaProducer
+from pydantic import BaseModel
 
 from agents.topics import TopicNames
 from pipeline.loadgen import IntakeEvent
@@ -41,3 +42,13 @@ def feed(bootstrap_servers: str, names: TopicNames, events: Iterable[IntakeEvent
         producer.close()
     # A send that failed raises here, so the caller never counts an event the broker did not take.
     return sum(1 for f in futures if f.get(timeout=30) is not None)
+
+
+def publish(bootstrap_servers: str, topic: str, key: str, message: BaseModel) -> int:
+    """Send one message and wait for the broker's acknowledgement; returns its offset."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", retries=5)
+    try:
+        future = producer.send(topic, key=key.encode(), value=message.model_dump_json().encode())
+        return future.get(timeout=30).offset
+    finally:
+        producer.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 STAGE_IN = Counter("cityops_stage_in_total", "Messages a stage received", ["stage"])
 STAGE_OUT = Counter("cityops_stage_out_total", "Messages a stage emitted", ["stage"])
@@ -20,3 +20,10 @@ MANUAL_REVIEWS = Counter("cityops_manual_reviews_total", "Incidents sent to the 
                          ["tanpai_refused"])
 SINK_ROWS = Counter("cityops_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_RETRIES = Counter("cityops_sink_retries_total", "Failed ClickHouse batch writes that were retried")
+DUTYLIST_PUBLICATIONS = Counter("cityops_dutylist_publications_total", "Duty-list versions read from the topic",
+                                ["result"])  # applied | refused
+DUTYLIST_IN_FORCE = Info("cityops_dutylist", "The duty-list version new incidents are routed by")
+
+
+def set_dutylist_version(version: str) -> None:
+    DUTYLIST_IN_FORCE.info({"version": version})

@@ -22,7 +22,7 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from infra.settings import redact_url
-from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent
+from schemas import DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
 
 
 class StoreUnavailable(RuntimeError):
@@ -42,6 +42,12 @@ def _dead_letter_row(m: DeadLetter) -> dict:
     return row
 
 
+def _dutylist_row(m: DutyListVersion) -> dict:
+    row = m.model_dump()
+    row["yaml_sha256"] = hashlib.sha256(m.yaml.encode()).hexdigest()
+    return row
+
+
 # message type → (table, id field, row function). The only place models meet columns.
 TABLES: dict[type[BaseModel], tuple[str, str, object]] = {
     Incident: ("incidents", "incident_id", _incident_row),
@@ -49,6 +55,8 @@ TABLES: dict[type[BaseModel], tuple[str, str, object]] = {
     TaskEvent: ("task_events", "event_id", BaseModel.model_dump),
     ManualReview: ("manual_reviews", "incident_id", BaseModel.model_dump),
     DeadLetter: ("dead_letters", "dead_letter_id", _dead_letter_row),
+    DutyListVersion: ("dutylist_versions", "version", _dutylist_row),
+    OperatorDecision: ("operator_decisions", "decision_id", BaseModel.model_dump),
 }
 
 

@@ -38,7 +38,7 @@ def worker() -> None:
 
     from agents.app import create_app
     from agents.topics import TopicNames
-    from infra.broker import ensure_topics, start_embedded_broker
+    from infra.broker import ensure_cityops_topics, start_embedded_broker
     from infra.settings import Settings
     from infra.store import Store
     from pipeline.dutylists import load_dutybook
@@ -50,7 +50,7 @@ def worker() -> None:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": embedded.bootstrap_servers, "kafka_flavor": "tansu"})
         typer.echo(f"started embedded broker at {embedded.bootstrap_servers}")
     try:
-        ensure_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.topic_partitions)
+        ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix), settings.topic_partitions)
         store = Store(settings.resolved_clickhouse_url(), settings.clickhouse_database)
         store.migrate()
         app = create_app(settings, store, load_dutybook())
@@ -132,6 +132,101 @@ def dutylist_show(
             typer.echo(f"  {where}: removed by its local list")
         else:
             typer.echo(f"  {where} (local list): {found.title}: {who(found)}")
+
+
+@dutylist_cli.command("publish")
+def dutylist_publish(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="duty-list YAML file"),
+    by: str = typer.Option("", help="who publishes it (kept in the audit table)"),
+    units: Path = typer.Option(None, help="registry units.yaml; default: the sample city"),
+) -> None:
+    """Make FILE the list in force: running workers switch to it without a restart."""
+    import datetime as dt
+
+    from agents.topics import TopicNames
+    from infra.feeder import publish
+    from infra.settings import Settings
+    from pipeline.dutylists import check_text, load_registry, parse_dutylist
+    from schemas import DutyListVersion
+
+    settings = Settings()
+    text = file.read_text(encoding="utf-8")
+    found = check_text(text, load_registry(units))
+    if found:
+        for problem in found:
+            typer.echo(problem.describe(str(file)), err=True)
+        typer.echo(f"not published: {len(found)} problem(s)", err=True)
+        raise typer.Exit(1)
+    bootstrap = _require_kafka(settings)
+    version = parse_dutylist(text).version
+    message = DutyListVersion(version=version, published_at=dt.datetime.now(dt.timezone.utc), published_by=by, yaml=text)
+    topic = TopicNames(settings.topic_prefix).dutylists
+    offset = publish(bootstrap, topic, version, message)
+    typer.echo(f"published {version} to {topic} at offset {offset}; workers route new incidents by it")
+
+
+dispatch_cli = typer.Typer(help="Operator actions on incidents.", no_args_is_help=True)
+cli.add_typer(dispatch_cli, name="dispatch")
+
+
+@dispatch_cli.command("manual")
+def dispatch_manual(
+    incident_id: str = typer.Argument(..., help="an incident waiting in the manual queue"),
+    item: str = typer.Option(..., help="the duty item it falls under, e.g. CJ-050"),
+    unit: list[str] = typer.Option([], help="send to this unit instead of the ones the item names (repeat; "
+                                   "first is primary). Streets the list does not name are refused (no 摊派)."),
+    operator: str = typer.Option(..., help="your operator account"),
+    note: str = typer.Option("", help="why"),
+) -> None:
+    """Decide an incident from the operator queue: the worker dispatches it under ITEM."""
+    import datetime as dt
+
+    from agents.topics import TopicNames
+    from infra.feeder import publish
+    from infra.settings import Settings
+    from pipeline import ids
+    from schemas import OperatorDecision
+
+    settings = Settings()
+    bootstrap = _require_kafka(settings)
+    now = dt.datetime.now(dt.timezone.utc)
+    decision = OperatorDecision(decision_id=ids.stable_id("decision", incident_id, operator, now.isoformat()),
+                                incident_id=incident_id, item_no=item, units=unit, operator=operator, note=note,
+                                decided_at=now)
+    topic = TopicNames(settings.topic_prefix).manual_decisions
+    offset = publish(bootstrap, topic, incident_id, decision)
+    typer.echo(f"decision {decision.decision_id} sent to {topic} at offset {offset}")
+
+
+@dispatch_cli.command("queue")
+def dispatch_queue(
+    worker: str = typer.Option("http://127.0.0.1:6066", envvar="CITYOPS_WORKER_URL",
+                               help="a worker's web address (`cityops demo` prints it)"),
+    limit: int = typer.Option(20, help="show at most this many, oldest first"),
+) -> None:
+    """List incidents waiting for an operator, with the reason and the candidate items."""
+    import json
+    import urllib.request
+
+    from rich.console import Console
+    from rich.table import Table
+
+    with urllib.request.urlopen(f"{worker.rstrip('/')}/queue/", timeout=10) as resp:
+        rows = json.load(resp)
+    table = Table(title=f"operator queue: {len(rows)} waiting")
+    for column in ("incident", "where", "title", "reason", "candidates"):
+        table.add_column(column)
+    for row in rows[:limit]:
+        table.add_row(row["incident_id"], row["street"] or row["district"] or "?", row["title"][:30],
+                      row["reason"][:60], " ".join(row["candidates"]))
+    Console().print(table)
+
+
+def _require_kafka(settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        typer.echo("set KAFKA_BOOTSTRAP_SERVERS to the broker the workers use (`cityops demo` prints it)", err=True)
+        raise typer.Exit(2)
+    return settings.kafka_bootstrap_servers
 
 
 def _unit_name(book, code: str) -> str:

@@ -39,7 +39,10 @@ class Problem:
     line: int | None = None
 
     def describe(self, file: str = "") -> str:
-        where = f"{file}:{self.line}: " if self.line else (f"{file}: " if file else "")
+        if file:
+            where = f"{file}:{self.line}: " if self.line else f"{file}: "
+        else:
+            where = f"line {self.line}: " if self.line else ""
         path = ".".join(str(p) for p in self.loc)
         return f"{where}{path + ': ' if path else ''}{self.message}"
 
@@ -300,3 +303,33 @@ def load_dutybook(dutylist_file: Path | None = None, units_file: Path | None = N
 
 def grid_index(registry: CityRegistry) -> dict[str, Grid]:
     return {g.code: g for g in registry.grids}
+
+
+class DutyBooks:
+    """Every duty-list version a worker knows, and which one is current.
+
+    Versions arrive in publication order; the last valid one published is current. Older ones
+    stay, so an incident keeps the version it came in under. A publication with problems is
+    refused and the current version stays.
+    """
+
+    def __init__(self, bootstrap: DutyBook):
+        self.registry = bootstrap.registry
+        self._books: dict[str, DutyBook] = {bootstrap.version: bootstrap}
+        self.current: DutyBook = bootstrap
+
+    def publish(self, text: str) -> list[Problem]:
+        found = check_text(text, self.registry)
+        if found:
+            return found
+        book = DutyBook(parse_dutylist(text), self.registry)
+        self._books[book.version] = book
+        self.current = book
+        return []
+
+    def get(self, version: str | None) -> DutyBook | None:
+        return self._books.get(version) if version else None
+
+    @property
+    def versions(self) -> list[str]:
+        return list(self._books)

@@ -52,7 +52,13 @@ def parse_intake(source: str, raw: bytes) -> IntakeMessage:
         raise IntakeError(describe_validation_error(exc)) from None
 
 
-def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator) -> Incident:
+def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator,
+                dutylist_version: str | None = None) -> Incident:
+    """The incident for `msg`, located, stamped with the duty-list version in force now."""
+    return _incident(msg, salt=salt, now=now, locator=locator).model_copy(update={"dutylist_version": dutylist_version})
+
+
+def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator) -> Incident:
     match msg:
         case HotlineTicket():
             text = redact_text(msg.text)

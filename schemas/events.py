@@ -43,6 +43,8 @@ class Incident(_Event):
     sensor_kind: str | None = None
     sensor_value: float | None = None
     whistle_unit: str | None = Field(default=None, description="the street that blew the whistle")
+    dutylist_version: str | None = Field(default=None, description="the list in force when it came in; "
+                                         "it is routed by that version even if a new one is published meanwhile")
     summoned_units: list[str] = Field(default_factory=list)
 
 
@@ -107,3 +109,25 @@ class DeadLetter(_Event):
     reason: str
     payload: str = Field(description="the original bytes as text; may hold PII, so it stays on the topic")
     failed_at: AwareDatetime
+
+
+class DutyListVersion(_Event):
+    """A duty-list version as published on the `dutylists` topic (`cityops dutylist publish`)."""
+
+    version: str = Field(min_length=1)
+    published_at: AwareDatetime
+    published_by: str = Field(default="", max_length=64, description="operator account, for the audit trail")
+    yaml: str = Field(min_length=1, description="the duty-list file exactly as published")
+
+
+class OperatorDecision(_Event):
+    """An operator's ruling on an incident in the manual queue (`cityops dispatch manual`, later HTTP)."""
+
+    decision_id: str
+    incident_id: str
+    item_no: str = Field(min_length=1)
+    units: list[str] = Field(default_factory=list, description="empty: the units the item names; else the "
+                             "operator's choice, first is primary (still subject to the 摊派 guard)")
+    operator: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+    decided_at: AwareDatetime

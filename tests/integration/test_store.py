@@ -68,3 +68,28 @@ def test_the_store_reopens_its_directory_after_close(chdb_url: str):
     second = Store(chdb_url)
     assert second.count("incidents") == 10
     second.close()
+
+
+def test_every_message_type_has_a_table_with_its_columns(store: Store):
+    """A field added to a schema without a migration would stall the sink: catch it here."""
+    from infra.store import TABLES
+    from schemas import DutyListVersion, ManualReview, OperatorDecision, TaskEvent
+
+    examples = [
+        incidents(1)[0],
+        Dispatch(dispatch_id="d", incident_id="i", unit="cgj", role="primary", item_no="1", item_title="t",
+                 top_class="城乡建设", dutylist_version="v", legal_basis="b", confidence=1, reason="r",
+                 dispatched_at=NOW, accept_within_hours=1, finish_within_days=1),
+        TaskEvent(event_id="e", task_id="d", incident_id="i", unit="cgj", kind="dispatched", at=NOW),
+        ManualReview(incident_id="i", reason="r", queued_at=NOW),
+        DeadLetter(dead_letter_id="x", topic="t", partition=0, offset=0, stage="s", reason="r", payload="p", failed_at=NOW),
+        DutyListVersion(version="v", published_at=NOW, yaml="version: v"),
+        OperatorDecision(decision_id="o", incident_id="i", item_no="1", operator="op", decided_at=NOW),
+    ]
+    assert {type(e) for e in examples} == set(TABLES)
+    for example in examples:
+        table, _, to_row = TABLES[type(example)]
+        columns = {r[0] for r in store.query(
+            "SELECT name FROM system.columns WHERE database = '{db}' AND table = %(t)s", {"t": table})}
+        assert set(to_row(example)) <= columns, f"{table} lacks {set(to_row(example)) - columns}"
+        assert store.insert([example]) == 1

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from agents.topics import TopicNames
-from infra.broker import ensure_topics, free_port
+from infra.broker import ensure_cityops_topics, ensure_topics, free_port
 from infra.feeder import feed
 from infra.store import Store
 from infra.worker_process import WorkerProcess
@@ -37,7 +37,7 @@ def pipeline_env(broker, topic_prefix, tmp_path: Path) -> dict[str, str]:
         "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
     }
-    ensure_topics(broker.bootstrap_servers, TopicNames(topic_prefix).all(), partitions=4)
+    ensure_cityops_topics(broker.bootstrap_servers, TopicNames(topic_prefix), partitions=4)
     return env
 
 

@@ -137,3 +137,35 @@ def test_automatic_routing_never_pushes_work_down(sample_book: DutyBook, data):
 
 def test_the_shipped_files_are_where_the_package_says(sample_book: DutyBook):
     assert sample_path("dutylist.yaml").exists() and sample_path("grids.geojson").exists()
+
+
+# ------------------------------------------------------------------------------ versions
+
+
+def test_a_published_version_becomes_current_and_the_old_one_stays():
+    from pipeline.dutylists import DutyBooks
+
+    books = DutyBooks(DutyBook(parse(LIST), REGISTRY))
+    newer = yaml.safe_load(as_yaml(LIST)) | {"version": "test-2"}
+    newer["items"][3]["primary_unit"] = "cgj"
+    assert books.publish(as_yaml(newer)) == []
+    assert books.current.version == "test-2" and books.versions == ["test-1", "test-2"]
+    assert books.get("test-1").item("4").primary_unit == "zjj"
+    assert books.current.item("4").primary_unit == "cgj"
+
+
+def test_a_broken_publication_is_refused_and_the_current_version_stays():
+    from pipeline.dutylists import DutyBooks
+
+    books = DutyBooks(DutyBook(parse(LIST), REGISTRY))
+    broken = yaml.safe_load(as_yaml(LIST)) | {"version": "test-3"}
+    broken["items"][0]["primary_unit"] = "nobody"
+    found = books.publish(as_yaml(broken))
+    assert found and "unknown unit 'nobody'" in found[0].message and found[0].line
+    assert books.current.version == "test-1" and books.get("test-3") is None
+
+
+def parse(data: dict):
+    from pipeline.dutylists import parse_dutylist
+
+    return parse_dutylist(as_yaml(data))

@@ -80,3 +80,15 @@ def test_contact_hash_ignores_formatting_and_depends_on_the_salt():
     assert hash_contact("0731-84567890", "a") == hash_contact("073184567890", "a")
     assert hash_contact("13812345678", "a") != hash_contact("13812345678", "b")
     assert hash_contact(None, "a") is None
+
+
+def test_incidents_are_stamped_with_the_list_in_force():
+    incident = to_incident(parse_intake("hotline", raw(TICKET)), salt="s", now=NOW, locator=LOCATOR,
+                           dutylist_version="A市-2026.2")
+    assert incident.dutylist_version == "A市-2026.2"
+
+
+def test_hotline_location_comes_from_the_address_when_there_is_no_gps():
+    ticket = {**TICKET, "address": "A7县泉塘街道某小区"}
+    incident = to_incident(parse_intake("hotline", raw(ticket)), salt="s", now=NOW, locator=LOCATOR)
+    assert (incident.street, incident.district, incident.location_method) == ("a7-s01", "a7", "address")

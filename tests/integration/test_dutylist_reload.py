@@ -1,0 +1,103 @@
+"""Duty lists switch without a restart, and operators decide the manual queue — on the real broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from agents.topics import TopicNames
+from infra.feeder import publish
+from infra.store import Store
+from pipeline import ids
+from pipeline.dutylists import sample_path
+from schemas import DutyListVersion, OperatorDecision
+from tests.integration.test_worker import pipeline_env, start_worker  # noqa: F401 (fixtures)
+
+CN = dt.timezone(dt.timedelta(hours=8))
+
+
+def ticket(no: str, title: str, text: str, address: str) -> bytes:
+    return json.dumps({"ticket_no": no, "received_at": dt.datetime.now(CN).isoformat(), "title": title, "text": text,
+                       "address": address, "caller_phone": "13800001111"}, ensure_ascii=False).encode()
+
+
+def send_ticket(broker, names: TopicNames, no: str, title: str, text: str, address: str = "A7县星沙街道") -> str:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    producer.send(names.intake("hotline"), key=no.encode(), value=ticket(no, title, text, address)).get(timeout=30)
+    producer.close()
+    return ids.incident_id("hotline", no)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def test_publish_switches_the_list_without_restart_and_operators_decide(broker, pipeline_env, start_worker):
+    prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
+    names = TopicNames(prefix)
+    worker = start_worker(pipeline_env)
+    pid = worker.process.pid
+    assert worker.stats()["dutylist_version"] == "A市-2026.2"
+
+    before = send_ticket(broker, names, f"{prefix}1", "路灯不亮", "主干道路灯坏了一个星期")
+    worker.wait_until(lambda s: s["dispatched"] >= 1, timeout=60)
+
+    # A new version: street lighting moves to the power company.
+    v3 = sample_path("dutylist.yaml").read_text(encoding="utf-8").replace('version: "A市-2026.2"', 'version: "A市-2026.3"')
+    v3 = v3.replace("grid_classes: [部件/公用设施/路灯], primary_unit: cgj,", "grid_classes: [部件/公用设施/路灯], primary_unit: gdgs,")
+    publish(broker.bootstrap_servers, names.dutylists, "A市-2026.3",
+            DutyListVersion(version="A市-2026.3", published_at=now(), published_by="test", yaml=v3))
+    worker.wait_until(lambda s: s["dutylist_version"] == "A市-2026.3", timeout=30)
+
+    # A broken version is refused (dead-lettered with the reason); the good one stays in force.
+    broken = v3.replace('version: "A市-2026.3"', 'version: "A市-2026.4"').replace("primary_unit: gdgs,", "primary_unit: nobody,")
+    publish(broker.bootstrap_servers, names.dutylists, "A市-2026.4",
+            DutyListVersion(version="A市-2026.4", published_at=now(), published_by="test", yaml=broken))
+    after = send_ticket(broker, names, f"{prefix}2", "路灯不亮", "主干道路灯坏了一个星期")
+    worker.wait_until(lambda s: s["dispatched"] >= 2 and s["deadlettered"] >= 1, timeout=60)
+    assert worker.stats()["dutylist_version"] == "A市-2026.3"
+
+    # Nothing in the list matches: the operator queue. A ruling that pushes a department's item
+    # down to the street is refused; a ruling under a territorial item goes to the street.
+    unmatched = send_ticket(broker, names, f"{prefix}3", "咨询", "请问这件事情应该找哪个单位反映")
+    worker.wait_until(lambda s: s["waiting_for_operator"] == 1, timeout=60)
+    queue = _get_json(worker, "/queue/")
+    assert [(q["incident_id"], q["street"], q["reason"]) for q in queue] == [
+        (unmatched, "a7-s02", "no duty-list keyword in the text")]
+    for item, units in (("CJ-003", ["a7-s02"]), ("CJ-050", [])):
+        publish(broker.bootstrap_servers, names.manual_decisions, unmatched,
+                OperatorDecision(decision_id=f"{prefix}{item}", incident_id=unmatched, item_no=item, units=units,
+                                 operator="op7", decided_at=now()))
+    worker.wait_until(lambda s: s["waiting_for_operator"] == 0 and s["dispatched"] >= 3 and s["tanpai_refused"] == 1,
+                      timeout=60)
+    assert worker.process.pid == pid and worker.process.poll() is None  # no restart at any point
+    metrics = worker.metrics_text()
+    worker.stop()
+
+    store = Store(pipeline_env["CLICKHOUSE_URL"])
+    try:
+        rows = store.query("SELECT incident_id, unit, item_no, dutylist_version, local_list FROM {db}.dispatches FINAL "
+                           "WHERE role = 'primary'")
+        letters = store.query("SELECT stage, reason FROM {db}.dead_letters FINAL")
+        versions = store.query("SELECT version, published_by FROM {db}.dutylist_versions FINAL ORDER BY version")
+        decisions = store.query("SELECT item_no, operator FROM {db}.operator_decisions FINAL ORDER BY item_no")
+    finally:
+        store.close()
+    primary = {r[0]: r[1:] for r in rows}
+    assert primary[before] == ("cgj", "CJ-029", "A市-2026.2", "a7")
+    assert primary[after] == ("gdgs", "CJ-029", "A市-2026.3", "a7")
+    assert primary[unmatched] == ("a7-s02", "CJ-050", "A市-2026.3", "a7")
+    assert [(stage, "unknown unit 'nobody'" in reason) for stage, reason in letters] == [("dutylist", True)]
+    assert versions == [("A市-2026.3", "test"), ("A市-2026.4", "test")]  # audit keeps the refused one too
+    assert decisions == [("CJ-003", "op7"), ("CJ-050", "op7")]
+    assert 'cityops_dutylist_info{version="A市-2026.3"} 1.0' in metrics
+    assert 'cityops_manual_reviews_total{tanpai_refused="true"} 1.0' in metrics
+
+
+def _get_json(worker, path: str):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=10) as resp:
+        return json.load(resp)
