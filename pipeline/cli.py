@@ -234,6 +234,101 @@ def _unit_name(book, code: str) -> str:
     return f"{unit.name}({code})" if unit else code
 
 
+report_cli = typer.Typer(help="Offline measurements on real or generated data (no broker, no store).",
+                         no_args_is_help=True)
+cli.add_typer(report_cli, name="report")
+
+
+@report_cli.command("locations")
+def report_locations(
+    data: Path = typer.Option(None, help="JSONL with title and text (default: the real unlabelled messages)"),
+    examples: int = typer.Option(3, help="examples to show per level"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """How much of real message text resolves to a community, street, district, or nothing."""
+    import json
+
+    from infra.settings import Settings
+    from pipeline.dutylists import load_registry
+    from pipeline.locate import Locator
+
+    path = data or Settings().shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl"
+    locator = Locator(load_registry())
+    counts: dict[str, int] = {}
+    shown: dict[str, list] = {}
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    for row in rows:
+        where = locator.resolve(text=f"{row.get('title', '')} {row.get('text', '')}")
+        level = where.level if not (where.level == "district" and where.problem) else "district (streets ambiguous)"
+        counts[level] = counts.get(level, 0) + 1
+        if len(shown.setdefault(level, [])) < examples:
+            shown[level].append({"title": row.get("title", "")[:40], "street": where.street, "district": where.district,
+                                 "problem": where.problem})
+    report = {"n": len(rows), "share": {k: round(v / len(rows), 4) for k, v in sorted(counts.items())},
+              "counts": counts, "examples": shown}
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    typer.echo(f"{len(rows)} messages from {path}")
+    for level, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {level:<30} {n:>6}  {n / len(rows):6.1%}")
+        for ex in shown[level]:
+            typer.echo(f"      {ex['title']}  → {ex['street'] or ex['district'] or '-'}  {ex['problem'] or ''}")
+
+
+@report_cli.command("routing")
+def report_routing(
+    events: int = typer.Option(5000, help="generated events (hotline texts are the real messages when present)"),
+    seed: int = typer.Option(7),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Route a generated feed through normalise → classify → route, offline, and count the outcomes."""
+    import datetime as dt
+    import json
+    from collections import Counter
+
+    from infra.feeder import load_message_texts
+    from infra.settings import Settings
+    from pipeline.classify import KeywordClassifier
+    from pipeline.dutylists import load_dutybook
+    from pipeline.loadgen import generate
+    from pipeline.locate import Locator
+    from pipeline.normalize import IntakeError, parse_intake, to_incident
+    from pipeline.route import route
+    from schemas import ManualReview
+
+    book = load_dutybook()
+    locator, classifier = Locator(book.registry), KeywordClassifier(book)
+    texts = load_message_texts(Settings().shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+    now = dt.datetime.now(dt.timezone.utc)
+    outcome: Counter = Counter()
+    reasons: Counter = Counter()
+    primary_kind: Counter = Counter()
+    by_source: Counter = Counter()
+    for event in generate(events, seed=seed, texts=texts, registry=book.registry):
+        try:
+            incident = to_incident(parse_intake(event.source, event.value), salt="report", now=now, locator=locator,
+                                   dutylist_version=book.version)
+        except IntakeError:
+            outcome["dead-lettered"] += 1
+            continue
+        decision = route(incident, classifier.classify(incident), book, now=now)
+        if isinstance(decision, ManualReview):
+            outcome["manual"] += 1
+            reasons["摊派 refused" if decision.tanpai_refused else decision.reason.split(" (")[0].split(":")[0][:60]] += 1
+            by_source[(incident.source, "manual")] += 1
+        else:
+            outcome["dispatched"] += 1
+            primary_kind[book.units[decision[0].unit].kind] += 1
+            by_source[(incident.source, "dispatched")] += 1
+            if decision[0].local_list:
+                outcome["dispatched under a local list"] += 1
+    report = {"events": events, "outcome": dict(outcome), "primary_unit_kind": dict(primary_kind),
+              "manual_reasons": dict(reasons.most_common(8)),
+              "by_source": {f"{s}/{o}": n for (s, o), n in sorted(by_source.items())}}
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
 def _data_path(data_dir: Path, name: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir / name

@@ -45,3 +45,23 @@ def test_show_says_where_an_item_was_removed():
 
 def test_show_an_unknown_item_exits_1():
     assert runner.invoke(cli, ["dutylist", "show", "XX-999"]).exit_code == 1
+
+
+def test_report_locations_counts_every_message(tmp_path):
+    import json
+
+    data = tmp_path / "m.jsonl"
+    rows = [{"title": "A3区西湖街道安置问题", "text": "安置房"}, {"title": "A7县", "text": "路灯"}, {"title": "无地名", "text": "咨询"}]
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = runner.invoke(cli, ["report", "locations", "--data", str(data), "--json"])
+    report = json.loads(result.output)
+    assert report["counts"] == {"street": 1, "district": 1, "unresolved": 1}
+
+
+def test_report_routing_accounts_for_every_event():
+    import json
+
+    result = runner.invoke(cli, ["report", "routing", "--events", "300", "--json"])
+    report = json.loads(result.output)
+    outcome = report["outcome"]
+    assert outcome["dispatched"] + outcome["manual"] + outcome["dead-lettered"] == 300
