@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # The real-data folder (citizen messages, NYC 311) that sits beside the checkout; never committed.
     shared_data_dir: Path = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+    # The duty list in force until a version is published on the dutylists topic, and the city
+    # registry (units.yaml, grids.geojson beside it). Unset: the sample city shipped in the package.
+    dutylist_file: Path | None = None
+    units_file: Path | None = None
+
     app_id: str = "cityops"
     # Prefix for every topic name; tests use a unique one so they never see each other's data.
     topic_prefix: str = ""

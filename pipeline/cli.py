@@ -53,7 +53,7 @@ def worker() -> None:
         ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix), settings.topic_partitions)
         store = Store(settings.resolved_clickhouse_url(), settings.clickhouse_database)
         store.migrate()
-        app = create_app(settings, store, load_dutybook())
+        app = create_app(settings, store, load_dutybook(settings.dutylist_file, settings.units_file))
         faust.Worker(app, loglevel="info").execute_from_commandline()
     finally:
         if embedded:
