@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.dutylists import DutyBook
+from pipeline.dutylists import CITY_TZ, DutyBook
 from schemas import Incident
 
 
@@ -32,7 +32,8 @@ class KeywordClassifier:
             return Classification(number, 1.0, (number,), f"sensor rule: {incident.sensor_kind}")
 
         scored = []
-        for item in self.book.items_for(incident.street).values():
+        reported_on = incident.reported_at.astimezone(CITY_TZ).date()
+        for item in self.book.items_for(incident.street, on=reported_on).values():
             hits = [kw for kw in (item.title, *item.keywords) if kw in incident.text or kw in incident.title]
             # A hit in the title says more about the subject than one buried in the text.
             score = sum(2 if kw in incident.title else 1 for kw in hits)

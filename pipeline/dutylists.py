@@ -8,6 +8,7 @@ lists (一乡一单) have been applied.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 from schemas.dutylist import TERRITORIAL_STREET, CityRegistry, DutyItem, DutyList, Grid, LocalList, Unit
 
 Loc = tuple[str | int, ...]
+# Dates in duty lists (effective_from) are the city's local dates.
+CITY_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 SAMPLE_CITY = "data/sample-city"
 
 
@@ -249,8 +252,12 @@ class DutyBook:
             unit = self.units.get(unit.parent) if unit.parent else None
         return None
 
-    def items_for(self, street: str | None) -> dict[str, DutyItem]:
-        return self._items_of(self.list_for(street))
+    def items_for(self, street: str | None, on: dt.date | None = None) -> dict[str, DutyItem]:
+        """The items in force at `street` (on `on`, when given: items not yet effective are left out)."""
+        items = self._items_of(self.list_for(street))
+        if on is None:
+            return items
+        return {n: i for n, i in items.items() if i.effective_from is None or i.effective_from <= on}
 
     def item(self, number: str, street: str | None = None) -> DutyItem | None:
         return self.items_for(street).get(number)
@@ -306,17 +313,18 @@ def grid_index(registry: CityRegistry) -> dict[str, Grid]:
 
 
 class DutyBooks:
-    """Every duty-list version a worker knows, and which one is current.
+    """Every duty-list version a worker knows, and which one is in force.
 
-    Versions arrive in publication order; the last valid one published is current. Older ones
-    stay, so an incident keeps the version it came in under. A publication with problems is
-    refused and the current version stays.
+    Versions arrive in publication order. The one in force on a day is the last valid one
+    published whose `effective_from` has come (a list can be published ahead of its date).
+    Older ones stay, so an incident keeps the version it came in under. A publication with
+    problems is refused and changes nothing.
     """
 
     def __init__(self, bootstrap: DutyBook):
         self.registry = bootstrap.registry
         self._books: dict[str, DutyBook] = {bootstrap.version: bootstrap}
-        self.current: DutyBook = bootstrap
+        self._published: list[DutyBook] = [bootstrap]
 
     def publish(self, text: str) -> list[Problem]:
         found = check_text(text, self.registry)
@@ -324,8 +332,17 @@ class DutyBooks:
             return found
         book = DutyBook(parse_dutylist(text), self.registry)
         self._books[book.version] = book
-        self.current = book
+        self._published.append(book)
         return []
+
+    def in_force(self, on: dt.date) -> DutyBook:
+        eligible = [b for b in self._published if b.dutylist.effective_from <= on]
+        # Before any list's date, the earliest-dated one: routing by a list beats not routing.
+        return eligible[-1] if eligible else min(self._published, key=lambda b: b.dutylist.effective_from)
+
+    @property
+    def current(self) -> DutyBook:
+        return self.in_force(dt.datetime.now(CITY_TZ).date())
 
     def get(self, version: str | None) -> DutyBook | None:
         return self._books.get(version) if version else None

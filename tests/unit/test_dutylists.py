@@ -169,3 +169,24 @@ def parse(data: dict):
     from pipeline.dutylists import parse_dutylist
 
     return parse_dutylist(as_yaml(data))
+
+
+def test_a_list_published_ahead_of_its_date_takes_force_on_that_date():
+    import datetime as dt
+
+    from pipeline.dutylists import DutyBooks
+
+    books = DutyBooks(DutyBook(parse(LIST), REGISTRY))  # effective 2026-01-01
+    assert books.publish(as_yaml(yaml.safe_load(as_yaml(LIST)) | {"version": "test-2", "effective_from": "2027-01-01"})) == []
+    assert books.in_force(dt.date(2026, 12, 31)).version == "test-1"
+    assert books.in_force(dt.date(2027, 1, 1)).version == "test-2"
+
+
+def test_an_item_not_yet_effective_is_not_classified():
+    import datetime as dt
+
+    data = yaml.safe_load(as_yaml(LIST))
+    data["items"][2]["effective_from"] = "2027-01-01"  # 噪音
+    book = DutyBook(parse(data), REGISTRY)
+    assert "3" not in book.items_for("s1", on=dt.date(2026, 6, 1))
+    assert "3" in book.items_for("s1", on=dt.date(2027, 1, 1))
