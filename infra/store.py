@@ -6,7 +6,7 @@ worker (its sink agent writes; its web views answer reads such as `/stats`). Any
 that needs figures asks the worker over HTTP, or points at a ClickHouse server instead.
 
 Idempotence, twice over: each batch carries an `insert_deduplication_token` made from its
-row ids (a retried batch is dropped by the server), and every table is a ReplacingMergeTree
+rows (a retried batch is dropped by the server), and every table is a ReplacingMergeTree
 keyed by the message's deterministic id (a replay that batches differently still collapses),
 so exact figures read with FINAL.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 import clickhouse_connect
@@ -48,15 +48,16 @@ def _dutylist_row(m: DutyListVersion) -> dict:
     return row
 
 
-# message type → (table, id field, row function). The only place models meet columns.
-TABLES: dict[type[BaseModel], tuple[str, str, object]] = {
-    Incident: ("incidents", "incident_id", _incident_row),
-    Dispatch: ("dispatches", "dispatch_id", BaseModel.model_dump),
-    TaskEvent: ("task_events", "event_id", BaseModel.model_dump),
-    ManualReview: ("manual_reviews", "incident_id", BaseModel.model_dump),
-    DeadLetter: ("dead_letters", "dead_letter_id", _dead_letter_row),
-    DutyListVersion: ("dutylist_versions", "version", _dutylist_row),
-    OperatorDecision: ("operator_decisions", "decision_id", BaseModel.model_dump),
+# message type → (table, row function). The only place models meet columns; each table is keyed
+# (ORDER BY) on the message's deterministic id.
+TABLES: dict[type[BaseModel], tuple[str, Callable[[BaseModel], dict]]] = {
+    Incident: ("incidents", _incident_row),
+    Dispatch: ("dispatches", BaseModel.model_dump),
+    TaskEvent: ("task_events", BaseModel.model_dump),
+    ManualReview: ("manual_reviews", BaseModel.model_dump),
+    DeadLetter: ("dead_letters", _dead_letter_row),
+    DutyListVersion: ("dutylist_versions", _dutylist_row),
+    OperatorDecision: ("operator_decisions", BaseModel.model_dump),
 }
 
 
@@ -88,10 +89,12 @@ class Store:
         """Insert messages of one type as one batch; safe to call again with the same batch."""
         if not messages:
             return 0
-        table, id_field, to_row = TABLES[type(messages[0])]
+        table, to_row = TABLES[type(messages[0])]
         rows = [to_row(m) for m in messages]
         columns = list(rows[0])
-        token = hashlib.sha256("\n".join(str(r[id_field]) for r in rows).encode()).hexdigest()
+        # The token covers whole rows, not just ids: a retried batch is dropped, but a message that
+        # legitimately changed (a new reason for the same incident in the queue) is stored.
+        token = hashlib.sha256(b"\n".join(m.model_dump_json().encode() for m in messages)).hexdigest()
         with self._lock:
             self._client.insert(
                 f"{self.database}.{table}", [[r[c] for c in columns] for r in rows], column_names=columns,
