@@ -28,11 +28,12 @@ from infra.broker import true_end_offsets
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
-from pipeline.classify import KeywordClassifier
+from pipeline.classify import Classifier
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.route import dispatch_item, route
+from pipeline.textmodel import TopClassModel
 from schemas import (DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
                      describe_validation_error)
 
@@ -43,8 +44,9 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def create_app(settings: Settings, store: Store, bootstrap: DutyBook) -> faust.App:
-    """The worker. `bootstrap` is the duty list in force until a version is published on the topic."""
+def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
+    """The worker. `bootstrap` is the duty list in force until a version is published on the topic;
+    `model` the trained text model (None: keywords alone, and more incidents for the operators)."""
     servers = settings.kafka_bootstrap_servers
     if not servers:
         raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
@@ -91,7 +93,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook) -> faust.A
 
     books = DutyBooks(bootstrap)
     dutylists_ready = asyncio.Event()  # set once the published versions have been read
-    classifiers: dict[str, KeywordClassifier] = {}
+    classifiers: dict[str, Classifier] = {}
     locator = Locator(bootstrap.registry)
     salt = settings.pii_salt.get_secret_value()
 
@@ -104,7 +106,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook) -> faust.A
 
     def classify(incident: Incident, book: DutyBook):
         if book.version not in classifiers:
-            classifiers[book.version] = KeywordClassifier(book)
+            classifiers[book.version] = Classifier(book, model)
         return classifiers[book.version].classify(incident)
 
     async def send(target: faust.TopicT, key: str, message: BaseModel) -> None:
@@ -190,7 +192,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook) -> faust.A
             try:
                 incident = Incident.model_validate_json(event.value)
                 book = book_for(incident)
-                decision = route(incident, classify(incident, book), book, now=_utcnow())
+                decision = route(incident, classify(incident, book), book, now=_utcnow(),
+                                 threshold=settings.classify_threshold)
             except ValidationError as exc:
                 await dead_letter_event(event, "dispatch", describe_validation_error(exc))
                 continue

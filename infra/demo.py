@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -19,6 +20,8 @@ from infra.settings import Settings
 from infra.worker_process import WorkerProcess
 from pipeline.dutylists import load_registry
 from pipeline.loadgen import generate
+from pipeline.modelfiles import train_from_files
+from pipeline.textmodel import TopClassModel
 
 
 def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int) -> dict:
@@ -31,7 +34,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     run_tag = f"demo{int(time.time())}"
 
     broker = None
-    env = {"CITYOPS_DATA_DIR": str(demo_dir)}
+    env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console))}
     if settings.kafka_bootstrap_servers:
         bootstrap, flavor, prefix = settings.kafka_bootstrap_servers, settings.kafka_flavor, f"{run_tag}."
         if settings.clickhouse_url:
@@ -98,6 +101,22 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             worker.stop()
         if broker:
             broker.stop()
+
+
+def _ensure_model(settings: Settings, console: Console) -> Path:
+    """The model directory, with a model trained (offline, from the shared real data) if it has none."""
+    model_dir = settings.model_dir.resolve()
+    labelled = settings.shared_data_dir / "zh-gov-messages" / "labelled.jsonl"
+    if TopClassModel.load(model_dir) is None:
+        if labelled.exists():
+            console.print("training the text model on the real labelled messages (once)…")
+            target = train_from_files(labelled, labelled.with_name("taxonomy.csv"), model_dir,
+                                      settings.dutylist_file, settings.units_file)
+            console.print(f"model {target.name} in {model_dir}")
+        else:
+            console.print(f"[yellow]no shared data at {settings.shared_data_dir}: no text model, keywords alone "
+                          "classify and more incidents go to the operator queue[/]")
+    return model_dir
 
 
 def _print_summary(console: Console, summary: dict) -> None:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     dutylist_file: Path | None = None
     units_file: Path | None = None
 
+    # Where `cityops model train` writes versioned model artefacts and the worker loads CURRENT.
+    model_dir: Path = Path("var/models")
+    # Confidence below which an incident goes to the operator queue (see pipeline.route.MIN_CONFIDENCE).
+    classify_threshold: float = Field(default=0.6, ge=0, le=1)
+
     app_id: str = "cityops"
     # Prefix for every topic name; tests use a unique one so they never see each other's data.
     topic_prefix: str = ""

@@ -1,7 +1,14 @@
-"""Keyword classifier: incident → duty item with a confidence.
+"""Incident → duty item, with a confidence the operator-queue threshold can mean.
 
-A placeholder with honest behaviour (no hit → no guess); the trained model replaces it. It reads
-the items in force where the incident is, so a street's own items (一乡一单) can match.
+Three kinds of evidence, each where it is strong:
+- **sensor rules**: a sensor kind raises one item, with certainty;
+- **the trained text model** (`pipeline.textmodel`): the top-level class, as a probability;
+- **the duty list's keywords** (and the class a grid worker picked, one vote among them): which
+  item within the class.
+
+The confidence is the model's probability for the item's class, divided among the items of that
+class that tie on keyword evidence. Without a model (not trained yet) keywords alone decide, as a
+placeholder with honest behaviour: no keyword, no guess.
 """
 
 from __future__ import annotations
@@ -9,46 +16,97 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.dutylists import CITY_TZ, DutyBook
-from schemas import Incident
+from pipeline.textmodel import TopClassModel, document
+from schemas import DutyItem, Incident
+
+# A class the model was not trained on (民政, 政法 …) is judged by keywords alone, discounted so
+# that an operator sees it unless the keywords are unambiguous.
+UNMODELLED_CLASS_WEIGHT = 0.8
+# A grid worker's pick is evidence, not a verdict: it multiplies the odds of the class it names
+# by this likelihood ratio. A text the model reads as clearly something else still wins.
+GRID_PICK_LIKELIHOOD_RATIO = 4.0
 
 
 @dataclass(frozen=True)
 class Classification:
     item_no: str | None
+    top_class: str | None
     confidence: float
     candidates: tuple[str, ...]
     reason: str
 
 
-class KeywordClassifier:
-    def __init__(self, book: DutyBook):
+class Classifier:
+    def __init__(self, book: DutyBook, model: TopClassModel | None = None):
         self.book = book
+        self.model = model
 
     def classify(self, incident: Incident) -> Classification:
+        return self.classify_many([incident])[0]
+
+    def classify_many(self, incidents: list[Incident]) -> list[Classification]:
+        """Batch form: the model scores all texts in one call (what makes it fast)."""
+        texts = [i for i in incidents if not i.sensor_kind]
+        probabilities = (dict(zip((i.incident_id for i in texts), self.model.predict(
+            [document(i.title, i.text) for i in texts]), strict=True)) if self.model and texts else {})
+        return [self._classify(i, probabilities.get(i.incident_id)) for i in incidents]
+
+    def _classify(self, incident: Incident, proba: dict[str, float] | None) -> Classification:
         if incident.sensor_kind:
             number = self.book.sensor_items.get(incident.sensor_kind)
             if number is None:
-                return Classification(None, 0.0, (), f"no item handles sensor kind {incident.sensor_kind}")
-            return Classification(number, 1.0, (number,), f"sensor rule: {incident.sensor_kind}")
+                return Classification(None, None, 0.0, (), f"no item handles sensor kind {incident.sensor_kind}")
+            item = self.book.item(number, incident.street)
+            return Classification(number, item.top_class if item else None, 1.0, (number,),
+                                  f"sensor rule: {incident.sensor_kind}")
 
-        scored = []
+        matched = self._keyword_matches(incident)
+        model_says = ""
+        if proba:
+            best_class = max(proba, key=proba.get)
+            model_says = f"model: {best_class} {proba[best_class]:.2f}"
+        if not matched:
+            reason = "no duty-list keyword in the text" + (f" ({model_says})" if model_says else "")
+            return Classification(None, None, 0.0, (), reason)
+
+        ranked = []
+        for score, item, hits in matched:
+            if proba is None:
+                class_weight = 1.0
+            elif item.top_class in proba:
+                class_weight = proba[item.top_class]
+            else:
+                class_weight = UNMODELLED_CLASS_WEIGHT * (1 - max(proba.values()))
+            if proba is not None and any(h.startswith("网格员分类:") for h in hits):
+                odds = class_weight / max(1e-9, 1 - class_weight) * GRID_PICK_LIKELIHOOD_RATIO
+                class_weight = odds / (1 + odds)
+            ranked.append((class_weight, score, item, hits))
+        # The most probable class that has a matching item, then the item with most keyword evidence.
+        ranked.sort(key=lambda r: (-r[0], -r[1], r[2].number))
+        class_weight, score, item, hits = ranked[0]
+        if proba is None:  # keywords only: the lead over the runner-up is all there is
+            runner_up = ranked[1][1] if len(ranked) > 1 else 0
+            confidence = score / (score + runner_up + 1)
+        else:
+            # Items of that class tied on evidence: which one is a coin toss, so the confidence halves.
+            tied = sum(1 for w, sc, other, _ in ranked if other.top_class == item.top_class and sc == score)
+            confidence = class_weight / tied
+        reason = "; ".join(filter(None, [model_says, "keywords: " + ",".join(hits[:5])]))
+        return Classification(item.number, item.top_class, round(confidence, 3),
+                              tuple(r[2].number for r in ranked[:3]), reason)
+
+    def _keyword_matches(self, incident: Incident) -> list[tuple[int, DutyItem, list[str]]]:
         reported_on = incident.reported_at.astimezone(CITY_TZ).date()
+        matched = []
         for item in self.book.items_for(incident.street, on=reported_on).values():
             hits = [kw for kw in (item.title, *item.keywords) if kw in incident.text or kw in incident.title]
             # A hit in the title says more about the subject than one buried in the text.
             score = sum(2 if kw in incident.title else 1 for kw in hits)
             hint = incident.category_hint
             if hint and any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes):
-                # The worker's pick counts, but the text must not contradict it: it is one vote of three.
+                # The worker's pick counts, but the text must not contradict it: one vote of several.
                 score += 3
                 hits.append(f"网格员分类:{hint}")
             if score:
-                scored.append((score, item.number, hits))
-        if not scored:
-            return Classification(None, 0.0, (), "no duty-list keyword in the text")
-        scored.sort(key=lambda s: (-s[0], s[1]))
-        top_score, top_number, top_hits = scored[0]
-        runner_up = scored[1][0] if len(scored) > 1 else 0
-        confidence = top_score / (top_score + runner_up + 1)
-        candidates = tuple(number for _, number, _ in scored[:3])
-        return Classification(top_number, round(confidence, 3), candidates, "keywords: " + ",".join(top_hits[:5]))
+                matched.append((score, item, hits))
+        return matched

@@ -42,6 +42,7 @@ def worker() -> None:
     from infra.settings import Settings
     from infra.store import Store
     from pipeline.dutylists import load_dutybook
+    from pipeline.textmodel import TopClassModel
 
     settings = Settings()
     embedded = None
@@ -53,7 +54,11 @@ def worker() -> None:
         ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix), settings.topic_partitions)
         store = Store(settings.resolved_clickhouse_url(), settings.clickhouse_database)
         store.migrate()
-        app = create_app(settings, store, load_dutybook(settings.dutylist_file, settings.units_file))
+        model = TopClassModel.load(settings.model_dir)
+        if model is None:
+            logging.getLogger(__name__).warning("no trained model in %s: keywords alone classify, so more incidents "
+                                                "go to the operators; run `cityops model train`", settings.model_dir)
+        app = create_app(settings, store, load_dutybook(settings.dutylist_file, settings.units_file), model)
         faust.Worker(app, loglevel="info").execute_from_commandline()
     finally:
         if embedded:
@@ -289,17 +294,19 @@ def report_routing(
 
     from infra.feeder import load_message_texts
     from infra.settings import Settings
-    from pipeline.classify import KeywordClassifier
+    from pipeline.classify import Classifier
     from pipeline.dutylists import load_dutybook
     from pipeline.loadgen import generate
     from pipeline.locate import Locator
     from pipeline.normalize import IntakeError, parse_intake, to_incident
     from pipeline.route import route
+    from pipeline.textmodel import TopClassModel
     from schemas import ManualReview
 
-    book = load_dutybook()
-    locator, classifier = Locator(book.registry), KeywordClassifier(book)
-    texts = load_message_texts(Settings().shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+    settings = Settings()
+    book = load_dutybook(settings.dutylist_file, settings.units_file)
+    locator, classifier = Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
+    texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
     now = dt.datetime.now(dt.timezone.utc)
     outcome: Counter = Counter()
     reasons: Counter = Counter()
@@ -312,7 +319,7 @@ def report_routing(
         except IntakeError:
             outcome["dead-lettered"] += 1
             continue
-        decision = route(incident, classifier.classify(incident), book, now=now)
+        decision = route(incident, classifier.classify(incident), book, now=now, threshold=settings.classify_threshold)
         if isinstance(decision, ManualReview):
             outcome["manual"] += 1
             reasons["摊派 refused" if decision.tanpai_refused else decision.reason.split(" (")[0].split(":")[0][:60]] += 1
@@ -327,6 +334,56 @@ def report_routing(
               "manual_reasons": dict(reasons.most_common(8)),
               "by_source": {f"{s}/{o}": n for (s, o), n in sorted(by_source.items())}}
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
+model_cli = typer.Typer(help="The text model: train it offline, from the real labelled messages.", no_args_is_help=True)
+cli.add_typer(model_cli, name="model")
+eval_cli = typer.Typer(help="Measure the classifier on labelled data.", no_args_is_help=True)
+cli.add_typer(eval_cli, name="eval")
+
+
+@model_cli.command("train")
+def model_train(
+    data: Path = typer.Option(None, help="labelled JSONL (title, text, label); default: the shared real messages"),
+    out: Path = typer.Option(None, help="model directory; default CITYOPS_MODEL_DIR"),
+) -> None:
+    """Train the top-level-class model and make it CURRENT in the model directory."""
+    from infra.settings import Settings
+    from pipeline.modelfiles import train_from_files
+
+    settings = Settings()
+    target = train_from_files(data or settings.shared_data_dir / "zh-gov-messages" / "labelled.jsonl",
+                              settings.shared_data_dir / "zh-gov-messages" / "taxonomy.csv", out or settings.model_dir,
+                              settings.dutylist_file, settings.units_file)
+    typer.echo(f"trained {target.name} in {target.parent}")
+
+
+@eval_cli.command("classify")
+def eval_classify(
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="JSONL rows with title, text, label"),
+    cv: int = typer.Option(0, help="K > 1: cross-validate on DATA instead (the trained model is not used)"),
+    model_dir: Path = typer.Option(None, help="default CITYOPS_MODEL_DIR"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Accuracy, macro-F1 and per-class figures of the top-level class on DATA."""
+    import json
+
+    from infra.settings import Settings
+    from pipeline.modelfiles import evaluate_file
+
+    settings = Settings()
+    report = evaluate_file(data, model_dir or settings.model_dir, settings.shared_data_dir / "zh-gov-messages" / "taxonomy.csv",
+                           cv=cv, dutylist_file=settings.dutylist_file, units_file=settings.units_file)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    typer.echo(f"n={report['n']} accuracy={report['accuracy']:.3f} macro_f1={report['macro_f1']:.3f} ({report['method']})")
+    for point in report["coverage_curve"]:
+        if point["accuracy"] is not None:
+            typer.echo(f"  confidence ≥ {point['threshold']:.2f}: coverage {point['coverage']:.1%}, "
+                       f"accuracy {point['accuracy']:.1%}")
+    for name, figures in report["per_class"].items():
+        typer.echo(f"  {name:<10} P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f} n={figures['n']}")
 
 
 def _data_path(data_dir: Path, name: str) -> Path:

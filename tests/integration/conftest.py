@@ -36,3 +36,17 @@ def store(chdb_url: str) -> Iterator[Store]:
     s.migrate()
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A text model trained on the real labelled messages, or an empty directory (keywords only)
+    when the shared data is absent."""
+    from infra.settings import Settings
+    from pipeline.modelfiles import train_from_files
+
+    target = tmp_path_factory.mktemp("models")
+    data = Settings().shared_data_dir / "zh-gov-messages"
+    if (data / "labelled.jsonl").exists():
+        train_from_files(data / "labelled.jsonl", data / "taxonomy.csv", target)
+    return target

@@ -31,8 +31,9 @@ def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
 
 
 @pytest.fixture
-def pipeline_env(broker, topic_prefix, tmp_path: Path) -> dict[str, str]:
+def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[str, str]:
     env = {
+        "CITYOPS_MODEL_DIR": str(model_dir),
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
         "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.classify import KeywordClassifier
+from pipeline.classify import Classifier
 from pipeline.dutylists import DutyBook, problems
 from pipeline.route import dispatch_item, route
 from schemas import CityRegistry, DutyList, Incident, ManualReview
@@ -59,8 +59,9 @@ def incident(**fields) -> Incident:
     return Incident.model_validate(base | fields)
 
 
-def dispatch(inc: Incident):
-    return route(inc, KeywordClassifier(BOOK).classify(inc), BOOK, now=NOW)
+def dispatch(inc: Incident, threshold: float = 0.0):
+    # Routing is under test here, not the confidence: every classified incident passes by default.
+    return route(inc, Classifier(BOOK).classify(inc), BOOK, now=NOW, threshold=threshold)
 
 
 def test_the_test_list_is_valid():
@@ -146,6 +147,12 @@ def test_tanpai_guard_on_operator_dispatches(item_no, street, units, refused):
         assert result.tanpai_refused and "摊派 refused" in result.reason
 
 
+def test_below_the_threshold_the_operator_decides_and_sees_the_candidates():
+    result = dispatch(incident(text="违建工地噪音", street="s3"), threshold=0.6)
+    assert isinstance(result, ManualReview)
+    assert result.reason.startswith("low confidence") and set(result.candidates) == {"1", "3"}
+
+
 def test_dispatch_ids_are_stable_across_runs():
     inc = incident(title="违建", text="私搭乱建", street="s3")
     first = [d.dispatch_id for d in dispatch(inc)]
@@ -154,7 +161,7 @@ def test_dispatch_ids_are_stable_across_runs():
 
 
 def test_an_ambiguous_text_has_lower_confidence_than_a_clear_one():
-    classifier = KeywordClassifier(BOOK)
+    classifier = Classifier(BOOK)
     clear = classifier.classify(incident(title="违建", text="私搭乱建"))
     mixed = classifier.classify(incident(text="违建工地噪音"))
     assert clear.confidence > mixed.confidence
@@ -165,7 +172,7 @@ def test_grid_workers_pick_counts_as_one_vote():
     book = DutyBook(DutyList.model_validate(LIST | {"items": [
         *LIST["items"][:1], {**LIST["items"][1], "grid_classes": ["事件/街面秩序/占道经营"]}, *LIST["items"][2:]]}),
         REGISTRY)
-    classifier = KeywordClassifier(book)
+    classifier = Classifier(book)
     picked = classifier.classify(incident(source="grid", text="路边有人", category_hint="占道经营", street="s1"))
     assert picked.item_no == "2"
     # The text outweighs a pick it contradicts strongly enough.
