@@ -14,10 +14,12 @@ import datetime as dt
 import json
 import logging
 import time
+import weakref
 from collections import defaultdict
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.streams import _current_event  # no public setter; see the dispatch agent
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -28,7 +30,7 @@ from infra.broker import true_end_offsets
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
-from pipeline.classify import Classifier
+from pipeline.classify import Classification, Classifier
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
@@ -104,10 +106,10 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             book = books.current
         return book
 
-    def classify(incident: Incident, book: DutyBook):
+    def classifier_for(book: DutyBook) -> Classifier:
         if book.version not in classifiers:
             classifiers[book.version] = Classifier(book, model)
-        return classifiers[book.version].classify(incident)
+        return classifiers[book.version]
 
     async def send(target: faust.TopicT, key: str, message: BaseModel) -> None:
         await target.send(key=key.encode(), value=message.model_dump_json().encode())
@@ -184,25 +186,50 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             await send(incidents_topic, incident.incident_id, incident)
             finished("normalize", event)
 
+    def classify_batch(incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:
+        """One model call per duty-list version present in the batch (batching is what makes it fast)."""
+        books_used = [book_for(i) for i in incidents]
+        results: dict[int, Classification] = {}
+        for version in {b.version for b in books_used}:
+            positions = [n for n, b in enumerate(books_used) if b.version == version]
+            for n, result in zip(positions, classifier_for(books_used[positions[0]]).classify_many(
+                    [incidents[n] for n in positions]), strict=True):
+                results[n] = result
+        return [(books_used[n], results[n]) for n in range(len(incidents))]
+
     @app.agent(incidents_topic, name="dispatch", concurrency=1)
     async def dispatch(stream):
         await dutylists_ready.wait()
-        async for event in stream.events():
-            metrics.STAGE_IN.labels("dispatch").inc()
+        # take_events acks the batch when the body returns, even if it raised: every failure is
+        # handled per event inside, as a dead letter.
+        async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
+            parsed: list[tuple[EventT, Incident]] = []
+            for event in events:
+                metrics.STAGE_IN.labels("dispatch").inc()
+                try:
+                    parsed.append((event, Incident.model_validate_json(event.value)))
+                except ValidationError as exc:
+                    await dead_letter_event(event, "dispatch", describe_validation_error(exc))
             try:
-                incident = Incident.model_validate_json(event.value)
-                book = book_for(incident)
-                decision = route(incident, classify(incident, book), book, now=_utcnow(),
-                                 threshold=settings.classify_threshold)
-            except ValidationError as exc:
-                await dead_letter_event(event, "dispatch", describe_validation_error(exc))
-                continue
-            except Exception as exc:
-                log.exception("dispatch failed")
-                await dead_letter_event(event, "dispatch", f"internal error: {exc!r}")
-                continue
-            await emit(incident, decision)
-            finished("dispatch", event)
+                classified = await asyncio.to_thread(classify_batch, [incident for _, incident in parsed])
+            except Exception:  # isolate the incident that breaks the batch: classify one by one
+                log.exception("batch classification failed; classifying one by one")
+                classified = [None] * len(parsed)
+            for (event, incident), pair in zip(parsed, classified, strict=True):
+                # Tables write their changelog to the partition of the current event, a context
+                # variable that take_events leaves unset in this task. Set it to this incident's
+                # event. Not via Stream._set_current_event: that also moves the stream's own
+                # `current_event`, which take_events' buffer reads, and an event goes missing.
+                _current_event.set(weakref.ref(event))
+                try:
+                    book, result = pair or classify_batch([incident])[0]
+                    await emit(incident, route(incident, result, book, now=_utcnow(),
+                                               threshold=settings.classify_threshold))
+                except Exception as exc:  # the batch is acked anyway: keep the incident as a dead letter
+                    log.exception("dispatch failed")
+                    await dead_letter_event(event, "dispatch", f"internal error: {exc!r}")
+                    continue
+                finished("dispatch", event)
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
@@ -221,14 +248,13 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                 continue
             try:
                 incident = Incident.model_validate(json.loads(entry)["incident"])
-                decision = dispatch_item(incident, ruling.item_no, book_for(incident), now=_utcnow(),
-                                         reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
-                                         units=ruling.units)
+                await emit(incident, dispatch_item(incident, ruling.item_no, book_for(incident), now=_utcnow(),
+                                                   reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
+                                                   units=ruling.units))
             except Exception as exc:
                 log.exception("operator decision failed")
                 await dead_letter_event(event, "operator", f"internal error: {exc!r}")
                 continue
-            await emit(incident, decision)
             finished("operator", event)
 
     models_by_topic: dict[str, type[BaseModel]] = {

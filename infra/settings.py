@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
 
+    # The dispatcher classifies in batches: one model call for up to this many incidents.
+    dispatch_batch_size: int = 200
+    dispatch_batch_seconds: float = 0.2
+
     sink_batch_size: int = 2000
     sink_flush_seconds: float = 1.0
 

@@ -103,10 +103,38 @@ def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_
     assert f'cityops_stage_failed_total{{stage="normalize"}} {float(len(events) - valid)}' in metrics
     assert 'cityops_stage_latency_seconds_bucket{le="1.0",stage="dispatch"}' in metrics
 
+    # Tables are co-partitioned with their source: the dispatcher classifies in batches, yet each
+    # routing entry lands in the changelog partition of its own incident.
+    incident_partition = partitions_by_key(broker, names.incidents, json_keys=False)
+    changelog_partition = partitions_by_key(broker, f"{names.prefix}cityops-routing-changelog", json_keys=True)
+    assert changelog_partition and changelog_partition.items() <= incident_partition.items()
+
     # PII: the callers' phone numbers appear nowhere the worker wrote.
     phones = {json.loads(e.value)["caller_phone"] for e in events if e.valid and e.source == "hotline"}
     log_text = (tmp_path / "worker.log").read_text(errors="replace")
     assert phones and not any(p in log_text or p in metrics for p in phones)
+
+
+def partitions_by_key(broker, topic: str, *, json_keys: bool) -> dict[str, int]:
+    """key → partition for every record of `topic` (read to its true end)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from infra.broker import true_end_offsets
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        ends = true_end_offsets(broker.bootstrap_servers, consumer.end_offsets(tps))
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        found: dict[str, int] = {}
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    found[json.loads(record.key) if json_keys else record.key.decode()] = tp.partition
+        return found
+    finally:
+        consumer.close()
 
 
 def wait_for_committed(bootstrap: str, group: str, topic: str, total: int, timeout: float = 30) -> None:
