@@ -386,6 +386,56 @@ def eval_classify(
         typer.echo(f"  {name:<10} P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f} n={figures['n']}")
 
 
+@report_cli.command("merges")
+def report_merges(
+    data: Path = typer.Option(None, help="JSONL with user, time, title, text (default: the real unlabelled messages)"),
+    hours: float = typer.Option(24, help="merge window"),
+    examples: int = typer.Option(5),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replay real messages in time order through the duplicate merge; count merges and near misses."""
+    import datetime as dt
+    import json
+    from collections import Counter
+
+    from infra.settings import Settings
+    from pipeline.classify import Classifier
+    from pipeline.dedupe import Deduper, MergePolicy
+    from pipeline.dutylists import CITY_TZ, load_dutybook
+    from pipeline.locate import Locator
+    from pipeline.pii import hash_contact
+    from pipeline.textmodel import TopClassModel
+    from schemas import Incident
+
+    settings = Settings()
+    path = data or settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl"
+    book = load_dutybook(settings.dutylist_file, settings.units_file)
+    locator, classifier = Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
+    rows = sorted((json.loads(line) for line in path.open(encoding="utf-8")), key=lambda r: r["time"])
+    incidents = []
+    for row in rows:
+        at = dt.datetime.fromisoformat(row["time"]).replace(tzinfo=CITY_TZ)
+        where = locator.resolve(text=f"{row['title']} {row['text']}")
+        incidents.append(Incident(
+            incident_id=str(row["id"]), source="hotline", source_id=str(row["id"]), reported_at=at, normalized_at=at,
+            title=row["title"], text=row["text"], reporter_hash=hash_contact(row["user"], "report"),
+            district=where.district, street=where.street, community=where.community))
+    deduper = Deduper(lambda item_no: MergePolicy(within_hours=hours))
+    by_rule: Counter = Counter()
+    shown: dict[str, list] = {}
+    titles = {i.incident_id: i.title for i in incidents}
+    for incident, result in zip(incidents, classifier.classify_many(incidents), strict=True):
+        merge = deduper.offer(incident, result.item_no or "unclassified")
+        if merge:
+            by_rule[merge.rule] += 1
+            if len(shown.setdefault(merge.rule, [])) < examples:
+                shown[merge.rule].append([titles[merge.case_id][:40], incident.title[:40]])
+    near = [[titles[m.case_id][:40], titles[m.incident_id][:40], m.why_apart] for m in deduper.near_misses[:examples]]
+    report = {"messages": len(incidents), "merged": sum(by_rule.values()), "by_rule": dict(by_rule),
+              "near_misses": len(deduper.near_misses), "examples": shown, "near_miss_examples": near}
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
 def _data_path(data_dir: Path, name: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir / name

@@ -1,0 +1,131 @@
+"""Duplicate merge: reports of the same problem become one case that counts its reports.
+
+A new report joins an open case when, within the case's time window,
+- **repeat call**: the same reporter sends near-identical text (any item); or
+- **same place**: the same duty item, both with GPS, within the item's distance; or
+- **same address**: the same item, no GPS to compare, the same community (or street, when
+  neither names a community) and similar text.
+Everything else opens a new case. Near misses — the same item and similar text in another place,
+or the same place and text under another item — are reported, not merged: they must stay apart.
+
+Pure and deterministic: the caller feeds reports in time order and keeps the `Deduper`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from haversine import Unit, haversine
+
+from schemas import Incident
+
+Rule = Literal["repeat call", "same place", "same address"]
+
+
+@dataclass(frozen=True)
+class MergePolicy:
+    within_m: float = 100.0
+    within_hours: float = 24.0
+    repeat_similarity: float = 0.9   # the same caller saying the same thing again
+    address_similarity: float = 0.5  # without GPS, the texts must also agree
+
+
+def shingles(text: str, n: int = 3) -> frozenset[str]:
+    text = "".join(text.split())
+    return frozenset(text[i:i + n] for i in range(max(1, len(text) - n + 1)))
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+@dataclass
+class Case:
+    case_id: str  # the first report's incident id
+    item_no: str
+    opened_at: dt.datetime
+    last_at: dt.datetime
+    point: tuple[float, float] | None
+    place: str | None  # community, else street
+    reporters: set[str] = field(default_factory=set)
+    texts: list[frozenset[str]] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Merge:
+    case_id: str
+    rule: Rule
+    reports: int  # the case's reports, this one included
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    incident_id: str
+    case_id: str
+    why_apart: str
+
+
+class Deduper:
+    def __init__(self, policy_for: Callable[[str], MergePolicy] = lambda item_no: MergePolicy()):
+        self.policy_for = policy_for
+        self.cases: list[Case] = []
+        self.near_misses: list[NearMiss] = []
+
+    def offer(self, incident: Incident, item_no: str) -> Merge | None:
+        """Merge `incident` into an open case, or open a new one (None). Reports come in time order."""
+        at = incident.reported_at
+        text = shingles(incident.title + incident.text)
+        point = (incident.location.lat, incident.location.lon) if incident.location else None
+        place = incident.community or incident.street
+        self._expire(at)
+        for case in self.cases:
+            rule = self._rule(case, incident, item_no, at, text, point, place)
+            if rule is not None:
+                case.last_at = at
+                case.reports.append(incident.incident_id)
+                case.texts.append(text)
+                if incident.reporter_hash:
+                    case.reporters.add(incident.reporter_hash)
+                return Merge(case.case_id, rule, len(case.reports))
+        self.cases.append(Case(incident.incident_id, item_no, at, at, point, place,
+                               {incident.reporter_hash} if incident.reporter_hash else set(), [text],
+                               [incident.incident_id]))
+        return None
+
+    def _rule(self, case: Case, incident: Incident, item_no: str, at: dt.datetime, text: frozenset[str],
+              point: tuple[float, float] | None, place: str | None) -> Rule | None:
+        policy = self.policy_for(case.item_no)
+        if at - case.last_at > dt.timedelta(hours=policy.within_hours):
+            return None
+        if item_no != case.item_no and incident.reporter_hash not in case.reporters and place != case.place:
+            return None  # nothing in common: skip the text comparison
+        best = max(similarity(text, t) for t in case.texts)
+        if incident.reporter_hash in case.reporters and best >= policy.repeat_similarity:
+            return "repeat call"
+        if item_no != case.item_no:
+            if best >= policy.repeat_similarity and place is not None and place == case.place:
+                self.near_misses.append(NearMiss(incident.incident_id, case.case_id,
+                                                 f"same place and text, but item {item_no} ≠ {case.item_no}"))
+            return None
+        if point is not None and case.point is not None:
+            distance = haversine(point, case.point, unit=Unit.METERS)
+            if distance <= policy.within_m:
+                return "same place"
+            if best >= policy.address_similarity:
+                self.near_misses.append(NearMiss(incident.incident_id, case.case_id,
+                                                 f"same item, similar text, {distance:.0f} m apart"))
+            return None
+        if place is not None and place == case.place and best >= policy.address_similarity:
+            return "same address"
+        if best >= policy.address_similarity and place != case.place:
+            self.near_misses.append(NearMiss(incident.incident_id, case.case_id,
+                                             f"same item, similar text, places {place or '?'} ≠ {case.place or '?'}"))
+        return None
+
+    def _expire(self, now: dt.datetime) -> None:
+        self.cases = [c for c in self.cases
+                      if now - c.last_at <= dt.timedelta(hours=self.policy_for(c.item_no).within_hours)]
