@@ -386,14 +386,15 @@ def eval_classify(
         typer.echo(f"  {name:<10} P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f} n={figures['n']}")
 
 
-@report_cli.command("merges")
-def report_merges(
+@report_cli.command("cases")
+def report_cases(
     data: Path = typer.Option(None, help="JSONL with user, time, title, text (default: the real unlabelled messages)"),
-    hours: float = typer.Option(24, help="merge window"),
+    hours: float = typer.Option(24, help="merge and hotspot window"),
+    hotspot_threshold: int = typer.Option(3, help="reports of one item in one place that make a hotspot"),
     examples: int = typer.Option(5),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay real messages in time order through the duplicate merge; count merges and near misses."""
+    """Replay real messages in time order: duplicate merges, near misses kept apart, hotspots."""
     import datetime as dt
     import json
     from collections import Counter
@@ -402,6 +403,7 @@ def report_merges(
     from pipeline.classify import Classifier
     from pipeline.dedupe import Deduper, MergePolicy
     from pipeline.dutylists import CITY_TZ, load_dutybook
+    from pipeline.hotspots import HotspotDetector
     from pipeline.locate import Locator
     from pipeline.pii import hash_contact
     from pipeline.textmodel import TopClassModel
@@ -421,18 +423,26 @@ def report_merges(
             title=row["title"], text=row["text"], reporter_hash=hash_contact(row["user"], "report"),
             district=where.district, street=where.street, community=where.community))
     deduper = Deduper(lambda item_no: MergePolicy(within_hours=hours))
+    detector = HotspotDetector(hotspot_threshold, dt.timedelta(hours=hours))
+    hotspots = []
     by_rule: Counter = Counter()
     shown: dict[str, list] = {}
     titles = {i.incident_id: i.title for i in incidents}
     for incident, result in zip(incidents, classifier.classify_many(incidents), strict=True):
         merge = deduper.offer(incident, result.item_no or "unclassified")
+        if result.item_no and (merge is None or merge.rule != "repeat call"):  # a caller repeating is one report
+            hotspot = detector.offer(result.item_no, incident.community or incident.street, incident.reported_at)
+            if hotspot:
+                hotspots.append([hotspot.item_no, book.units[hotspot.place].name, hotspot.reports,
+                                 hotspot.first_at.isoformat(), hotspot.last_at.isoformat()])
         if merge:
             by_rule[merge.rule] += 1
             if len(shown.setdefault(merge.rule, [])) < examples:
                 shown[merge.rule].append([titles[merge.case_id][:40], incident.title[:40]])
     near = [[titles[m.case_id][:40], titles[m.incident_id][:40], m.why_apart] for m in deduper.near_misses[:examples]]
     report = {"messages": len(incidents), "merged": sum(by_rule.values()), "by_rule": dict(by_rule),
-              "near_misses": len(deduper.near_misses), "examples": shown, "near_miss_examples": near}
+              "near_misses": len(deduper.near_misses), "hotspots": len(hotspots), "examples": shown,
+              "near_miss_examples": near, "hotspot_examples": hotspots[:examples]}
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 

@@ -65,3 +65,18 @@ def test_report_routing_accounts_for_every_event():
     report = json.loads(result.output)
     outcome = report["outcome"]
     assert outcome["dispatched"] + outcome["manual"] + outcome["dead-lettered"] == 300
+
+
+def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path):
+    import json
+
+    rows = [{"id": n, "user": f"u{n if n < 3 else 9}", "time": f"2019-12-20T1{n}:00:00", "title": "丽发新城搅拌站扰民",
+             "text": f"A2区暮云街道丽发新城小区旁搅拌站{'噪音' if n % 2 else '粉尘'}扰民第{n}次"} for n in range(5)]
+    rows.append({"id": 9, "user": "u9", "time": "2019-12-20T16:00:00", "title": "丽发新城搅拌站扰民",
+                 "text": "A2区暮云街道丽发新城小区旁搅拌站粉尘扰民第4次"})
+    data = tmp_path / "m.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = runner.invoke(cli, ["report", "cases", "--data", str(data), "--json", "--hotspot-threshold", "3"])
+    report = json.loads(result.output)
+    assert report["messages"] == 6 and report["by_rule"].get("repeat call") == 1
+    assert report["hotspots"] == 1 and report["hotspot_examples"][0][0] == "MY-01"
