@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ahocorasick
+
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.textmodel import TopClassModel, document
 from schemas import DutyItem, Incident
@@ -40,6 +42,16 @@ class Classifier:
     def __init__(self, book: DutyBook, model: TopClassModel | None = None):
         self.book = book
         self.model = model
+        # Every keyword of every list (city and local) in one automaton: a text is scanned once,
+        # however many items there are, and only items with a hit are looked at.
+        self._items_with: dict[str, set[str]] = {}
+        for item in book.every_item():
+            for keyword in (item.title, *item.keywords):
+                self._items_with.setdefault(keyword, set()).add(item.number)
+        self._automaton = ahocorasick.Automaton()
+        for keyword in self._items_with:
+            self._automaton.add_word(keyword, keyword)
+        self._automaton.make_automaton()
 
     def classify(self, incident: Incident) -> Classification:
         return self.classify_many([incident])[0]
@@ -95,14 +107,26 @@ class Classifier:
         return Classification(item.number, item.top_class, round(confidence, 3),
                               tuple(r[2].number for r in ranked[:3]), reason)
 
+    def _found(self, text: str) -> set[str]:
+        return {keyword for _, keyword in self._automaton.iter(text)} if text else set()
+
     def _keyword_matches(self, incident: Incident) -> list[tuple[int, DutyItem, list[str]]]:
         reported_on = incident.reported_at.astimezone(CITY_TZ).date()
+        in_title, in_text = self._found(incident.title), self._found(incident.text)
+        in_force = self.book.items_for(incident.street, on=reported_on)
+        candidates = {n for kw in in_title | in_text for n in self._items_with[kw]}
+        hint = incident.category_hint
+        if hint:
+            candidates |= {n for n, item in in_force.items()
+                           if any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes)}
         matched = []
-        for item in self.book.items_for(incident.street, on=reported_on).values():
-            hits = [kw for kw in (item.title, *item.keywords) if kw in incident.text or kw in incident.title]
+        for number in sorted(candidates):
+            item = in_force.get(number)
+            if item is None:
+                continue
+            hits = [kw for kw in (item.title, *item.keywords) if kw in in_title or kw in in_text]
             # A hit in the title says more about the subject than one buried in the text.
-            score = sum(2 if kw in incident.title else 1 for kw in hits)
-            hint = incident.category_hint
+            score = sum(2 if kw in in_title else 1 for kw in hits)
             if hint and any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes):
                 # The worker's pick counts, but the text must not contradict it: one vote of several.
                 score += 3

@@ -446,6 +446,60 @@ def report_cases(
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
+bench_cli = typer.Typer(help="Benchmarks that print figures (record them in BENCHMARKS.md).", no_args_is_help=True)
+cli.add_typer(bench_cli, name="bench")
+
+
+@bench_cli.command("classify")
+def bench_classify(
+    messages: int = typer.Option(3000, help="real messages to classify (repeated if the file has fewer)"),
+    batch: int = typer.Option(200, help="batch size, as the dispatcher uses"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Classification throughput on one core: messages per second, model and keywords, in batches."""
+    import datetime as dt
+    import json
+    import time
+
+    from infra.feeder import load_message_texts
+    from infra.settings import Settings
+    from pipeline.classify import Classifier
+    from pipeline.dutylists import load_dutybook
+    from pipeline.textmodel import TopClassModel, document
+    from schemas import Incident
+
+    settings = Settings()
+    texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+    if not texts:
+        typer.echo("needs the real messages in ../shared/data", err=True)
+        raise typer.Exit(2)
+    model = TopClassModel.load(settings.model_dir)
+    if model is None:
+        typer.echo(f"no trained model in {settings.model_dir}: run `cityops model train`", err=True)
+        raise typer.Exit(2)
+    book = load_dutybook(settings.dutylist_file, settings.units_file)
+    now = dt.datetime.now(dt.timezone.utc)
+    incidents = [Incident(incident_id=str(n), source="hotline", source_id=str(n), reported_at=now, normalized_at=now,
+                          title=texts[n % len(texts)][0], text=texts[n % len(texts)][1]) for n in range(messages)]
+    batches = [incidents[i:i + batch] for i in range(0, len(incidents), batch)]
+
+    def rate(run) -> float:
+        run(batches[0])  # warm-up: jieba's dictionary, vectorizer caches
+        started = time.perf_counter()
+        for chunk in batches:
+            run(chunk)
+        return round(messages / (time.perf_counter() - started), 1)
+
+    full, keywords = Classifier(book, model), Classifier(book)
+    figures = {
+        "messages": messages, "batch": batch, "mean_chars": round(sum(len(i.text) for i in incidents) / messages),
+        "model_only_per_s": rate(lambda chunk: model.predict([document(i.title, i.text) for i in chunk])),
+        "keywords_only_per_s": rate(keywords.classify_many),
+        "classify_per_s": rate(full.classify_many),
+    }
+    typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+
+
 def _data_path(data_dir: Path, name: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir / name

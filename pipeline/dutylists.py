@@ -262,6 +262,11 @@ class DutyBook:
     def item(self, number: str, street: str | None = None) -> DutyItem | None:
         return self.items_for(street).get(number)
 
+    def every_item(self) -> Iterator[DutyItem]:
+        """Each item as it stands in the city list and in every local list (repeats included)."""
+        for jurisdiction in [None, *self._local]:
+            yield from self._items_of(jurisdiction).values()
+
     def base_of(self, jurisdiction: str) -> str | None:
         """The list a local list applies on top of (another local list, or None for the city list)."""
         return self._local[jurisdiction].extends or self._parent_list(jurisdiction)

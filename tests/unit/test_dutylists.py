@@ -107,8 +107,7 @@ def test_every_item_is_reachable_from_some_location(sample_book: DutyBook):
     """Property: for every item in any list, some street has it in force and routes it without
     an error or a 摊派 refusal."""
     streets = [u.code for u in sample_book.registry.units if u.kind == "street"]
-    numbers = {n for j in [None, *(ll.jurisdiction for ll in sample_book.dutylist.local_lists)]
-               for n in sample_book._items_of(j)}
+    numbers = {item.number for item in sample_book.every_item()}
     unreachable = []
     for number in sorted(numbers):
         for street in streets:
