@@ -219,7 +219,8 @@ def dispatch_queue(
     with urllib.request.urlopen(f"{worker.rstrip('/')}/queue/", timeout=10) as resp:
         rows = json.load(resp)
     table = Table(title=f"operator queue: {len(rows)} waiting")
-    for column in ("incident", "where", "title", "reason", "candidates"):
+    table.add_column("incident", no_wrap=True, min_width=32)  # copied into `dispatch manual`: never cut
+    for column in ("where", "title", "reason", "candidates"):
         table.add_column(column)
     for row in rows[:limit]:
         table.add_row(row["incident_id"], row["street"] or row["district"] or "?", row["title"][:30],
