@@ -72,9 +72,6 @@ class Settings(BaseSettings):
             return self.clickhouse_url
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
 
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
-
     def as_dict(self) -> dict:
         """Printable view: secrets masked, URL passwords hidden."""
         shown = self.model_dump()

@@ -45,6 +45,7 @@ def worker() -> None:
     from pipeline.textmodel import TopClassModel
 
     settings = Settings()
+    logging.getLogger(__name__).info("settings: %s", settings.as_dict())  # secrets and URL passwords masked
     embedded = None
     if not settings.kafka_bootstrap_servers:
         embedded = start_embedded_broker(log_file=_data_path(settings.data_dir, "tansu.log"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from schemas.dutylist import TERRITORIAL_STREET, CityRegistry, DutyItem, DutyList, Grid, LocalList, Unit
+from schemas.dutylist import TERRITORIAL_STREET, CityRegistry, DutyItem, DutyList, LocalList, Unit
 
 Loc = tuple[str | int, ...]
 # Dates in duty lists (effective_from) are the city's local dates.
@@ -312,9 +312,6 @@ def load_dutybook(dutylist_file: Path | None = None, units_file: Path | None = N
     registry = load_registry(units_file)
     return DutyBook(load_dutylist(dutylist_file, registry), registry)
 
-
-def grid_index(registry: CityRegistry) -> dict[str, Grid]:
-    return {g.code: g for g in registry.grids}
 
 
 class DutyBooks:
