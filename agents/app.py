@@ -31,12 +31,15 @@ from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.classify import Classification, Classifier
+from pipeline.dedupe import Deduper, MergePolicy
 from pipeline.dutylists import DutyBook, DutyBooks
+from pipeline.hotspots import HotspotDetector
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.route import dispatch_item, route
 from pipeline.textmodel import TopClassModel
-from schemas import (DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
+from schemas import (Alert, ClassifiedIncident, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview,
+                     OperatorDecision, TaskEvent,
                      describe_validation_error)
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     task_events_topic = topic(names.task_events)
     manual_topic = topic(names.manual)
     dead_letters_topic = topic(names.dead_letters)
+    classified_topic = topic(names.classified)
+    alerts_topic = topic(names.alerts)
     source_by_topic = {t: source for source, t in names.intakes.items()}
 
     # incident id → where it went ("unit item@version" or "manual"). Setting a key is idempotent,
@@ -92,6 +97,10 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     # same partition count, so a key's entry is on the worker that gets its decision.
     waiting = app.Table("waiting_for_operator", default=None, key_type=str, value_type=str,
                         partitions=settings.topic_partitions)
+
+    # case key (item and street) → {"cases": open cases, "hotspots": recent reports per place}, as
+    # JSON. Written only by the case stage, whose topic is keyed by case key: co-partitioned.
+    cases = app.Table("cases", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
 
     books = DutyBooks(bootstrap)
     dutylists_ready = asyncio.Event()  # set once the published versions have been read
@@ -144,6 +153,16 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                                                         "review": decision.model_dump(mode="json")}, ensure_ascii=False)
             routing[incident.incident_id] = "manual"
             return
+        await send_dispatches(incident, decision)
+        if incident.incident_id in waiting:
+            del waiting[incident.incident_id]
+        record_route(incident, decision)
+
+    def record_route(incident: Incident, decision: list[Dispatch]) -> None:
+        primary = decision[0]
+        routing[incident.incident_id] = f"{primary.unit} {primary.item_no}@{primary.dutylist_version}"
+
+    async def send_dispatches(incident: Incident, decision: list[Dispatch]) -> None:
         for d in decision:
             await send(dispatches_topic, d.dispatch_id, d)
             task_event = TaskEvent(
@@ -153,10 +172,6 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             )
             await send(task_events_topic, task_event.task_id, task_event)
             metrics.DISPATCHES.labels(d.unit, d.role).inc()
-        if incident.incident_id in waiting:
-            del waiting[incident.incident_id]
-        primary = decision[0]
-        routing[incident.incident_id] = f"{primary.unit} {primary.item_no}@{primary.dutylist_version}"
 
     @app.task
     async def follow_dutylists() -> None:
@@ -223,13 +238,69 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                 _current_event.set(weakref.ref(event))
                 try:
                     book, result = pair or classify_batch([incident])[0]
-                    await emit(incident, route(incident, result, book, now=_utcnow(),
-                                               threshold=settings.classify_threshold))
+                    decision = route(incident, result, book, now=_utcnow(), threshold=settings.classify_threshold)
+                    if isinstance(decision, ManualReview) or incident.source == "whistle":
+                        await emit(incident, decision)  # a whistle is its own case: no merging
+                    else:
+                        key = case_key(incident, decision[0].item_no)
+                        await send(classified_topic, key, ClassifiedIncident(
+                            case_key=key, incident=incident, confidence=result.confidence, dispatches=decision))
+                        record_route(incident, decision)
                 except Exception as exc:  # the batch is acked anyway: keep the incident as a dead letter
                     log.exception("dispatch failed")
                     await dead_letter_event(event, "dispatch", f"internal error: {exc!r}")
                     continue
                 finished("dispatch", event)
+
+    def merge_policy(item_no: str) -> MergePolicy:
+        return MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
+
+    @app.agent(classified_topic, name="cases", concurrency=1)
+    async def cases_agent(stream):
+        """Reports of one problem become one case: the first is dispatched, the others merge into it."""
+        async for event in stream.events():
+            metrics.STAGE_IN.labels("cases").inc()
+            try:
+                classified = ClassifiedIncident.model_validate_json(event.value)
+                await decide_case(classified)
+            except ValidationError as exc:
+                await dead_letter_event(event, "cases", describe_validation_error(exc))
+                continue
+            except Exception as exc:
+                log.exception("case decision failed")
+                await dead_letter_event(event, "cases", f"internal error: {exc!r}")
+                continue
+            finished("cases", event)
+
+    async def decide_case(classified: ClassifiedIncident) -> None:
+        incident, decision = classified.incident, classified.dispatches
+        state = json.loads(cases.get(classified.case_key) or '{"cases": [], "hotspots": {}}')
+        deduper = Deduper(merge_policy).restore(state["cases"])
+        detector = HotspotDetector(settings.hotspot_threshold,
+                                   dt.timedelta(hours=settings.hotspot_window_hours)).restore(state["hotspots"])
+        redelivered = deduper.knows(incident.incident_id)
+        merge = deduper.offer(incident, decision[0].item_no)
+        if merge is None:
+            await send_dispatches(incident, decision)
+            opened = deduper.case(incident.incident_id)
+            opened.task_id, opened.unit = decision[0].dispatch_id, decision[0].unit
+        else:
+            case = deduper.case(merge.case_id)
+            merged = TaskEvent(event_id=ids.task_event_id(case.task_id, "merged", incident.incident_id),
+                               task_id=case.task_id, incident_id=incident.incident_id, unit=case.unit, kind="merged",
+                               at=incident.reported_at, note=f"case {case.case_id}: {merge.rule}, report {merge.reports}")
+            await send(task_events_topic, merged.task_id, merged)
+            metrics.MERGED.labels(merge.rule).inc()
+        if not redelivered and (merge is None or merge.rule != "repeat call"):  # a caller repeating is one report
+            hotspot = detector.offer(decision[0].item_no, incident.grid_code or incident.community, incident.reported_at)
+            if hotspot:
+                alert = Alert(alert_id=ids.stable_id(hotspot.alert_id), kind="hotspot", item_no=hotspot.item_no,
+                              place=hotspot.place, reports=hotspot.reports, first_at=hotspot.first_at,
+                              last_at=hotspot.last_at, raised_at=_utcnow())
+                await send(alerts_topic, alert.alert_id, alert)
+                metrics.ALERTS.labels("hotspot").inc()
+        cases[classified.case_key] = json.dumps({"cases": deduper.state(), "hotspots": detector.state()},
+                                                ensure_ascii=False)
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
@@ -260,7 +331,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     models_by_topic: dict[str, type[BaseModel]] = {
         names.incidents: Incident, names.dispatches: Dispatch, names.task_events: TaskEvent,
         names.manual: ManualReview, names.dead_letters: DeadLetter, names.dutylists: DutyListVersion,
-        names.manual_decisions: OperatorDecision,
+        names.manual_decisions: OperatorDecision, names.alerts: Alert,
     }
 
     @app.agent(topic(*models_by_topic), name="sink", concurrency=1)
@@ -355,6 +426,11 @@ async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
         reason = f"duty list {publication.version} refused: " + "; ".join(p.describe() for p in problems[:10])
     metrics.DUTYLIST_PUBLICATIONS.labels("refused").inc()
     await dead_letter(record.topic, record.partition, record.offset, record.value, "dutylist", reason)
+
+
+def case_key(incident: Incident, item_no: str) -> str:
+    """Reports that may be one problem share a key: the same item in the same street (or district)."""
+    return f"{item_no}|{incident.street or incident.district or '-'}"
 
 
 async def _insert_until_stored(store: Store, rows: list[BaseModel]) -> None:

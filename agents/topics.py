@@ -37,6 +37,15 @@ class TopicNames:
         return f"{self.prefix}deadletters"
 
     @property
+    def classified(self) -> str:
+        """Routable incidents keyed by case (item and street), so reports of one problem meet."""
+        return f"{self.prefix}classified"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @property
     def manual_decisions(self) -> str:
         return f"{self.prefix}manual-decisions"
 
@@ -47,5 +56,5 @@ class TopicNames:
 
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
-        return [*self.intakes.values(), self.incidents, self.dispatches, self.task_events, self.manual,
-                self.manual_decisions, self.dead_letters]
+        return [*self.intakes.values(), self.incidents, self.classified, self.dispatches, self.task_events,
+                self.manual, self.manual_decisions, self.alerts, self.dead_letters]

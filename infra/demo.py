@@ -65,7 +65,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             def all_landed(stats: dict) -> bool:
                 progress.update(landed, completed=stats["clickhouse_incidents"] + stats["deadlettered"])
                 # Dispatch lags the incident sink a little; wait for the routing too.
-                routed = stats["dispatched"] + stats["manual"]
+                routed = stats["dispatched"] + stats["manual"] + stats["merged"]
                 return (stats["clickhouse_incidents"] + stats["deadlettered"] >= ingested
                         and routed >= stats["clickhouse_incidents"])
 
@@ -76,6 +76,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             "incidents": stats["clickhouse_incidents"],
             "dispatched": stats["dispatched"],
             "manual": stats["manual"],
+            "merged": stats["merged"],
+            "hotspots": stats["hotspots"],
             "tanpai_refused": stats["tanpai_refused"],
             "dutylist_version": stats["dutylist_version"],
             "deadlettered": stats["deadlettered"],
@@ -123,7 +125,7 @@ def _print_summary(console: Console, summary: dict) -> None:
     table = Table(title="cityops demo")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key in ("ingested", "incidents", "dispatched", "manual", "tanpai_refused", "deadlettered",
+    for key in ("ingested", "incidents", "dispatched", "merged", "manual", "hotspots", "tanpai_refused", "deadlettered",
                 "clickhouse_incidents", "clickhouse_dispatches", "clickhouse_task_events", "dutylist_version",
                 "seconds", "events_per_second"):
         table.add_row(key, str(summary[key]))

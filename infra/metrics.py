@@ -27,3 +27,5 @@ DUTYLIST_IN_FORCE = Info("cityops_dutylist", "The duty-list version new incident
 
 def set_dutylist_version(version: str) -> None:
     DUTYLIST_IN_FORCE.info({"version": version})
+MERGED = Counter("cityops_merged_reports_total", "Reports merged into an open case", ["rule"])
+ALERTS = Counter("cityops_alerts_total", "Alerts raised", ["kind"])

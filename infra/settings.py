@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
 
+    # Duplicate merge and hotspots (defaults; see pipeline.dedupe and pipeline.hotspots).
+    merge_within_m: float = 100.0
+    merge_within_hours: float = 24.0
+    hotspot_threshold: int = 5
+    hotspot_window_hours: float = 24.0
+
     # The dispatcher classifies in batches: one model call for up to this many incidents.
     dispatch_batch_size: int = 200
     dispatch_batch_seconds: float = 0.2

@@ -22,7 +22,7 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from infra.settings import redact_url
-from schemas import DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
+from schemas import Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
 
 
 class StoreUnavailable(RuntimeError):
@@ -58,6 +58,7 @@ TABLES: dict[type[BaseModel], tuple[str, Callable[[BaseModel], dict]]] = {
     DeadLetter: ("dead_letters", _dead_letter_row),
     DutyListVersion: ("dutylist_versions", _dutylist_row),
     OperatorDecision: ("operator_decisions", BaseModel.model_dump),
+    Alert: ("alerts", BaseModel.model_dump),
 }
 
 
@@ -118,6 +119,8 @@ class Store:
             "clickhouse_dispatches": self.count("dispatches"),
             "clickhouse_task_events": self.count("task_events"),
             "manual": self.count("manual_reviews"),
+            "merged": self.query("SELECT uniqExact(incident_id) FROM {db}.task_events FINAL WHERE kind = 'merged'")[0][0],
+            "hotspots": self.query("SELECT count() FROM {db}.alerts FINAL WHERE kind = 'hotspot'")[0][0],
             "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
             "deadlettered": self.count("dead_letters"),
             "dispatched": sum(n for _, n in per_unit),

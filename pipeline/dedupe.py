@@ -22,7 +22,7 @@ from haversine import Unit, haversine
 
 from schemas import Incident
 
-Rule = Literal["repeat call", "same place", "same address"]
+Rule = Literal["repeat call", "same place", "same address", "repeat delivery"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,20 @@ class Case:
     reporters: set[str] = field(default_factory=set)
     texts: list[frozenset[str]] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
+    task_id: str | None = None  # the primary dispatch, once sent
+    unit: str | None = None
+
+    def to_json(self) -> dict:
+        return {"case_id": self.case_id, "item_no": self.item_no, "opened_at": self.opened_at.isoformat(),
+                "last_at": self.last_at.isoformat(), "point": self.point, "place": self.place,
+                "reporters": sorted(self.reporters), "texts": [sorted(t) for t in self.texts],
+                "reports": self.reports, "task_id": self.task_id, "unit": self.unit}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Case:
+        return cls(d["case_id"], d["item_no"], dt.datetime.fromisoformat(d["opened_at"]),
+                   dt.datetime.fromisoformat(d["last_at"]), tuple(d["point"]) if d["point"] else None, d["place"],
+                   set(d["reporters"]), [frozenset(t) for t in d["texts"]], list(d["reports"]), d["task_id"], d["unit"])
 
 
 @dataclass(frozen=True)
@@ -76,9 +90,17 @@ class Deduper:
         self.near_misses: list[NearMiss] = []
 
     def offer(self, incident: Incident, item_no: str) -> Merge | None:
-        """Merge `incident` into an open case, or open a new one (None). Reports come in time order."""
+        """Merge `incident` into an open case, or open a new one (None). Reports come in time order.
+
+        Offering a report again (a redelivery) changes nothing and gives the same answer."""
+        for case in self.cases:
+            if incident.incident_id in case.reports:
+                if case.case_id == incident.incident_id:
+                    return None
+                return Merge(case.case_id, "repeat delivery", case.reports.index(incident.incident_id) + 1)
         at = incident.reported_at
-        text = shingles(incident.title + incident.text)
+        # The opening of a report says what it is about; a bounded text keeps the stored state small.
+        text = shingles(incident.title + incident.text[:300])
         point = (incident.location.lat, incident.location.lon) if incident.location else None
         place = incident.community or incident.street
         self._expire(at)
@@ -125,6 +147,23 @@ class Deduper:
             self.near_misses.append(NearMiss(incident.incident_id, case.case_id,
                                              f"same item, similar text, places {place or '?'} ≠ {case.place or '?'}"))
         return None
+
+    def knows(self, incident_id: str) -> bool:
+        return any(incident_id in c.reports for c in self.cases)
+
+    def case(self, case_id: str) -> Case:
+        return next(c for c in self.cases if c.case_id == case_id)
+
+    def drop(self, case_id: str) -> None:
+        """Forget a case that was never dispatched (its report went to the operator instead)."""
+        self.cases = [c for c in self.cases if c.case_id != case_id]
+
+    def state(self) -> list[dict]:
+        return [c.to_json() for c in self.cases]
+
+    def restore(self, state: list[dict]) -> Deduper:
+        self.cases = [Case.from_json(d) for d in state]
+        return self
 
     def _expire(self, now: dt.datetime) -> None:
         self.cases = [c for c in self.cases

@@ -31,6 +31,16 @@ class HotspotDetector:
         self._seen: dict[tuple[str, str], deque[dt.datetime]] = {}
         self._alerting: set[tuple[str, str]] = set()
 
+    def state(self) -> dict:
+        return {"seen": [[item, place, [t.isoformat() for t in times]] for (item, place), times in self._seen.items()],
+                "alerting": sorted(list(k) for k in self._alerting)}
+
+    def restore(self, state: dict) -> HotspotDetector:
+        self._seen = {(item, place): deque(dt.datetime.fromisoformat(t) for t in times)
+                      for item, place, times in state.get("seen", [])}
+        self._alerting = {tuple(k) for k in state.get("alerting", [])}
+        return self
+
     def offer(self, item_no: str, place: str | None, at: dt.datetime) -> Hotspot | None:
         if place is None:
             return None

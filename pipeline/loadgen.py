@@ -75,6 +75,9 @@ def generate(n: int, *, seed: int = 7, run_tag: str = "demo", texts: Sequence[tu
     """`n` events; places come from `registry` (the sample city by default)."""
     rng = random.Random(seed)
     city = _City(registry or load_registry())
+    # A few spots where the same problem is reported again and again (a broken manhole on a busy
+    # road): these reports merge into one case, and enough of them make a hotspot.
+    hot_spots = [(rng.choice(_GRID_EVENTS), *_in_grid(rng, city)) for _ in range(max(1, n // 400))]
     start = start or dt.datetime(2026, 11, 2, 8, 30, tzinfo=_CN)
     for i in range(n):
         at = start + dt.timedelta(seconds=7 * i)
@@ -82,7 +85,7 @@ def generate(n: int, *, seed: int = 7, run_tag: str = "demo", texts: Sequence[tu
         if roll < 0.60:
             source, payload = "hotline", _hotline(rng, city, i, run_tag, at, texts)
         elif roll < 0.85:
-            source, payload = "grid", _grid(rng, city, i, run_tag, at)
+            source, payload = "grid", _grid(rng, city, i, run_tag, at, hot_spots)
         elif roll < 0.95:
             source, payload = "sensor", _sensor(rng, city, i, run_tag, at)
         else:
@@ -133,11 +136,22 @@ def _hotline(rng: random.Random, city: _City, i: int, run_tag: str, at: dt.datet
     return ticket
 
 
-def _grid(rng: random.Random, city: _City, i: int, run_tag: str, at: dt.datetime) -> dict:
+def _grid(rng: random.Random, city: _City, i: int, run_tag: str, at: dt.datetime, hot_spots: list) -> dict:
+    if rng.random() < 0.15:
+        (category, text), grid_code, spot = rng.choice(hot_spots)
+        # GPS scatter of a few metres around the spot
+        location = {"lat": round(spot["lat"] + rng.uniform(-2e-4, 2e-4), 6),
+                    "lon": round(spot["lon"] + rng.uniform(-2e-4, 2e-4), 6)}
+        return _grid_report(rng, i, run_tag, at, category, text, grid_code, location)
     category, text = rng.choice(_GRID_EVENTS)
     grid_code, location = _in_grid(rng, city)
     if rng.random() < 0.03:  # the worker left the app on a neighbouring grid: the GPS check flags it
         grid_code = rng.choice(city.grids)[0]
+    return _grid_report(rng, i, run_tag, at, category, text, grid_code, location)
+
+
+def _grid_report(rng: random.Random, i: int, run_tag: str, at: dt.datetime, category: str, text: str,
+                 grid_code: str, location: dict) -> dict:
     return {
         "report_id": f"{run_tag}-grid-{i:07d}", "worker_id": f"w{rng.randrange(1, 400):04d}",
         "grid_code": grid_code, "reported_at": at.isoformat(),

@@ -4,10 +4,10 @@ Hotline integrations import these; changing a field here is an API change.
 """
 
 from schemas.dutylist import CityRegistry, DutyItem, DutyList, Grid, ItemOverride, LocalList, Unit, WhistlePolicy
-from schemas.events import DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
+from schemas.events import Alert, ClassifiedIncident, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
 from schemas.intake import GeoPoint, GridReport, HotlineTicket, SensorReading, Whistle, describe_validation_error
 
 __all__ = [
-    "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket",
+    "Alert", "ClassifiedIncident", "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket",
     "DutyListVersion", "Incident", "ManualReview", "OperatorDecision", "SensorReading", "TaskEvent", "Unit", "Whistle", "describe_validation_error",
 ]

@@ -83,6 +83,7 @@ class ManualReview(_Event):
 TaskEventKind = Literal[
     "dispatched", "accepted", "returned", "completed", "verified", "rework", "closed", "evaluated",
     "extension_requested", "extension_approved", "extension_refused", "supervised", "escalated", "parked",
+    "merged",  # another report of the same problem joined this task's case
 ]
 
 
@@ -131,3 +132,26 @@ class OperatorDecision(_Event):
     operator: str = Field(min_length=1, max_length=64)
     note: str = Field(default="", max_length=500)
     decided_at: AwareDatetime
+
+
+class ClassifiedIncident(_Event):
+    """An incident classified and routable, on its way to the case stage (keyed by `case_key`), which
+    either opens a case and sends `dispatches`, or merges it into an open case of the same problem."""
+
+    case_key: str
+    incident: Incident
+    confidence: float
+    dispatches: list[Dispatch] = Field(min_length=1)
+
+
+class Alert(_Event):
+    """Something the operations centre must look at now (hotspots here; overdue work later)."""
+
+    alert_id: str
+    kind: Literal["hotspot"]
+    item_no: str
+    place: str = Field(description="grid code or community code")
+    reports: int
+    first_at: AwareDatetime
+    last_at: AwareDatetime
+    raised_at: AwareDatetime

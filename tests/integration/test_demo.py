@@ -17,6 +17,6 @@ def test_demo_accounts_for_every_event(tmp_path, model_dir):
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ingested"] == 400
     assert summary["clickhouse_incidents"] + summary["deadlettered"] == 400
-    assert summary["dispatched"] + summary["manual"] == summary["clickhouse_incidents"]
+    assert summary["dispatched"] + summary["merged"] + summary["manual"] == summary["clickhouse_incidents"]
     assert summary["deadlettered"] > 0  # the feed is deliberately 2% broken
     assert summary["seconds"] > 0 and summary["dutylist_version"] == "A市-2026.2"

@@ -55,7 +55,8 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     broken = v3.replace('version: "A市-2026.3"', 'version: "A市-2026.4"').replace("primary_unit: gdgs,", "primary_unit: nobody,")
     publish(broker.bootstrap_servers, names.dutylists, "A市-2026.4",
             DutyListVersion(version="A市-2026.4", published_at=now(), published_by="test", yaml=broken))
-    after = send_ticket(broker, names, f"{prefix}2", "路灯不亮", "主干道路灯坏了一个星期")
+    # Another street: the same text from the same street would merge into the first case.
+    after = send_ticket(broker, names, f"{prefix}2", "路灯不亮", "主干道路灯坏了一个星期", address="A7县泉塘街道")
     worker.wait_until(lambda s: s["dispatched"] >= 2 and s["deadlettered"] >= 1, timeout=60)
     assert worker.stats()["dutylist_version"] == "A市-2026.3"
 
@@ -87,7 +88,7 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
         store.close()
     primary = {r[0]: r[1:] for r in rows}
     assert primary[before] == ("cgj", "CJ-029", "A市-2026.2", "a7")
-    assert primary[after] == ("gdgs", "CJ-029", "A市-2026.3", "a7")
+    assert primary[after] == ("gdgs", "CJ-029", "A市-2026.3", "a7-s01")
     assert primary[unmatched] == ("a7-s02", "CJ-050", "A市-2026.3", "a7")
     assert [(stage, "unknown unit 'nobody'" in reason) for stage, reason in letters] == [("dutylist", True)]
     assert versions == [("A市-2026.3", "test"), ("A市-2026.4", "test")]  # audit keeps the refused one too

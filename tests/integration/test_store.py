@@ -73,7 +73,7 @@ def test_the_store_reopens_its_directory_after_close(chdb_url: str):
 def test_every_message_type_has_a_table_with_its_columns(store: Store):
     """A field added to a schema without a migration would stall the sink: catch it here."""
     from infra.store import TABLES
-    from schemas import DutyListVersion, ManualReview, OperatorDecision, TaskEvent
+    from schemas import Alert, DutyListVersion, ManualReview, OperatorDecision, TaskEvent
 
     examples = [
         incidents(1)[0],
@@ -85,6 +85,7 @@ def test_every_message_type_has_a_table_with_its_columns(store: Store):
         DeadLetter(dead_letter_id="x", topic="t", partition=0, offset=0, stage="s", reason="r", payload="p", failed_at=NOW),
         DutyListVersion(version="v", published_at=NOW, yaml="version: v"),
         OperatorDecision(decision_id="o", incident_id="i", item_no="1", operator="op", decided_at=NOW),
+        Alert(alert_id="a", kind="hotspot", item_no="1", place="g", reports=5, first_at=NOW, last_at=NOW, raised_at=NOW),
     ]
     assert {type(e) for e in examples} == set(TABLES)
     for example in examples:

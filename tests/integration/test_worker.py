@@ -60,7 +60,8 @@ def start_worker(tmp_path: Path):
 def all_landed(n: int, valid: int):
     def check(stats: dict) -> bool:
         return (stats["clickhouse_incidents"] + stats["deadlettered"] >= n
-                and stats["dispatched"] + stats["manual"] >= valid and stats["routing_table_size"] >= valid)
+                and stats["dispatched"] + stats["manual"] + stats["merged"] >= valid
+                and stats["routing_table_size"] >= valid)
     return check
 
 

@@ -69,3 +69,15 @@ def test_without_any_place_nothing_merges_on_text_alone():
     d = Deduper()
     d.offer(report(1, text="长安郡小区生活垃圾三天没人清运"), "CJ-053")
     assert d.offer(report(2, text="长安郡小区生活垃圾三天没人清运了"), "CJ-053") is None
+
+
+def test_state_round_trips_and_a_redelivered_report_changes_nothing():
+    d = Deduper()
+    d.offer(report(1, lat=28.2, lon=112.9, reporter="h1"), "CJ-029")
+    d.offer(report(2, minutes=5, lat=28.2002, lon=112.9), "CJ-029")
+    d.case("i1").task_id, d.case("i1").unit = "t1", "cgj"
+    again = Deduper().restore(d.state())
+    assert again.state() == d.state()
+    assert again.offer(report(1, lat=28.2, lon=112.9, reporter="h1"), "CJ-029") is None  # the opener, again
+    assert again.offer(report(2, minutes=5, lat=28.2002, lon=112.9), "CJ-029").rule == "repeat delivery"
+    assert again.case("i1").reports == ["i1", "i2"]

@@ -35,3 +35,12 @@ def test_reports_outside_the_window_do_not_count_and_a_new_surge_alerts_again():
 
 def test_no_place_no_hotspot():
     assert HotspotDetector(threshold=1).offer("CJ-053", None, at(0)) is None
+
+
+def test_state_round_trips():
+    d = HotspotDetector(threshold=2)
+    d.offer("CJ-053", "g1", at(0))
+    d.offer("CJ-053", "g1", at(1))
+    again = HotspotDetector(threshold=2).restore(d.state())
+    assert again.state() == d.state()
+    assert again.offer("CJ-053", "g1", at(2)) is None  # still alerting: no second alert

@@ -1,0 +1,60 @@
+"""Reports of one problem merge into one case, and enough of them raise a hotspot — on the real broker,
+exactly once across a SIGKILL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import shapely
+from kafka import KafkaProducer
+
+from agents.topics import TopicNames
+from infra.store import Store
+from pipeline import ids
+from pipeline.dutylists import load_registry
+from tests.integration.test_worker import pipeline_env, start_worker  # noqa: F401 (fixtures)
+
+CN = dt.timezone(dt.timedelta(hours=8))
+
+
+def grid_report(n: int, prefix: str, grid: str, lat: float, lon: float) -> bytes:
+    return json.dumps({"report_id": f"{prefix}g{n}", "worker_id": f"w{n}", "grid_code": grid,
+                       "reported_at": (dt.datetime(2026, 11, 2, 9, 0, tzinfo=CN) + dt.timedelta(minutes=n)).isoformat(),
+                       "text": "窨井井盖缺失，存在安全隐患", "location": {"lat": lat, "lon": lon}, "category": "井盖"},
+                      ensure_ascii=False).encode()
+
+
+def test_repeated_reports_merge_into_one_case_and_raise_one_hotspot(broker, pipeline_env, start_worker):
+    env = pipeline_env | {"CITYOPS_HOTSPOT_THRESHOLD": "3"}
+    names = TopicNames(env["CITYOPS_TOPIC_PREFIX"])
+    grid = load_registry().grids[100]
+    centre = shapely.Polygon(grid.polygon).centroid
+    worker = start_worker(env)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    for n in range(4):  # four workers, a few metres apart, the same missing manhole cover
+        producer.send(names.intake("grid"), key=f"g{n}".encode(),
+                      value=grid_report(n, names.prefix, grid.code, centre.y + n * 5e-5, centre.x)).get(timeout=30)
+    first_two_landed = worker.wait_until(lambda s: s["dispatched"] + s["merged"] >= 4 and s["hotspots"] >= 1, timeout=90)
+    worker.kill()  # the case state must survive in its table
+    worker = start_worker(env)
+    producer.send(names.intake("grid"), key=b"g4", value=grid_report(4, names.prefix, grid.code, centre.y, centre.x)).get(timeout=30)
+    producer.close()
+    stats = worker.wait_until(lambda s: s["merged"] >= 4, timeout=90)
+    assert (first_two_landed["dispatched"], stats["dispatched"], stats["hotspots"]) == (1, 1, 1)
+    worker.stop()
+
+    store = Store(env["CLICKHOUSE_URL"])
+    try:
+        merged = store.query("SELECT incident_id, task_id FROM {db}.task_events FINAL WHERE kind = 'merged'")
+        primary = store.query("SELECT incident_id, dispatch_id FROM {db}.dispatches FINAL WHERE role = 'primary'")
+        alerts = store.query("SELECT item_no, place, reports FROM {db}.alerts FINAL")
+    finally:
+        store.close()
+    # Whichever report the case stage saw first opened the case (the intake partitions race);
+    # the four others joined its task.
+    reports = {ids.incident_id("grid", f"{names.prefix}g{n}") for n in range(5)}
+    (opener, task), = primary
+    assert {i for i, _ in merged} == reports - {opener}
+    assert {t for _, t in merged} == {task}
+    assert alerts == [("CJ-030", grid.code, 3)]
