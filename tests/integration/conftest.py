@@ -5,8 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from infra.broker import EmbeddedBroker, start_embedded_broker
+from agents.topics import TopicNames
+from infra.broker import (
+    EmbeddedBroker,
+    ensure_cityops_topics,
+    free_port,
+    start_embedded_broker,
+)
 from infra.store import Store
+from infra.worker_process import WorkerProcess
 
 
 def pytest_collection_modifyitems(items):
@@ -50,3 +57,30 @@ def model_dir(tmp_path_factory) -> Path:
     if (data / "labelled.jsonl").exists():
         train_from_files(data / "labelled.jsonl", data / "taxonomy.csv", target)
     return target
+
+
+@pytest.fixture
+def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[str, str]:
+    env = {
+        "CITYOPS_MODEL_DIR": str(model_dir),
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
+        "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+        "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
+    }
+    ensure_cityops_topics(broker.bootstrap_servers, TopicNames(topic_prefix), partitions=4)
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path):
+    """Start `cityops worker` processes; any still running when the test ends is killed."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        worker = WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()

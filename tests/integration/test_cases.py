@@ -13,7 +13,6 @@ from agents.topics import TopicNames
 from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import load_registry
-from tests.integration.test_worker import pipeline_env, start_worker  # noqa: F401 (fixtures)
 
 CN = dt.timezone(dt.timedelta(hours=8))
 

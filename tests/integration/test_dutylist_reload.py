@@ -11,7 +11,6 @@ from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import sample_path
 from schemas import DutyListVersion, OperatorDecision
-from tests.integration.test_worker import pipeline_env, start_worker  # noqa: F401 (fixtures)
 
 CN = dt.timezone(dt.timedelta(hours=8))
 

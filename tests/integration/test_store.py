@@ -73,7 +73,13 @@ def test_the_store_reopens_its_directory_after_close(chdb_url: str):
 def test_every_message_type_has_a_table_with_its_columns(store: Store):
     """A field added to a schema without a migration would stall the sink: catch it here."""
     from infra.store import TABLES
-    from schemas import Alert, DutyListVersion, ManualReview, OperatorDecision, TaskEvent
+    from schemas import (
+        Alert,
+        DutyListVersion,
+        ManualReview,
+        OperatorDecision,
+        TaskEvent,
+    )
 
     examples = [
         incidents(1)[0],

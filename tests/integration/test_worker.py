@@ -5,19 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from agents.topics import TopicNames
-from infra.broker import ensure_cityops_topics, ensure_topics, free_port
+from infra.broker import ensure_topics
 from infra.feeder import feed
 from infra.store import Store
-from infra.worker_process import WorkerProcess
-from pipeline.loadgen import IntakeEvent, generate
 from pipeline.dutylists import load_registry
+from pipeline.loadgen import IntakeEvent, generate
 from pipeline.locate import Locator
 from pipeline.normalize import parse_intake, to_incident
 
@@ -28,33 +25,6 @@ def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
     locator = Locator(load_registry())
     return {to_incident(parse_intake(e.source, e.value), salt="s", now=NOW, locator=locator).incident_id
             for e in events if e.valid}
-
-
-@pytest.fixture
-def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[str, str]:
-    env = {
-        "CITYOPS_MODEL_DIR": str(model_dir),
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
-        "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
-        "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
-    }
-    ensure_cityops_topics(broker.bootstrap_servers, TopicNames(topic_prefix), partitions=4)
-    return env
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path):
-    """Start `cityops worker` processes; any still running when the test ends is killed."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
 
 
 def all_landed(n: int, valid: int):
