@@ -12,6 +12,7 @@ demo: $(INSTALLED)
 	$(BIN)/cityops demo
 
 test: $(INSTALLED)
+	$(BIN)/ruff check agents infra pipeline schemas scripts tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(INSTALLED): pyproject.toml
