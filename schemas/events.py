@@ -83,6 +83,7 @@ class ManualReview(_Event):
 TaskEventKind = Literal[
     "dispatched", "accepted", "returned", "completed", "verified", "rework", "closed", "evaluated",
     "extension_requested", "extension_approved", "extension_refused", "supervised", "escalated", "parked",
+    "resumed",  # back from 挂账 (parked)
     "merged",  # another report of the same problem joined this task's case
 ]
 
