@@ -91,16 +91,14 @@ def dutylist_check(
     units: Path = typer.Option(None, help="registry units.yaml (grids.geojson beside it); default: the sample city"),
 ) -> None:
     """Validate FILE against the city registry; print every problem with its line. Exit 1 on any."""
-    from pipeline.dutylists import check_text, load_registry, parse_dutylist
+    from pipeline.dutylists import load_registry, read_dutylist
 
-    text = file.read_text(encoding="utf-8")
-    found = check_text(text, load_registry(units))
+    dutylist, found = read_dutylist(file.read_text(encoding="utf-8"), load_registry(units))
     for problem in found:
         typer.echo(problem.describe(str(file)), err=True)
     if found:
         typer.echo(f"{len(found)} problem(s) in {file}", err=True)
         raise typer.Exit(1)
-    dutylist = parse_dutylist(text)
     typer.echo(f"{file}: ok — version {dutylist.version}, {len(dutylist.items)} items, "
                f"{len(dutylist.local_lists)} local lists")
 
@@ -152,19 +150,19 @@ def dutylist_publish(
     from agents.topics import TopicNames
     from infra.feeder import publish
     from infra.settings import Settings
-    from pipeline.dutylists import check_text, load_registry, parse_dutylist
+    from pipeline.dutylists import load_registry, read_dutylist
     from schemas import DutyListVersion
 
     settings = Settings()
     text = file.read_text(encoding="utf-8")
-    found = check_text(text, load_registry(units))
+    dutylist, found = read_dutylist(text, load_registry(units))
     if found:
         for problem in found:
             typer.echo(problem.describe(str(file)), err=True)
         typer.echo(f"not published: {len(found)} problem(s)", err=True)
         raise typer.Exit(1)
     bootstrap = _require_kafka(settings)
-    version = parse_dutylist(text).version
+    version = dutylist.version
     message = DutyListVersion(version=version, published_at=dt.datetime.now(dt.timezone.utc), published_by=by, yaml=text)
     topic = TopicNames(settings.topic_prefix).dutylists
     offset = publish(bootstrap, topic, version, message)

@@ -1,6 +1,6 @@
 """Reading, checking and resolving duty lists (职责清单) against the city registry.
 
-`problems()` is the one place cross-references are checked; `check_text()` adds the line number
+`problems()` is the one place cross-references are checked; `read_dutylist()` adds the line number
 of each problem for `cityops dutylist check`; `load_dutylist()` refuses a list with any problem.
 `DutyBook` answers "which item applies here, and who handles it" for a street, after the local
 lists (一乡一单) have been applied.
@@ -181,32 +181,35 @@ def problems(dutylist: DutyList, registry: CityRegistry) -> list[Problem]:
     return found
 
 
-def parse_dutylist(text: str) -> DutyList:
-    return DutyList.model_validate(yaml.safe_load(text))
-
-
-def check_text(text: str, registry: CityRegistry) -> list[Problem]:
-    """All problems of a duty-list file, each with the line it is on (1-based)."""
+def read_dutylist(text: str, registry: CityRegistry) -> tuple[DutyList | None, list[Problem]]:
+    """The list a duty-list file holds and all its problems, each with its line (1-based).
+    The list is None when the file has any problem."""
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return [Problem((), f"not YAML: {getattr(exc, 'problem', exc)}", mark.line + 1 if mark else None)]
+        return None, [Problem((), f"not YAML: {getattr(exc, 'problem', exc)}", mark.line + 1 if mark else None)]
     try:
         dutylist = DutyList.model_validate(yaml.safe_load(text))
         found = problems(dutylist, registry)
     except ValidationError as exc:
+        dutylist = None
         found = [Problem(tuple(err["loc"]), err["msg"]) for err in exc.errors(include_url=False, include_input=False)]
-    return [Problem(p.loc, p.message, _line_of(root, p.loc)) for p in found]
+    return (None if found else dutylist), [Problem(p.loc, p.message, _line_of(root, p.loc)) for p in found]
+
+
+def check_text(text: str, registry: CityRegistry) -> list[Problem]:
+    """All problems of a duty-list file, each with the line it is on."""
+    return read_dutylist(text, registry)[1]
 
 
 def load_dutylist(path: Path | None = None, registry: CityRegistry | None = None) -> DutyList:
     """The list at `path` (the sample city's by default), refused with every problem if it has any."""
     text = (path or sample_path("dutylist.yaml")).read_text(encoding="utf-8")
-    found = check_text(text, registry or load_registry())
+    dutylist, found = read_dutylist(text, registry or load_registry())
     if found:
         raise DutyListError(found)
-    return parse_dutylist(text)
+    return dutylist
 
 
 def _line_of(root: yaml.Node | None, loc: Loc) -> int | None:
@@ -329,10 +332,10 @@ class DutyBooks:
         self._published: list[DutyBook] = [bootstrap]
 
     def publish(self, text: str) -> list[Problem]:
-        found = check_text(text, self.registry)
+        dutylist, found = read_dutylist(text, self.registry)
         if found:
             return found
-        book = DutyBook(parse_dutylist(text), self.registry)
+        book = DutyBook(dutylist, self.registry)
         self._books[book.version] = book
         self._published.append(book)
         return []

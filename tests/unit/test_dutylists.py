@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.dutylists import DutyBook, check_text, sample_path
+from schemas import DutyList
 from pipeline.route import named_recipients, tanpai_refusal
 from tests.unit.test_routing import LIST, REGISTRY
 
@@ -164,10 +165,8 @@ def test_a_broken_publication_is_refused_and_the_current_version_stays():
     assert books.current.version == "test-1" and books.get("test-3") is None
 
 
-def parse(data: dict):
-    from pipeline.dutylists import parse_dutylist
-
-    return parse_dutylist(as_yaml(data))
+def parse(data: dict) -> DutyList:
+    return DutyList.model_validate(yaml.safe_load(as_yaml(data)))
 
 
 def test_a_list_published_ahead_of_its_date_takes_force_on_that_date():
