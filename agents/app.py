@@ -290,7 +290,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                                task_id=case.task_id, incident_id=incident.incident_id, unit=case.unit, kind="merged",
                                at=incident.reported_at, note=f"case {case.case_id}: {merge.rule}, report {merge.reports}")
             await send(task_events_topic, merged.task_id, merged)
-            metrics.MERGED.labels(merge.rule).inc()
+            if not redelivered:
+                metrics.MERGED.labels(merge.rule).inc()
         if not redelivered and (merge is None or merge.rule != "repeat call"):  # a caller repeating is one report
             hotspot = detector.offer(decision[0].item_no, incident.grid_code or incident.community, incident.reported_at)
             if hotspot:
@@ -383,6 +384,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     @app.page("/metrics/")
     async def metrics_view(web, request):
+        # Derived when scraped: a list published ahead of its date comes into force with no event.
+        metrics.set_dutylist_version(books.current.version)
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app
@@ -402,7 +405,6 @@ async def _follow_dutylists(servers: str, topic_name: str, books: DutyBooks, rea
         while True:
             if not ready.is_set() and await consumer.position(tp) >= end:
                 log.info("duty list in force: %s (known: %s)", books.current.version, ", ".join(books.versions))
-                metrics.set_dutylist_version(books.current.version)
                 ready.set()
             for records in (await consumer.getmany(tp, timeout_ms=500)).values():
                 for record in records:
@@ -421,7 +423,6 @@ async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
         if not problems:
             log.info("duty list %s published %s is now in force", publication.version, publication.published_at)
             metrics.DUTYLIST_PUBLICATIONS.labels("applied").inc()
-            metrics.set_dutylist_version(books.current.version)
             return
         reason = f"duty list {publication.version} refused: " + "; ".join(p.describe() for p in problems[:10])
     metrics.DUTYLIST_PUBLICATIONS.labels("refused").inc()

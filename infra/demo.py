@@ -53,7 +53,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         console.print("starting the worker (agents + ClickHouse sink)…")
         worker = WorkerProcess.start(env, web_port=free_port(), log_path=demo_dir / "worker.log")
 
-        texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+        texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
         console.print(f"hotline texts: {f'{len(texts)} real citizen messages' if texts else 'built-in templates (shared data not found)'}")
         started = time.monotonic()
         with Progress(console=console, transient=as_json) as progress:
@@ -108,7 +108,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
 def _ensure_model(settings: Settings, console: Console) -> Path:
     """The model directory, with a model trained (offline, from the shared real data) if it has none."""
     model_dir = settings.model_dir.resolve()
-    labelled = settings.shared_data_dir / "zh-gov-messages" / "labelled.jsonl"
+    labelled = settings.messages_dir / "labelled.jsonl"
     if TopClassModel.load(model_dir) is None:
         if labelled.exists():
             console.print("training the text model on the real labelled messages (once)…")

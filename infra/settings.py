@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # Salt for hashing caller phone numbers; the clear number never leaves the normaliser.
     pii_salt: SecretStr = SecretStr("cityops-dev-salt-change-me")
 
+    @property
+    def messages_dir(self) -> Path:
+        """The real citizen messages (labelled, unlabelled, replied, taxonomy)."""
+        return self.shared_data_dir / "zh-gov-messages"
+
     def resolved_clickhouse_url(self) -> str:
         if self.clickhouse_url:
             return self.clickhouse_url

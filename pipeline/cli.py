@@ -227,6 +227,17 @@ def dispatch_queue(
     Console().print(table)
 
 
+def _offline_pipeline(settings):
+    """The duty book, locator and classifier a worker would use, for offline reports."""
+    from pipeline.classify import Classifier
+    from pipeline.dutylists import load_dutybook
+    from pipeline.locate import Locator
+    from pipeline.textmodel import TopClassModel
+
+    book = load_dutybook(settings.dutylist_file, settings.units_file)
+    return book, Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
+
+
 def _require_kafka(settings) -> str:
     if not settings.kafka_bootstrap_servers:
         typer.echo("set KAFKA_BOOTSTRAP_SERVERS to the broker the workers use (`cityops demo` prints it)", err=True)
@@ -257,7 +268,7 @@ def report_locations(
     from pipeline.dutylists import load_registry
     from pipeline.locate import Locator
 
-    path = data or Settings().shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl"
+    path = data or Settings().messages_dir / "unlabelled.jsonl"
     locator = Locator(load_registry())
     counts: dict[str, int] = {}
     shown: dict[str, list] = {}
@@ -294,19 +305,14 @@ def report_routing(
 
     from infra.feeder import load_message_texts
     from infra.settings import Settings
-    from pipeline.classify import Classifier
-    from pipeline.dutylists import load_dutybook
     from pipeline.loadgen import generate
-    from pipeline.locate import Locator
     from pipeline.normalize import IntakeError, parse_intake, to_incident
     from pipeline.route import route
-    from pipeline.textmodel import TopClassModel
     from schemas import ManualReview
 
     settings = Settings()
-    book = load_dutybook(settings.dutylist_file, settings.units_file)
-    locator, classifier = Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
-    texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+    book, locator, classifier = _offline_pipeline(settings)
+    texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
     now = dt.datetime.now(dt.timezone.utc)
     outcome: Counter = Counter()
     reasons: Counter = Counter()
@@ -352,8 +358,8 @@ def model_train(
     from pipeline.modelfiles import train_from_files
 
     settings = Settings()
-    target = train_from_files(data or settings.shared_data_dir / "zh-gov-messages" / "labelled.jsonl",
-                              settings.shared_data_dir / "zh-gov-messages" / "taxonomy.csv", out or settings.model_dir,
+    target = train_from_files(data or settings.messages_dir / "labelled.jsonl",
+                              settings.messages_dir / "taxonomy.csv", out or settings.model_dir,
                               settings.dutylist_file, settings.units_file)
     typer.echo(f"trained {target.name} in {target.parent}")
 
@@ -372,7 +378,7 @@ def eval_classify(
     from pipeline.modelfiles import evaluate_file
 
     settings = Settings()
-    report = evaluate_file(data, model_dir or settings.model_dir, settings.shared_data_dir / "zh-gov-messages" / "taxonomy.csv",
+    report = evaluate_file(data, model_dir or settings.model_dir, settings.messages_dir / "taxonomy.csv",
                            cv=cv, dutylist_file=settings.dutylist_file, units_file=settings.units_file)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
@@ -400,19 +406,15 @@ def report_cases(
     from collections import Counter
 
     from infra.settings import Settings
-    from pipeline.classify import Classifier
     from pipeline.dedupe import Deduper, MergePolicy
-    from pipeline.dutylists import CITY_TZ, load_dutybook
+    from pipeline.dutylists import CITY_TZ
     from pipeline.hotspots import HotspotDetector
-    from pipeline.locate import Locator
     from pipeline.pii import hash_contact
-    from pipeline.textmodel import TopClassModel
     from schemas import Incident
 
     settings = Settings()
-    path = data or settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl"
-    book = load_dutybook(settings.dutylist_file, settings.units_file)
-    locator, classifier = Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
+    path = data or settings.messages_dir / "unlabelled.jsonl"
+    book, locator, classifier = _offline_pipeline(settings)
     rows = sorted((json.loads(line) for line in path.open(encoding="utf-8")), key=lambda r: r["time"])
     incidents = []
     for row in rows:
@@ -469,7 +471,7 @@ def bench_classify(
     from schemas import Incident
 
     settings = Settings()
-    texts = load_message_texts(settings.shared_data_dir / "zh-gov-messages" / "unlabelled.jsonl")
+    texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
     if not texts:
         typer.echo("needs the real messages in ../shared/data", err=True)
         raise typer.Exit(2)

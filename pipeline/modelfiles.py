@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.dutylists import load_dutylist, load_registry
 from pipeline.textmodel import (TopClassModel, coverage_curve, cross_validate, document, lexicon_documents, scores,
-                                seen_in_training, train)
+                                seen_in_training, train, trained_on)
 
 # Thresholds the coverage curve reports; the default operator threshold is chosen from it.
 CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9)
@@ -67,7 +67,7 @@ def evaluate_file(data: Path, model_dir: Path, taxonomy_file: Path, *, cv: int =
             method += f" (all {seen} rows were in the model's training data)"
         report = scores(y, predicted) | {"method": method, "seen_in_training": seen}
     else:
-        unseen = [r for r in rows if not seen_in_training(model, [r])]
+        unseen = [r for r in rows if not trained_on(model, r)]
         probabilities = model.predict([document(r["title"], r["text"]) for r in unseen])
         predicted = [max(p, key=p.get) for p in probabilities]
         confidence = [p[c] for p, c in zip(probabilities, predicted, strict=True)]

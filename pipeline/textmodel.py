@@ -20,6 +20,7 @@ import logging
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import ahocorasick
@@ -144,6 +145,10 @@ class TopClassModel:
     version: str
     meta: dict = field(default_factory=dict)
 
+    @cached_property
+    def trained_fingerprints(self) -> frozenset[str]:
+        return frozenset(self.meta.get("training_titles_sha256", []))
+
     @property
     def classes(self) -> list[str]:
         return list(self.pipeline.classes_)
@@ -189,14 +194,22 @@ def train(rows: Sequence[dict], lexicon: Sequence[tuple[str, str]], *, trained_a
     return TopClassModel(pipeline, version, meta)
 
 
+def _fingerprint(row: dict) -> str:
+    return hashlib.sha256((row["title"] + row["text"]).encode()).hexdigest()[:16]
+
+
 def _title_hashes(rows: Iterable[dict]) -> set[str]:
-    return {hashlib.sha256((r["title"] + r["text"]).encode()).hexdigest()[:16] for r in rows}
+    return {_fingerprint(r) for r in rows}
+
+
+def trained_on(model: TopClassModel, row: dict) -> bool:
+    """Whether the model saw this labelled row in training."""
+    return _fingerprint(row) in model.trained_fingerprints
 
 
 def seen_in_training(model: TopClassModel, rows: Iterable[dict]) -> int:
     """How many of `rows` the model was trained on (an evaluation on them flatters it)."""
-    trained = set(model.meta.get("training_titles_sha256", []))
-    return sum(h in trained for h in (_title_hashes([r]).pop() for r in rows))
+    return sum(trained_on(model, r) for r in rows)
 
 
 def scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:

@@ -53,7 +53,7 @@ def model_dir(tmp_path_factory) -> Path:
     from pipeline.modelfiles import train_from_files
 
     target = tmp_path_factory.mktemp("models")
-    data = Settings().shared_data_dir / "zh-gov-messages"
+    data = Settings().messages_dir
     if (data / "labelled.jsonl").exists():
         train_from_files(data / "labelled.jsonl", data / "taxonomy.csv", target)
     return target
