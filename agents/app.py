@@ -31,7 +31,7 @@ from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.classify import Classification, Classifier
-from pipeline.dedupe import Deduper, MergePolicy
+from pipeline.dedupe import Deduper, MergePolicy, item_policies
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.hotspots import HotspotDetector
 from pipeline.locate import Locator
@@ -252,8 +252,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                     continue
                 finished("dispatch", event)
 
-    def merge_policy(item_no: str) -> MergePolicy:
-        return MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
+    default_merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
 
     @app.agent(classified_topic, name="cases", concurrency=1)
     async def cases_agent(stream):
@@ -275,7 +274,9 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     async def decide_case(classified: ClassifiedIncident) -> None:
         incident, decision = classified.incident, classified.dispatches
         state = json.loads(cases.get(classified.case_key) or '{"cases": [], "hotspots": {}}')
-        deduper = Deduper(merge_policy).restore(state["cases"])
+        # One case key is one item in one street, so that street's list sets the merge window.
+        deduper = Deduper(item_policies(book_for(incident).items_for(incident.street),
+                                        default_merge_policy)).restore(state["cases"])
         detector = HotspotDetector(settings.hotspot_threshold,
                                    dt.timedelta(hours=settings.hotspot_window_hours)).restore(state["hotspots"])
         redelivered = deduper.knows(incident.incident_id)

@@ -14,13 +14,13 @@ Pure and deterministic: the caller feeds reports in time order and keeps the `De
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from haversine import Unit, haversine
 
-from schemas import Incident
+from schemas import DutyItem, Incident
 
 Rule = Literal["repeat call", "same place", "same address", "repeat delivery"]
 
@@ -31,6 +31,18 @@ class MergePolicy:
     within_hours: float = 24.0
     repeat_similarity: float = 0.9   # the same caller saying the same thing again
     address_similarity: float = 0.5  # without GPS, the texts must also agree
+
+
+def item_policies(items: Mapping[str, DutyItem], default: MergePolicy) -> Callable[[str], MergePolicy]:
+    """Each item's merge window as its duty-list entry sets it (a burst water main merges over a wider
+    area than a noisy neighbour), `default` where the entry is silent or the item unknown."""
+    def policy_for(item_no: str) -> MergePolicy:
+        item = items.get(item_no)
+        if item is None:
+            return default
+        return replace(default, within_m=item.merge_within_m or default.within_m,
+                       within_hours=item.merge_within_hours or default.within_hours)
+    return policy_for
 
 
 def shingles(text: str, n: int = 3) -> frozenset[str]:

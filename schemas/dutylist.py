@@ -77,6 +77,10 @@ class DutyItem(_Strict):
     legal_basis: str = Field(min_length=1)
     accept_within_hours: float = Field(gt=0, default=2, description="接单 limit, working hours")
     finish_within_days: float = Field(gt=0, default=5, description="办结 limit, working days")
+    merge_within_m: float | None = Field(default=None, gt=0, description="reports this close merge into one "
+                                         "case; default: the city's setting (CITYOPS_MERGE_WITHIN_M)")
+    merge_within_hours: float | None = Field(default=None, gt=0, description="…and this recent; default: "
+                                             "CITYOPS_MERGE_WITHIN_HOURS")
     effective_from: dt.date | None = None
 
     @model_validator(mode="after")
@@ -106,6 +110,8 @@ class ItemOverride(_Strict):
     legal_basis: str | None = None
     accept_within_hours: float | None = Field(default=None, gt=0)
     finish_within_days: float | None = Field(default=None, gt=0)
+    merge_within_m: float | None = Field(default=None, gt=0)
+    merge_within_hours: float | None = Field(default=None, gt=0)
     effective_from: dt.date | None = None
 
     def changes(self) -> dict:

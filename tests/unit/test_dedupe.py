@@ -81,3 +81,19 @@ def test_state_round_trips_and_a_redelivered_report_changes_nothing():
     assert again.offer(report(1, lat=28.2, lon=112.9, reporter="h1"), "CJ-029") is None  # the opener, again
     assert again.offer(report(2, minutes=5, lat=28.2002, lon=112.9), "CJ-029").rule == "repeat delivery"
     assert again.case("i1").reports == ["i1", "i2"]
+
+
+def test_the_duty_list_sets_an_items_merge_window():
+    from pipeline.dedupe import item_policies
+    from pipeline.dutylists import load_dutybook
+
+    book = load_dutybook()
+    default = MergePolicy(within_m=100, within_hours=24)
+    city = item_policies(book.items_for("a1-s01"), default)
+    assert (city("CJ-021").within_m, city("CJ-021").within_hours) == (300, 12)  # a burst main floods a wide area
+    assert city("CJ-029") == default and city("no such item") == default
+    muyun = item_policies(book.items_for("a2-s01"), default)  # 暮云's local item
+    assert (muyun("MY-01").within_m, muyun("MY-01").within_hours) == (1000, 72)
+    d = Deduper(muyun)
+    d.offer(report(1, lat=28.2, lon=112.9, text="搅拌站夜间施工噪音"), "MY-01")
+    assert d.offer(report(2, minutes=48 * 60, lat=28.205, lon=112.9, text="搅拌站又在夜间施工"), "MY-01").rule == "same place"
