@@ -24,6 +24,7 @@ from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from agents.tasks import add_task_stage, task_figures
 from agents.topics import TopicNames
 from infra import metrics
 from infra.broker import true_end_offsets
@@ -39,14 +40,9 @@ from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.route import dispatch_item, route
 from pipeline.textmodel import TopClassModel
 from schemas import (Alert, ClassifiedIncident, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview,
-                     OperatorDecision, TaskEvent,
-                     describe_validation_error)
+                     OperatorDecision, TaskEvent, TaskUpdate, WebhookAttempt, describe_validation_error)
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
@@ -64,6 +60,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         f"{settings.topic_prefix}{settings.app_id}",
         broker=[f"kafka://{s.strip()}" for s in servers.split(",")],
         store="memory://",
+        datadir=str(settings.data_dir / "faust"),  # default: a directory in the cwd
         processing_guarantee="at_least_once",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
@@ -76,6 +73,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         web_in_thread=False,
     )
     names = TopicNames(settings.topic_prefix)
+    now = settings.clock().now  # real time, or the scaled clock of a demo or simulation
 
     def topic(*topic_names: str) -> faust.TopicT:
         return app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
@@ -93,8 +91,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     # so a redelivered incident leaves the table as it was; this is what the restart test checks.
     routing = app.Table("routing", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
     # incident id → {"incident": …, "review": …} as JSON, while it waits for an operator. Written from the
-    # incidents stream and read from the decisions stream: both keyed by incident id with the
-    # same partition count, so a key's entry is on the worker that gets its decision.
+    # manual stream and read from the decisions stream: both keyed by incident id with the same
+    # partition count, so a key's entry is on the worker that gets its decision.
     waiting = app.Table("waiting_for_operator", default=None, key_type=str, value_type=str,
                         partitions=settings.topic_partitions)
 
@@ -127,7 +125,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         letter = DeadLetter(
             dead_letter_id=ids.dead_letter_id(topic_name, partition, offset, stage),
             topic=topic_name, partition=partition, offset=offset, stage=stage, reason=reason,
-            payload=(value or b"").decode("utf-8", errors="replace"), failed_at=_utcnow(),
+            payload=(value or b"").decode("utf-8", errors="replace"), failed_at=now(),
         )
         await send(dead_letters_topic, letter.dead_letter_id, letter)
         metrics.STAGE_FAILED.labels(stage).inc()
@@ -145,12 +143,21 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         metrics.STAGE_LAST_PROCESSED.labels(stage).set(now)
         metrics.STAGE_LATENCY.labels(stage).observe(max(0.0, now - event.message.timestamp))
 
+    async def send_manual(review: ManualReview) -> None:
+        await send(manual_topic, review.incident_id, review)
+        metrics.MANUAL_REVIEWS.labels(str(review.tanpai_refused).lower()).inc()
+
+    def hold_for_operator(review: ManualReview) -> None:
+        waiting[review.incident_id] = json.dumps({"incident": review.incident.model_dump(mode="json"),
+                                                  "review": review.model_dump(mode="json", exclude={"incident"})},
+                                                 ensure_ascii=False)
+
     async def emit(incident: Incident, decision: list[Dispatch] | ManualReview) -> None:
         if isinstance(decision, ManualReview):
-            await send(manual_topic, incident.incident_id, decision)
-            metrics.MANUAL_REVIEWS.labels(str(decision.tanpai_refused).lower()).inc()
-            waiting[incident.incident_id] = json.dumps({"incident": incident.model_dump(mode="json"),
-                                                        "review": decision.model_dump(mode="json")}, ensure_ascii=False)
+            await send_manual(decision)
+            # Written here, in the agent of the incident's own partition, so a later operator
+            # ruling on the same partition always finds it.
+            hold_for_operator(decision)
             routing[incident.incident_id] = "manual"
             return
         await send_dispatches(incident, decision)
@@ -168,7 +175,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             task_event = TaskEvent(
                 event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
                 incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
-                note=f"{d.item_no} {d.dutylist_version}",
+                by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident,
             )
             await send(task_events_topic, task_event.task_id, task_event)
             metrics.DISPATCHES.labels(d.unit, d.role).inc()
@@ -189,7 +196,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             metrics.STAGE_IN.labels("normalize").inc()
             try:
                 incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value),
-                                       salt=salt, now=_utcnow(), locator=locator,
+                                       salt=salt, now=now(), locator=locator,
                                        dutylist_version=books.current.version)
             except IntakeError as exc:
                 await dead_letter_event(event, "normalize", str(exc))
@@ -238,7 +245,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                 _current_event.set(weakref.ref(event))
                 try:
                     book, result = pair or classify_batch([incident])[0]
-                    decision = route(incident, result, book, now=_utcnow(), threshold=settings.classify_threshold)
+                    decision = route(incident, result, book, now=now(), threshold=settings.classify_threshold)
                     if isinstance(decision, ManualReview) or incident.source == "whistle":
                         await emit(incident, decision)  # a whistle is its own case: no merging
                     else:
@@ -289,7 +296,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             case = deduper.case(merge.case_id)
             merged = TaskEvent(event_id=ids.task_event_id(case.task_id, "merged", incident.incident_id),
                                task_id=case.task_id, incident_id=incident.incident_id, unit=case.unit, kind="merged",
-                               at=incident.reported_at, note=f"case {case.case_id}: {merge.rule}, report {merge.reports}")
+                               at=incident.reported_at, by="cases", note=f"case {case.case_id}: {merge.rule}, report {merge.reports}")
             await send(task_events_topic, merged.task_id, merged)
             if not redelivered:
                 metrics.MERGED.labels(merge.rule).inc()
@@ -297,12 +304,26 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             hotspot = detector.offer(decision[0].item_no, incident.grid_code or incident.community, incident.reported_at)
             if hotspot:
                 alert = Alert(alert_id=ids.stable_id(hotspot.alert_id), kind="hotspot", item_no=hotspot.item_no,
+                              to_unit=decision[0].unit,
                               place=hotspot.place, reports=hotspot.reports, first_at=hotspot.first_at,
-                              last_at=hotspot.last_at, raised_at=_utcnow())
+                              last_at=hotspot.last_at, raised_at=now())
                 await send(alerts_topic, alert.alert_id, alert)
                 metrics.ALERTS.labels("hotspot").inc()
         cases[classified.case_key] = json.dumps({"cases": deduper.state(), "hotspots": detector.state()},
                                                 ensure_ascii=False)
+
+    @app.agent(manual_topic, name="requeue", concurrency=1)
+    async def requeue(stream):
+        """Returned incidents the task stage could not re-route (attempt > 0) join the operator queue
+        here, on the incident's partition; first routings were queued by `emit` already."""
+        async for event in stream.events():
+            try:
+                review = ManualReview.model_validate_json(event.value)
+            except ValidationError:
+                continue  # the sink dead-letters it
+            if review.attempt > 0 and review.incident is not None:
+                hold_for_operator(review)
+                routing[review.incident_id] = "manual"
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
@@ -320,20 +341,31 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                                         "operator (unknown, or already dispatched)")
                 continue
             try:
-                incident = Incident.model_validate(json.loads(entry)["incident"])
-                await emit(incident, dispatch_item(incident, ruling.item_no, book_for(incident), now=_utcnow(),
+                waiting_entry = json.loads(entry)
+                incident = Incident.model_validate(waiting_entry["incident"])
+                await emit(incident, dispatch_item(incident, ruling.item_no, book_for(incident), now=now(),
                                                    reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
-                                                   units=ruling.units))
+                                                   units=ruling.units, attempt=waiting_entry["review"]["attempt"]))
             except Exception as exc:
                 log.exception("operator decision failed")
                 await dead_letter_event(event, "operator", f"internal error: {exc!r}")
                 continue
             finished("operator", event)
 
+    def ready() -> bool:
+        """Tables are complete only once recovery from their changelogs has finished."""
+        return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists_ready.is_set()
+
+    tasks = add_task_stage(app, settings, topic=topic, names=names, send=send, dead_letter_event=dead_letter_event,
+                           finished=finished, book_for=book_for, units=bootstrap.units,
+                           send_dispatches=send_dispatches, send_manual=send_manual, ready=ready)
+
+    # Task events are stored as the task stage applied them (task-updates): the raw topic also
+    # holds events the state machine refused, which go to the dead letters instead.
     models_by_topic: dict[str, type[BaseModel]] = {
-        names.incidents: Incident, names.dispatches: Dispatch, names.task_events: TaskEvent,
+        names.incidents: Incident, names.dispatches: Dispatch, names.task_updates: TaskUpdate,
         names.manual: ManualReview, names.dead_letters: DeadLetter, names.dutylists: DutyListVersion,
-        names.manual_decisions: OperatorDecision, names.alerts: Alert,
+        names.manual_decisions: OperatorDecision, names.alerts: Alert, names.webhook_attempts: WebhookAttempt,
     }
 
     @app.agent(topic(*models_by_topic), name="sink", concurrency=1)
@@ -364,10 +396,22 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         figures["routing_table_size"] = len(routing)
         figures["waiting_for_operator"] = len(waiting)
         figures["dutylist_version"] = books.current.version
-        # Tables are complete only once recovery from their changelogs has finished.
-        figures["ready"] = (app.tables.recovery.completed.is_set() and not app.rebalancing
-                            and dutylists_ready.is_set())
+        figures["ready"] = ready()
+        figures["now"] = now().isoformat()
+        held = task_figures(tasks, now())
+        figures["tasks_by_status"] = held["by_status"]
+        figures["tasks_overdue"] = sum(held["overdue"].values())
         return web.json(figures)
+
+    @app.page("/sla/")
+    async def sla_view(web, request):
+        """The SLA board from ClickHouse: ?by=unit|item_no|top_class|street|district|grid_code|source."""
+        by = request.query.get("by", "unit")
+        try:
+            board = await asyncio.to_thread(store.sla, by, now())
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        return web.json(board)
 
     @app.page("/queue/")
     async def queue_view(web, request):
@@ -387,6 +431,13 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     async def metrics_view(web, request):
         # Derived when scraped: a list published ahead of its date comes into force with no event.
         metrics.set_dutylist_version(books.current.version)
+        held = task_figures(tasks, now())
+        metrics.TASKS.clear()
+        for status, n in held["by_status"].items():
+            metrics.TASKS.labels(status).set(n)
+        metrics.TASKS_OVERDUE.clear()
+        for (unit, limit), n in held["overdue"].items():
+            metrics.TASKS_OVERDUE.labels(unit, limit).set(n)
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app

@@ -29,6 +29,15 @@ class TopicNames:
         return f"{self.prefix}task-events"
 
     @property
+    def task_updates(self) -> str:
+        """The task stage's output: each applied task event with the task after it."""
+        return f"{self.prefix}task-updates"
+
+    @property
+    def webhook_attempts(self) -> str:
+        return f"{self.prefix}webhook-attempts"
+
+    @property
     def manual(self) -> str:
         return f"{self.prefix}manual"
 
@@ -57,4 +66,5 @@ class TopicNames:
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
         return [*self.intakes.values(), self.incidents, self.classified, self.dispatches, self.task_events,
-                self.manual, self.manual_decisions, self.alerts, self.dead_letters]
+                self.task_updates, self.manual, self.manual_decisions, self.alerts, self.webhook_attempts,
+                self.dead_letters]

@@ -29,3 +29,12 @@ def set_dutylist_version(version: str) -> None:
     DUTYLIST_IN_FORCE.info({"version": version})
 MERGED = Counter("cityops_merged_reports_total", "Reports merged into an open case", ["rule"])
 ALERTS = Counter("cityops_alerts_total", "Alerts raised", ["kind"])
+TASK_EVENTS = Counter("cityops_task_events_total", "Task events applied by the task stage", ["kind"])
+REROUTED = Counter("cityops_rerouted_total", "Returned (退单) dispatches re-routed", ["to"])  # candidate | operator
+SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and the unit that must act",
+                     ["kind", "unit"])
+# Set when scraped, from the task table of this worker (its partitions).
+TASKS = Gauge("cityops_tasks", "Tasks on this worker by status", ["status"])
+TASKS_OVERDUE = Gauge("cityops_tasks_overdue", "Open tasks past their deadline, by unit and limit", ["unit", "limit"])
+WEBHOOK_ATTEMPTS = Counter("cityops_webhook_attempts_total", "Alert webhook delivery attempts", ["delivered"])
+WEBHOOK_GAVE_UP = Counter("cityops_webhook_undelivered_total", "Alerts whose webhook delivery failed on every attempt")

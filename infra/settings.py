@@ -6,11 +6,16 @@ Two variables keep the names every Kafka / ClickHouse user already knows
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.clock import Clock
+from pipeline.sla import SlaClock
+from pipeline.workcalendar import WorkCalendar
 
 
 class Settings(BaseSettings):
@@ -70,6 +75,21 @@ class Settings(BaseSettings):
     sink_batch_size: int = 2000
     sink_flush_seconds: float = 1.0
 
+    # The SLA clock (pipeline.sla): pre-warning at this fraction of a limit, escalation to the
+    # supervising unit this many working days after the finish deadline; the timer's period.
+    sla_prewarning_fraction: float = Field(default=0.8, gt=0, lt=1)
+    sla_escalate_after_days: float = Field(default=2.0, ge=0)
+    sla_check_seconds: float = Field(default=10.0, gt=0)
+    # Office hours "09:00-12:00,13:30-17:30"; the city's holiday file for years chinese-calendar lacks.
+    office_hours: str = "09:00-12:00,13:30-17:30"
+    holidays_file: Path | None = None
+    # A scaled clock for demos and simulations (pipeline.clock): unset = real time.
+    clock_scale: float = Field(default=1.0, gt=0)
+    clock_origin: dt.datetime | None = None
+    clock_start: dt.datetime | None = None
+    # Per-unit webhooks for alerts (infra.webhooks): a YAML file, unit code (or "*") → url, secret.
+    webhooks_file: Path | None = None
+
     # Salt for hashing caller phone numbers; the clear number never leaves the normaliser.
     pii_salt: SecretStr = SecretStr("cityops-dev-salt-change-me")
 
@@ -77,6 +97,16 @@ class Settings(BaseSettings):
     def messages_dir(self) -> Path:
         """The real citizen messages (labelled, unlabelled, replied, taxonomy)."""
         return self.shared_data_dir / "zh-gov-messages"
+
+    def clock(self) -> Clock:
+        return Clock(self.clock_scale, self.clock_origin, self.clock_start)
+
+    def sla_clock(self) -> SlaClock:
+        hours = tuple(tuple(dt.time.fromisoformat(t) for t in period.strip().split("-"))
+                      for period in self.office_hours.split(","))
+        calendar = (WorkCalendar.from_file(self.holidays_file, office_hours=hours) if self.holidays_file
+                    else WorkCalendar(office_hours=hours))
+        return SlaClock(calendar, self.sla_prewarning_fraction, self.sla_escalate_after_days)
 
     def resolved_clickhouse_url(self) -> str:
         if self.clickhouse_url:

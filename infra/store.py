@@ -13,6 +13,7 @@ so exact figures read with FINAL.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +23,60 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from infra.settings import redact_url
-from schemas import Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent
+from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
+                     TaskState, TaskUpdate, WebhookAttempt)
+
+
+SLA_DIMENSIONS = ("unit", "role", "item_no", "top_class", "source", "district", "street", "community", "grid_code")
+SLA_SQL = """
+SELECT {key} AS key,
+    count() AS tasks,
+    countIf(status = 'returned') AS returned,
+    countIf(status IN ('dispatched', 'accepted', 'extension_pending')) AS open,
+    countIf(status = 'parked') AS parked,
+    countIf(accepted_at IS NOT NULL AND accepted_at <= accept_by) AS accepted_in_time,
+    countIf(status != 'returned' AND (accepted_at IS NOT NULL OR accept_by < toDateTime64(%(now)s, 3))) AS accept_due,
+    countIf(completed_at IS NOT NULL) AS handled,
+    countIf(closed_at IS NOT NULL) AS closed,
+    countIf(closed_at IS NOT NULL AND completed_at <= finish_by) AS closed_on_time,
+    countIf(rework > 0) AS reworked,
+    sum(supervised) AS supervised,
+    countIf(escalated_at IS NOT NULL) AS escalated,
+    countIf(status IN ('dispatched', 'accepted') AND finish_by < toDateTime64(%(now)s, 3)) AS overdue_open,
+    countIf(score IS NOT NULL) AS evaluated,
+    countIf(score >= 2) AS resolved,
+    countIf(score = 3) AS satisfied,
+    quantilesTDigestIf(0.5, 0.9)(accept_working_hours, accept_working_hours IS NOT NULL) AS accept_hours,
+    quantilesTDigestIf(0.5, 0.9)(finish_working_hours, finish_working_hours IS NOT NULL) AS finish_hours
+FROM {db}.tasks FINAL
+GROUP BY key
+ORDER BY tasks DESC, key
+"""
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _sla_row(r: tuple) -> dict:
+    (key, tasks, returned, open_, parked, accepted_in_time, accept_due, handled, closed, closed_on_time, reworked,
+     supervised, escalated, overdue_open, evaluated, resolved, satisfied, accept_hours, finish_hours) = r
+    kept = tasks - returned
+    return {
+        "key": key, "tasks": tasks, "returned": returned, "open": open_, "parked": parked, "overdue_open": overdue_open,
+        "handled": handled, "closed": closed, "evaluated": evaluated, "supervised": supervised, "escalated": escalated,
+        "response_rate": _rate(accepted_in_time, accept_due), "handled_rate": _rate(handled, kept),
+        "closure_rate": _rate(closed, kept), "on_time_closure_rate": _rate(closed_on_time, closed),
+        "rework_rate": _rate(reworked, max(handled, reworked)), "resolution_rate": _rate(resolved, evaluated),
+        "satisfaction_rate": _rate(satisfied, evaluated),
+        "accept_hours_p50": _hours(accept_hours, 0), "accept_hours_p90": _hours(accept_hours, 1),
+        "finish_hours_p50": _hours(finish_hours, 0), "finish_hours_p90": _hours(finish_hours, 1),
+    }
+
+
+def _hours(quantiles: list[float], n: int) -> float | None:
+    value = quantiles[n] if quantiles else None
+    return None if value is None or value != value else round(value, 2)  # NaN: no rows
 
 
 class StoreUnavailable(RuntimeError):
@@ -48,17 +102,23 @@ def _dutylist_row(m: DutyListVersion) -> dict:
     return row
 
 
+def _without(*fields: str) -> Callable[[BaseModel], dict]:
+    return lambda m: m.model_dump(exclude=set(fields))
+
+
 # message type → (table, row function). The only place models meet columns; each table is keyed
 # (ORDER BY) on the message's deterministic id.
 TABLES: dict[type[BaseModel], tuple[str, Callable[[BaseModel], dict]]] = {
     Incident: ("incidents", _incident_row),
     Dispatch: ("dispatches", BaseModel.model_dump),
-    TaskEvent: ("task_events", BaseModel.model_dump),
-    ManualReview: ("manual_reviews", BaseModel.model_dump),
+    TaskEvent: ("task_events", _without("dispatch", "incident")),  # both are in their own tables
+    TaskState: ("tasks", _without("applied")),
+    ManualReview: ("manual_reviews", _without("incident")),
     DeadLetter: ("dead_letters", _dead_letter_row),
     DutyListVersion: ("dutylist_versions", _dutylist_row),
     OperatorDecision: ("operator_decisions", BaseModel.model_dump),
     Alert: ("alerts", BaseModel.model_dump),
+    WebhookAttempt: ("webhook_attempts", BaseModel.model_dump),
 }
 
 
@@ -90,6 +150,8 @@ class Store:
         """Insert messages of one type as one batch; safe to call again with the same batch."""
         if not messages:
             return 0
+        if isinstance(messages[0], TaskUpdate):  # the task stage's output: the event and the task after it
+            return self.insert([u.event for u in messages]) + self.insert([u.task for u in messages])
         table, to_row = TABLES[type(messages[0])]
         rows = [to_row(m) for m in messages]
         columns = list(rows[0])
@@ -121,11 +183,34 @@ class Store:
             "manual": self.count("manual_reviews"),
             "merged": self.query("SELECT uniqExact(incident_id) FROM {db}.task_events FINAL WHERE kind = 'merged'")[0][0],
             "hotspots": self.query("SELECT count() FROM {db}.alerts FINAL WHERE kind = 'hotspot'")[0][0],
+            "alerts": dict(self.query("SELECT kind, count() FROM {db}.alerts FINAL GROUP BY kind")),
+            "clickhouse_tasks": self.count("tasks"),
+            "tasks_by_status": dict(self.query("SELECT status, count() FROM {db}.tasks FINAL GROUP BY status")),
+            "task_events_by_kind": dict(self.query("SELECT kind, count() FROM {db}.task_events FINAL GROUP BY kind")),
+            "rerouted": self.query("SELECT count() FROM {db}.dispatches FINAL WHERE attempt > 0 AND role = 'primary'")[0][0],
+            "webhook_attempts": self.count("webhook_attempts"),
             "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
             "deadlettered": self.count("dead_letters"),
             "dispatched": sum(n for _, n in per_unit),
             "dispatched_per_unit": dict(per_unit),
         }
+
+    def sla(self, by: str = "unit", now: dt.datetime | None = None) -> dict:
+        """The figures city platforms publish, per `by` and in total, from the tasks table (a task is one
+        unit's share of an incident). Rates are fractions (None when nothing to divide by):
+        response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
+        completed), closure_rate (结案率, closed), on_time_closure_rate (按期结案率, completed by the
+        deadline, of closed), rework_rate (返工率, failed verification at least once, of completed),
+        resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
+        evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest)."""
+        if by not in SLA_DIMENSIONS:
+            raise ValueError(f"by must be one of {', '.join(SLA_DIMENSIONS)}")
+        now = now or dt.datetime.now(dt.timezone.utc)
+        rows = self.query(SLA_SQL.replace("{key}", f"ifNull(toString({by}), '')"),
+                          {"now": now.timestamp()})
+        total = self.query(SLA_SQL.replace("{key}", "'total'"), {"now": now.timestamp()})
+        return {"by": by, "now": now.isoformat(), "total": _sla_row(total[0]) if total else None,
+                "rows": [_sla_row(r) for r in rows]}
 
     def close(self) -> None:
         with self._lock:

@@ -16,8 +16,11 @@ def incident_id(source: str, source_id: str) -> str:
     return stable_id("incident", source, source_id)
 
 
-def dispatch_id(incident_id: str, unit: str, role: str) -> str:
-    return stable_id("dispatch", incident_id, unit, role)
+def dispatch_id(incident_id: str, unit: str, role: str, attempt: int = 0) -> str:
+    """`attempt` counts re-routings after returns: the same unit may get the incident again later."""
+    if attempt == 0:
+        return stable_id("dispatch", incident_id, unit, role)
+    return stable_id("dispatch", incident_id, unit, role, attempt)
 
 
 def task_event_id(task_id: str, kind: str, seq: int = 0) -> str:

@@ -1,19 +1,24 @@
 """The task state machine: 派单 → 接单 → 办结 → 核查 → 结案 → 回访, with returns, rework, extensions,
-supervision and parking. Groundwork for the lifecycle issue; the agent that runs it comes next.
+supervision, parking and the SLA clock's own events.
 
-Pure: `apply(task, event)` gives the next `Task` or raises `InvalidTransition` with the reason (which
-the agent will dead-letter). An event already applied (same id) is a no-op, so redelivery is safe.
+Pure: `open_task(dispatched_event, clock)` makes a `TaskState`; `apply(task, event, clock)` gives the
+next one or raises `InvalidTransition` with the reason (the task stage dead-letters it). An event
+already applied (same id) is a no-op, so redelivery is safe. The SLA timer's events (pre-warning,
+overdue, escalation) are proposals: when the task has moved on since, they are no-ops, not errors.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import get_args
 
-Status = Literal["dispatched", "accepted", "extension_pending", "completed", "verified", "closed", "evaluated",
-                 "returned", "parked"]
+from pipeline.sla import SlaClock, alert_key
+from schemas import TaskEvent, TaskState
+from schemas.events import ReturnReason
+
 OPEN: frozenset[str] = frozenset({"dispatched", "accepted", "extension_pending", "parked"})
+ALL: frozenset[str] = frozenset(TaskState.model_fields["status"].annotation.__args__)
+PAUSED: frozenset[str] = frozenset({"extension_pending", "parked"})  # the finish clock stops
 
 # event kind → the statuses it may happen in, and the status it leads to (None: status unchanged)
 TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
@@ -31,90 +36,125 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "evaluated": (frozenset({"closed"}), "evaluated"),
     "supervised": (OPEN, None),  # 督办
     "escalated": (OPEN, None),
+    "merged": (ALL, None),  # another report joined the case: counted whatever the status
+    "prewarning": (OPEN, None),
+    "overdue": (OPEN, None),
 }
-RETURN_REASONS = ("职能不符", "属地不符", "other")
+RETURN_REASONS: tuple[str, ...] = get_args(ReturnReason)
+SLA_KINDS = frozenset({"prewarning", "overdue"})
 
 
 class InvalidTransition(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Task:
-    task_id: str
-    status: Status = "dispatched"
-    dispatched_at: dt.datetime | None = None
-    accepted_at: dt.datetime | None = None
-    completed_at: dt.datetime | None = None
-    closed_at: dt.datetime | None = None
-    last_event_at: dt.datetime | None = None
-    rework: int = 0
-    extensions_requested: int = 0
-    extension_days: float = 0.0  # granted
-    supervised: int = 0
-    escalated: bool = False
-    return_reason: str | None = None
-    parked_reason: str | None = None
-    review_on: dt.date | None = None
-    score: int | None = None  # 1 不满意 … 3 满意
-    applied: frozenset[str] = field(default_factory=frozenset)
+def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:
+    """The task a `dispatched` event creates, with its deadlines."""
+    if event.kind != "dispatched" or event.dispatch is None:
+        raise InvalidTransition(f"task {event.task_id} is unknown: it must be dispatched before it can be {event.kind}")
+    d, incident = event.dispatch, event.incident
+    task = TaskState(
+        task_id=event.task_id, incident_id=event.incident_id, unit=d.unit, role=d.role, item_no=d.item_no,
+        top_class=d.top_class, dutylist_version=d.dutylist_version, attempt=d.attempt,
+        source=incident.source if incident else "", district=incident.district if incident else None,
+        street=incident.street if incident else None, community=incident.community if incident else None,
+        grid_code=incident.grid_code if incident else None,
+        accept_within_hours=d.accept_within_hours, finish_within_days=d.finish_within_days,
+        dispatched_at=event.at, last_event_at=event.at, applied=[event.event_id],
+    )
+    return task.model_copy(update=clock.deadlines(task))
 
 
-@dataclass(frozen=True)
-class Event:
-    event_id: str
-    kind: str
-    at: dt.datetime
-    reason: str | None = None  # returned: one of RETURN_REASONS; parked: why
-    days: float = 0.0  # extension_approved: granted working days
-    review_on: dt.date | None = None  # parked: when to look again
-    score: int | None = None  # evaluated
-
-
-def apply(task: Task, event: Event) -> Task:
+def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
     if event.event_id in task.applied:
         return task  # redelivered: already in the state
     if event.kind == "dispatched":
-        raise InvalidTransition("a task is created by its dispatch, not by an event on it")
-    if event.kind not in TRANSITIONS:
-        raise InvalidTransition(f"unknown event kind {event.kind!r}")
+        raise InvalidTransition(f"task {task.task_id} was already dispatched (by event {task.applied[0]})")
     allowed, to = TRANSITIONS[event.kind]
     if task.status not in allowed:
+        if event.by == "sla" or event.kind == "merged":
+            return task  # the task moved on before the timer's proposal arrived
         raise InvalidTransition(f"{event.kind} is not possible when the task is {task.status}")
-    if task.last_event_at and event.at < task.last_event_at:
-        raise InvalidTransition(f"{event.kind} at {event.at.isoformat()} is earlier than the task's last event")
-    changes: dict = {"status": to or task.status, "last_event_at": event.at, "applied": task.applied | {event.event_id}}
+    if event.at < task.last_event_at and event.by != "sla" and event.kind != "merged":
+        raise InvalidTransition(f"{event.kind} at {event.at.isoformat()} is earlier than the task's last event "
+                                f"({task.last_event_at.isoformat()})")
+    if event.by == "sla" and not _still_due(task, event, clock):
+        return task
+    changes: dict = {"status": to or task.status, "last_event_at": max(event.at, task.last_event_at),
+                     "applied": [*task.applied, event.event_id], "version": task.version + 1}
     match event.kind:
         case "accepted":
-            changes["accepted_at"] = event.at
+            changes |= {"accepted_at": event.at, "accept_working_hours": clock.working_hours(task.dispatched_at, event.at)}
         case "returned":
             if event.reason not in RETURN_REASONS:
                 raise InvalidTransition(f"a return needs a reason: one of {', '.join(RETURN_REASONS)}")
-            changes["return_reason"] = event.reason
+            changes |= {"returned_at": event.at, "return_reason": event.reason}
         case "extension_requested":
-            changes["extensions_requested"] = task.extensions_requested + 1
+            changes |= {"extensions_requested": task.extensions_requested + 1, "paused_since": event.at}
         case "extension_approved":
-            if event.days <= 0:
+            if not event.days:
                 raise InvalidTransition("an approved extension needs the granted working days")
-            changes["extension_days"] = task.extension_days + event.days
+            changes |= _resume(task, event, clock) | {"extension_days": task.extension_days + event.days}
+        case "extension_refused" | "resumed":
+            changes |= _resume(task, event, clock)
+            if event.kind == "resumed":
+                changes |= {"parked_reason": None, "review_on": None}
         case "parked":
             if not event.reason or event.review_on is None:
                 raise InvalidTransition("parking (挂账) needs a reason and a review date")
-            changes |= {"parked_reason": event.reason, "review_on": event.review_on}
-        case "resumed":
-            changes |= {"parked_reason": None, "review_on": None}
+            changes |= {"parked_at": event.at, "parked_reason": event.reason, "review_on": event.review_on,
+                        "paused_since": event.at}
         case "completed":
-            changes["completed_at"] = event.at
+            changes |= {"completed_at": event.at, "finish_working_hours":
+                        clock.working_hours(task.dispatched_at, event.at) - task.paused_seconds / 3600}
         case "rework":
             changes |= {"rework": task.rework + 1, "completed_at": None}
+        case "verified":
+            changes["verified_at"] = event.at
         case "closed":
             changes["closed_at"] = event.at
         case "evaluated":
-            if event.score not in (1, 2, 3):
+            if event.score is None:
                 raise InvalidTransition("an evaluation scores 1 (不满意), 2 (基本满意) or 3 (满意)")
-            changes["score"] = event.score
+            changes |= {"score": event.score, "evaluated_at": event.at}
         case "supervised":
             changes["supervised"] = task.supervised + 1
         case "escalated":
-            changes["escalated"] = True
-    return replace(task, **changes)
+            if task.escalated_at is not None:
+                return task  # escalated once; the supervisor already has it
+            changes["escalated_at"] = event.at
+            if event.by == "sla":
+                changes["alerts_raised"] = [*task.alerts_raised, alert_key(event)]
+        case "merged":
+            changes["reports"] = task.reports + 1
+        case "prewarning" | "overdue":
+            changes["alerts_raised"] = [*task.alerts_raised, alert_key(event)]
+    moved = task.model_copy(update=changes)
+    if changes.keys() & {"extension_days", "paused_seconds"}:  # what the finish deadline depends on
+        moved = moved.model_copy(update=clock.deadlines(moved))
+    return moved
+
+
+def raised_alert(before: TaskState, after: TaskState) -> str | None:
+    """The alert key `apply` just raised, if it raised one."""
+    new = after.alerts_raised[len(before.alerts_raised):]
+    return new[0] if new else None
+
+
+def _resume(task: TaskState, event: TaskEvent, clock: SlaClock) -> dict:
+    paused = clock.calendar.working_seconds_between(task.paused_since, event.at) if task.paused_since else 0.0
+    return {"paused_since": None, "paused_seconds": task.paused_seconds + paused}
+
+
+def _still_due(task: TaskState, event: TaskEvent, clock: SlaClock) -> bool:
+    """A timer proposal applies only if the task still has that deadline, it has passed, and nothing
+    at or beyond that stage was raised for it."""
+    return any(p.event_id == event.event_id for p in clock.due(task, event.at))
+
+
+def is_open(task: TaskState) -> bool:
+    return task.status in OPEN
+
+
+def age(task: TaskState, now: dt.datetime) -> dt.timedelta:
+    return now - task.dispatched_at

@@ -38,9 +38,11 @@ def route(incident: Incident, result: Classification, book: DutyBook, *, now: dt
 
 
 def dispatch_item(incident: Incident, item_no: str, book: DutyBook, *, now: dt.datetime, confidence: float = 1.0,
-                  reason: str = "", candidates: Sequence[str] = (), units: Sequence[str] = ()) -> list[Dispatch] | ManualReview:
+                  reason: str = "", candidates: Sequence[str] = (), units: Sequence[str] = (),
+                  attempt: int = 0) -> list[Dispatch] | ManualReview:
     """Dispatch under item `item_no` as it stands where the incident is: to the units the item names,
-    or to `units` when an operator chooses them. Both pass the 摊派 guard."""
+    or to `units` when an operator chooses them. Both pass the 摊派 guard. `attempt` > 0: a re-routing
+    after a return."""
     candidates = tuple(candidates) or (item_no,)
     item = book.item(item_no, incident.street)
     if item is None:
@@ -52,16 +54,17 @@ def dispatch_item(incident: Incident, item_no: str, book: DutyBook, *, now: dt.d
         recipients = [(units[0], "primary"), *((u, "cooperating") for u in units[1:] if u != units[0])]
         unknown = [u for u in units if u not in book.units]
         if unknown:
-            return _manual(incident, book, now, f"unknown units: {', '.join(unknown)}", candidates)
+            return _manual(incident, book, now, f"unknown units: {', '.join(unknown)}", candidates, attempt=attempt)
     else:
         named = named_recipients(item, incident.street)
         if isinstance(named, str):
-            return _manual(incident, book, now, named, candidates)
+            return _manual(incident, book, now, named, candidates, attempt=attempt)
         recipients = named
     refusal = tanpai_refusal(item, incident.street, recipients, book)
     if refusal:
-        return _manual(incident, book, now, refusal, candidates, tanpai_refused=True)
-    return _dispatches(incident, item, recipients, book, now=now, confidence=confidence, reason=reason)
+        return _manual(incident, book, now, refusal, candidates, tanpai_refused=True, attempt=attempt)
+    return _dispatches(incident, item, recipients, book, now=now, confidence=confidence, reason=reason,
+                       candidates=[c for c in candidates if c != item_no], attempt=attempt)
 
 
 def named_recipients(item: DutyItem, street: str | None) -> Recipients | str:
@@ -125,20 +128,40 @@ def route_whistle(incident: Incident, result: Classification, book: DutyBook, *,
 
 
 def _dispatches(incident: Incident, item: DutyItem, recipients: Recipients, book: DutyBook, *, now: dt.datetime,
-                confidence: float, reason: str) -> list[Dispatch]:
+                confidence: float, reason: str, candidates: Sequence[str] = (), attempt: int = 0) -> list[Dispatch]:
     return [
         Dispatch(
-            dispatch_id=ids.dispatch_id(incident.incident_id, unit, role), incident_id=incident.incident_id,
+            dispatch_id=ids.dispatch_id(incident.incident_id, unit, role, attempt), incident_id=incident.incident_id,
             unit=unit, role=role, item_no=item.number, item_title=item.title, top_class=item.top_class,
             dutylist_version=book.version, local_list=book.list_for(incident.street), legal_basis=item.legal_basis,
             confidence=confidence, reason=reason, dispatched_at=now, accept_within_hours=item.accept_within_hours,
-            finish_within_days=item.finish_within_days,
+            finish_within_days=item.finish_within_days, candidates=list(candidates), attempt=attempt,
         )
         for unit, role in recipients
     ]
 
 
 def _manual(incident: Incident, book: DutyBook, now: dt.datetime, reason: str, candidates: Sequence[str],
-            *, tanpai_refused: bool = False) -> ManualReview:
+            *, tanpai_refused: bool = False, attempt: int = 0) -> ManualReview:
     return ManualReview(incident_id=incident.incident_id, reason=reason, candidates=list(candidates),
-                        tanpai_refused=tanpai_refused, dutylist_version=book.version, queued_at=now)
+                        tanpai_refused=tanpai_refused, dutylist_version=book.version, queued_at=now, attempt=attempt,
+                        incident=incident)
+
+
+def reroute_returned(incident: Incident, returned: Dispatch, returned_by_reason: str, note: str, book: DutyBook, *,
+                     now: dt.datetime) -> list[Dispatch] | ManualReview:
+    """A unit returned (退单) the primary dispatch: for 职能不符 (not its function) the next candidate item
+    whose primary unit is another one; for 属地不符 (wrong area) or no candidate left, the operator queue."""
+    attempt = returned.attempt + 1
+    why = f"returned by {returned.unit} ({returned_by_reason}{': ' + note if note else ''})"
+    if returned_by_reason == "职能不符":
+        for n, item_no in enumerate(returned.candidates):
+            item = book.item(item_no, incident.street)
+            if item is None or (item.scope == "department" and item.primary_unit == returned.unit):
+                continue
+            decision = dispatch_item(incident, item_no, book, now=now, confidence=returned.confidence,
+                                     reason=f"{why}; next candidate", candidates=returned.candidates[n + 1:],
+                                     attempt=attempt)
+            if isinstance(decision, list) and decision[0].unit != returned.unit:
+                return decision
+    return _manual(incident, book, now, why, [returned.item_no, *returned.candidates], attempt=attempt)

@@ -6,9 +6,10 @@ same ids and every consumer (tables, ClickHouse) can de-duplicate.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.intake import GeoPoint
 
@@ -66,6 +67,9 @@ class Dispatch(_Event):
     dispatched_at: AwareDatetime
     accept_within_hours: float
     finish_within_days: float
+    candidates: list[str] = Field(default_factory=list, description="other items the classifier considered, best "
+                                  "first: where a return for 职能不符 (wrong function) is re-routed")
+    attempt: int = Field(default=0, ge=0, description="0 for the first routing; +1 for each re-routing after a return")
 
 
 class ManualReview(_Event):
@@ -78,6 +82,9 @@ class ManualReview(_Event):
                                  "name was refused (no 摊派)")
     dutylist_version: str | None = None
     queued_at: AwareDatetime
+    attempt: int = Field(default=0, ge=0, description="routings so far: >0 when a unit returned the incident")
+    incident: Incident | None = Field(default=None, description="the report, for the operator to read and decide "
+                                      "on; not stored in the manual_reviews table (it is in incidents)")
 
 
 TaskEventKind = Literal[
@@ -85,19 +92,110 @@ TaskEventKind = Literal[
     "extension_requested", "extension_approved", "extension_refused", "supervised", "escalated", "parked",
     "resumed",  # back from 挂账 (parked)
     "merged",  # another report of the same problem joined this task's case
+    "prewarning", "overdue",  # the SLA clock: raised by the worker's timer, once per limit and deadline
 ]
+ReturnReason = Literal["职能不符", "属地不符", "other"]
+SlaLimit = Literal["accept", "finish"]
 
 
 class TaskEvent(_Event):
-    """One step in a dispatched task's life (派单 → 接单 → 办结 → 回访)."""
+    """One step in a dispatched task's life (派单 → 接单 → 办结 → 核查 → 结案 → 回访), on `task-events`
+    keyed by task id. Departments, grid workers, the operations centre and the worker's own SLA
+    timer all write here; the task stage applies each event once (same `event_id`: no-op) and
+    dead-letters what the state machine does not allow."""
 
-    event_id: str
+    event_id: str = Field(min_length=1, description="deterministic per fact: sending it twice is harmless")
+    task_id: str = Field(min_length=1, description="the dispatch id")
+    incident_id: str
+    unit: str = Field(description="the unit the task is with")
+    kind: TaskEventKind
+    at: AwareDatetime
+    by: str = Field(default="", max_length=64, description="who acted: unit code, grid worker or operator "
+                    "account, 'sla' for the timer; never a caller's name or phone")
+    note: str = Field(default="", max_length=2000)
+    reason: str | None = Field(default=None, max_length=500, description="returned: 职能不符/属地不符/other; "
+                               "parked, rework: why")
+    days: float | None = Field(default=None, gt=0, description="extension_approved: working days granted")
+    review_on: dt.date | None = Field(default=None, description="parked: when to look at it again")
+    score: Literal[1, 2, 3] | None = Field(default=None, description="evaluated: 1 不满意, 2 基本满意, 3 满意")
+    result: str | None = Field(default=None, max_length=2000, description="completed: what was done")
+    photos: list[str] = Field(default_factory=list, max_length=20, description="completed, verified: photo URLs")
+    limit: SlaLimit | None = Field(default=None, description="prewarning, overdue, escalated: which limit")
+    due_at: AwareDatetime | None = Field(default=None, description="prewarning, overdue, escalated: the instant "
+                                         "that passed")
+    dispatch: Dispatch | None = Field(default=None, description="dispatched: the terms (item, limits)")
+    incident: Incident | None = Field(default=None, description="dispatched: the report, kept with the task so "
+                                      "a return can be re-routed")
+
+    @model_validator(mode="after")
+    def _dispatched_carries_its_dispatch(self) -> TaskEvent:
+        if (self.kind == "dispatched") != (self.dispatch is not None):
+            raise ValueError("dispatch: a dispatched event carries its dispatch, and only it does")
+        return self
+
+
+class TaskState(_Event):
+    """A task as it stands after an event: every timestamp, the working-time deadlines, counts.
+    On `task-updates` (keyed by task id) with the event that produced it; the `tasks` table in
+    ClickHouse keeps the latest per task (by `version`), the source of the SLA figures."""
+
     task_id: str
     incident_id: str
     unit: str
-    kind: TaskEventKind
-    at: AwareDatetime
-    note: str = ""
+    role: Literal["primary", "cooperating"]
+    item_no: str
+    top_class: str
+    dutylist_version: str
+    attempt: int = 0
+    source: str = ""
+    district: str | None = None
+    street: str | None = None
+    community: str | None = None
+    grid_code: str | None = None
+    status: Literal["dispatched", "accepted", "extension_pending", "completed", "verified", "closed", "evaluated",
+                    "returned", "parked"] = "dispatched"
+    accept_within_hours: float
+    finish_within_days: float
+    dispatched_at: AwareDatetime
+    accepted_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+    verified_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    evaluated_at: AwareDatetime | None = None
+    returned_at: AwareDatetime | None = None
+    return_reason: str | None = None
+    rework: int = 0
+    extensions_requested: int = 0
+    extension_days: float = 0.0
+    supervised: int = 0
+    escalated_at: AwareDatetime | None = None
+    parked_at: AwareDatetime | None = None
+    parked_reason: str | None = None
+    review_on: dt.date | None = None
+    paused_since: AwareDatetime | None = Field(default=None, description="extension pending or parked: the "
+                                               "finish clock is stopped since then")
+    paused_seconds: float = Field(default=0.0, description="working seconds the finish clock has been stopped")
+    score: int | None = None
+    reports: int = Field(default=1, description="reports merged into this task's case, the first included")
+    accept_by: AwareDatetime | None = None
+    accept_warn_at: AwareDatetime | None = None
+    finish_by: AwareDatetime | None = None
+    finish_warn_at: AwareDatetime | None = None
+    escalate_at: AwareDatetime | None = None
+    accept_working_hours: float | None = Field(default=None, description="dispatch → accept, office hours only")
+    finish_working_hours: float | None = Field(default=None, description="dispatch → (last) completion, office "
+                                               "hours, the stopped clock excluded")
+    alerts_raised: list[str] = Field(default_factory=list, description="'limit:kind@due' keys, so each is raised once")
+    last_event_at: AwareDatetime
+    version: int = Field(default=1, description="events applied; the tasks table keeps the highest")
+    applied: list[str] = Field(default_factory=list, description="event ids applied (redelivery is a no-op)")
+
+
+class TaskUpdate(_Event):
+    """The task stage's output: an event it applied and the task after it."""
+
+    event: TaskEvent
+    task: TaskState
 
 
 class DeadLetter(_Event):
@@ -146,13 +244,38 @@ class ClassifiedIncident(_Event):
 
 
 class Alert(_Event):
-    """Something the operations centre must look at now (hotspots here; overdue work later)."""
+    """Something a unit or the operations centre must look at now: a hotspot (N reports of one item in
+    one place), or a task's SLA — a pre-warning, an overdue limit, an escalation to the supervisor."""
 
     alert_id: str
-    kind: Literal["hotspot"]
+    kind: Literal["hotspot", "prewarning", "overdue", "escalation"]
     item_no: str
-    place: str = Field(description="grid code or community code")
-    reports: int
-    first_at: AwareDatetime
-    last_at: AwareDatetime
+    to_unit: str = Field(default="", description="who must act: the task's unit; for an escalation its "
+                         "supervising unit; empty for hotspots (the operations centre)")
     raised_at: AwareDatetime
+    # hotspot
+    place: str | None = Field(default=None, description="hotspot: grid code or community code")
+    reports: int | None = None
+    first_at: AwareDatetime | None = None
+    last_at: AwareDatetime | None = None
+    # SLA
+    task_id: str | None = None
+    incident_id: str | None = None
+    unit: str | None = Field(default=None, description="the unit the task is with")
+    limit: SlaLimit | None = None
+    due_at: AwareDatetime | None = None
+
+
+class WebhookAttempt(_Event):
+    """One try at delivering an alert to a unit's webhook: every attempt is recorded."""
+
+    attempt_id: str
+    alert_id: str
+    to_unit: str
+    url: str = Field(description="without credentials")
+    attempt: int = Field(ge=1)
+    at: AwareDatetime
+    status: int | None = Field(default=None, description="HTTP status; None when no response")
+    error: str = ""
+    delivered: bool
+    seconds: float

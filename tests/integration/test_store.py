@@ -2,6 +2,8 @@
 
 import datetime as dt
 
+import pytest
+
 from infra.store import Store
 from pipeline import ids
 from schemas import DeadLetter, Dispatch, Incident
@@ -73,25 +75,30 @@ def test_the_store_reopens_its_directory_after_close(chdb_url: str):
 def test_every_message_type_has_a_table_with_its_columns(store: Store):
     """A field added to a schema without a migration would stall the sink: catch it here."""
     from infra.store import TABLES
-    from schemas import (
-        Alert,
-        DutyListVersion,
-        ManualReview,
-        OperatorDecision,
-        TaskEvent,
-    )
+    from pipeline.lifecycle import open_task
+    from pipeline.sla import SlaClock
+    from pipeline.workcalendar import WorkCalendar
+    from schemas import Alert, DutyListVersion, ManualReview, OperatorDecision, TaskEvent, WebhookAttempt
 
+    dispatch = Dispatch(dispatch_id="d", incident_id="i", unit="cgj", role="primary", item_no="1", item_title="t",
+                        top_class="城乡建设", dutylist_version="v", legal_basis="b", confidence=1, reason="r",
+                        dispatched_at=NOW, accept_within_hours=1, finish_within_days=1, candidates=["2"])
+    dispatched = TaskEvent(event_id="e", task_id="d", incident_id="i", unit="cgj", kind="dispatched", at=NOW,
+                           dispatch=dispatch, incident=incidents(1)[0])
     examples = [
         incidents(1)[0],
-        Dispatch(dispatch_id="d", incident_id="i", unit="cgj", role="primary", item_no="1", item_title="t",
-                 top_class="城乡建设", dutylist_version="v", legal_basis="b", confidence=1, reason="r",
-                 dispatched_at=NOW, accept_within_hours=1, finish_within_days=1),
-        TaskEvent(event_id="e", task_id="d", incident_id="i", unit="cgj", kind="dispatched", at=NOW),
-        ManualReview(incident_id="i", reason="r", queued_at=NOW),
+        dispatch,
+        dispatched,
+        open_task(dispatched, SlaClock(WorkCalendar())),
+        ManualReview(incident_id="i", reason="r", queued_at=NOW, incident=incidents(1)[0], attempt=1),
+        WebhookAttempt(attempt_id="w", alert_id="a", to_unit="cgj", url="http://x/", attempt=1, at=NOW, status=503,
+                       error="", delivered=False, seconds=0.1),
         DeadLetter(dead_letter_id="x", topic="t", partition=0, offset=0, stage="s", reason="r", payload="p", failed_at=NOW),
         DutyListVersion(version="v", published_at=NOW, yaml="version: v"),
         OperatorDecision(decision_id="o", incident_id="i", item_no="1", operator="op", decided_at=NOW),
         Alert(alert_id="a", kind="hotspot", item_no="1", place="g", reports=5, first_at=NOW, last_at=NOW, raised_at=NOW),
+        Alert(alert_id="b", kind="overdue", item_no="1", to_unit="cgj", raised_at=NOW, task_id="d", incident_id="i",
+              unit="cgj", limit="accept", due_at=NOW),
     ]
     assert {type(e) for e in examples} == set(TABLES)
     for example in examples:
@@ -110,3 +117,53 @@ def test_a_changed_message_with_the_same_id_replaces_the_old_one(store: Store):
     store.insert([first])
     store.insert([refused])  # same id, new content: not a retry, so not dropped
     assert store.query("SELECT reason, tanpai_refused FROM {db}.manual_reviews FINAL") == [("摊派 refused: …", True)]
+
+
+def test_sla_figures_from_task_updates(store: Store):
+    """The monthly figures from the tasks table: one closed on time and satisfied, one closed late after
+    rework and unsatisfied, one returned, one open past its deadline."""
+    import datetime as dt
+
+    from pipeline.lifecycle import apply, open_task
+    from pipeline.sla import SlaClock
+    from pipeline.workcalendar import WorkCalendar
+    from schemas import TaskEvent, TaskUpdate
+
+    clock = SlaClock(WorkCalendar())
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+    def life(task_id: str, unit: str, *steps: tuple[str, float, dict]) -> list[TaskUpdate]:
+        d = Dispatch(dispatch_id=task_id, incident_id=f"i{task_id}", unit=unit, role="primary", item_no="CJ-029",
+                     item_title="t", top_class="城乡建设", dutylist_version="v", legal_basis="b", confidence=1,
+                     reason="r", dispatched_at=t0, accept_within_hours=2, finish_within_days=1)
+        event = TaskEvent(event_id=f"{task_id}-0", task_id=task_id, incident_id=d.incident_id, unit=unit,
+                          kind="dispatched", at=t0, dispatch=d)
+        task = open_task(event, clock)
+        updates = [TaskUpdate(event=event, task=task)]
+        for n, (kind, hours, extra) in enumerate(steps, start=1):
+            event = TaskEvent(event_id=f"{task_id}-{n}", task_id=task_id, incident_id=d.incident_id, unit=unit,
+                              kind=kind, at=t0 + dt.timedelta(hours=hours), **extra)
+            task = apply(task, event, clock)
+            updates.append(TaskUpdate(event=event, task=task))
+        return updates
+
+    closing = [("verified", 6, {}), ("closed", 6.5, {})]
+    updates = [
+        *life("a", "cgj", ("accepted", 1, {}), ("completed", 5, {}), *closing, ("evaluated", 7, {"score": 3})),
+        *life("b", "cgj", ("accepted", 3, {}), ("completed", 5, {}), ("rework", 5.5, {}), ("completed", 48, {}),
+              ("verified", 49, {}), ("closed", 50, {}), ("evaluated", 51, {"score": 1})),
+        *life("c", "zjj", ("returned", 0.5, {"reason": "职能不符"})),
+        *life("d", "zjj", ("accepted", 1, {}), ("supervised", 30, {})),
+    ]
+    store.insert(updates)
+    store.insert(updates[:5])  # a redelivered batch changes nothing
+    assert store.count("task_events") == len(updates)
+    board = store.sla("unit", now=t0 + dt.timedelta(days=3))
+    total, cgj = board["total"], next(r for r in board["rows"] if r["key"] == "cgj")
+    assert (total["tasks"], total["returned"], total["closed"], total["overdue_open"], total["supervised"]) == (4, 1, 2, 1, 1)
+    assert total["response_rate"] == round(2 / 3, 4)  # a: 1 h, b: 3 h > 2 h limit, d: 1 h; c returned
+    assert total["closure_rate"] == round(2 / 3, 4) and total["on_time_closure_rate"] == 0.5
+    assert (cgj["rework_rate"], cgj["resolution_rate"], cgj["satisfaction_rate"]) == (0.5, 0.5, 0.5)
+    assert cgj["accept_hours_p50"] is not None and 1 <= cgj["accept_hours_p50"] <= 3
+    with pytest.raises(ValueError, match="by must be one of"):
+        store.sla("phone")

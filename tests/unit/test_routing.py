@@ -179,3 +179,26 @@ def test_grid_workers_pick_counts_as_one_vote():
     contradicted = classifier.classify(incident(source="grid", title="违建 私搭乱建", text="违建 私搭乱建",
                                                 category_hint="占道经营", street="s1"))
     assert contradicted.item_no == "1"
+
+
+def test_a_return_for_wrong_function_goes_to_the_next_candidate_with_a_new_task_id():
+    from pipeline.route import reroute_returned
+
+    inc = incident(text="小区物业噪音", street="s3")
+    [first] = dispatch_item(inc, "4", BOOK, now=NOW, candidates=["4", "3", "1"])
+    assert (first.unit, first.candidates, first.attempt) == ("zjj", ["3", "1"], 0)
+    [again] = reroute_returned(inc, first, "职能不符", "不属于物业范畴", BOOK, now=NOW)
+    assert (again.unit, again.item_no, again.attempt, again.candidates) == ("sthjj", "3", 1, ["1"])
+    assert again.dispatch_id != first.dispatch_id and "returned by zjj (职能不符: 不属于物业范畴)" in again.reason
+
+
+def test_a_return_for_wrong_area_or_without_candidates_goes_to_the_operator():
+    from pipeline.route import reroute_returned
+
+    inc = incident(text="噪音", street="s3")
+    [first] = dispatch_item(inc, "3", BOOK, now=NOW, candidates=["3", "4"])
+    review = reroute_returned(inc, first, "属地不符", "", BOOK, now=NOW)
+    assert isinstance(review, ManualReview) and review.attempt == 1 and review.incident == inc
+    assert review.candidates == ["3", "4"] and "属地不符" in review.reason
+    [alone] = dispatch_item(inc, "3", BOOK, now=NOW)
+    assert isinstance(reroute_returned(inc, alone, "职能不符", "", BOOK, now=NOW), ManualReview)

@@ -1,0 +1,200 @@
+"""The task stage: every dispatched task's state, its SLA clock and alerts, and re-routing of returns.
+
+    task-events ──► tasks agent ──► task-updates (event + task after it) ──► ClickHouse tasks, task_events
+        ▲              │  ├──► alerts (pre-warning, overdue, escalation) ──► notify agent ──► webhooks
+        │              │  └──► dispatches / manual (a return re-routed)
+        └── SLA timer ◄┘ (reads the sla_due table; proposes due alerts as events)
+
+State lives in two tables keyed by task id, written only here, co-partitioned with `task-events`:
+`tasks` (the task, its dispatch and its incident) and `sla_due` (when the timer must look again).
+The timer never writes a table: it sends its proposals through the topic like any other event,
+so the state machine applies each once and a restart never raises an alert twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+
+import aiohttp
+import faust
+from faust.types import EventT
+from pydantic import BaseModel, ValidationError
+
+from infra import metrics
+from infra.settings import Settings
+from infra.webhooks import WebhookConfig, deliver
+from pipeline import ids
+from pipeline.dutylists import DutyBook
+from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
+from pipeline.route import reroute_returned
+from schemas import (Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit,
+                     describe_validation_error)
+
+log = logging.getLogger(__name__)
+
+ALERT_KIND = {"prewarning": "prewarning", "overdue": "overdue", "escalated": "escalation"}
+RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a proposal not applied by then (lost, or a busy stream) goes again
+
+
+def add_task_stage(
+    app: faust.App, settings: Settings, *, topic: Callable[..., faust.TopicT], names,
+    send: Callable[[faust.TopicT, str, BaseModel], Awaitable[None]],
+    dead_letter_event: Callable[[EventT, str, str], Awaitable[None]],
+    finished: Callable[[str, EventT], None],
+    book_for: Callable[[Incident], DutyBook],
+    units: Mapping[str, Unit],
+    send_dispatches: Callable[[Incident, list[Dispatch]], Awaitable[None]],
+    send_manual: Callable[[ManualReview], Awaitable[None]],
+    ready: Callable[[], bool],
+) -> faust.Table:
+    clock, sla = settings.clock(), settings.sla_clock()
+    task_events_topic = topic(names.task_events)
+    task_updates_topic = topic(names.task_updates)
+    alerts_topic = topic(names.alerts)
+    webhook_attempts_topic = topic(names.webhook_attempts)
+    webhooks = WebhookConfig.load(settings.webhooks_file)
+
+    # task id → {"task": TaskState, "dispatch": Dispatch, "incident": Incident} as JSON
+    tasks = app.Table("tasks", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
+    # task id → ISO instant the timer must look at it next; absent when no alert can come any more
+    sla_due = app.Table("sla_due", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
+    proposed: dict[str, float] = {}  # proposal event id → when sent (monotonic), to avoid flooding the topic
+
+    @app.agent(task_events_topic, name="tasks", concurrency=1)
+    async def task_stage(stream):
+        async for event in stream.events():
+            metrics.STAGE_IN.labels("tasks").inc()
+            try:
+                task_event = TaskEvent.model_validate_json(event.value)
+            except ValidationError as exc:
+                await dead_letter_event(event, "tasks", describe_validation_error(exc))
+                continue
+            try:
+                await handle(task_event)
+            except InvalidTransition as exc:
+                await dead_letter_event(event, "tasks", f"task {task_event.task_id}: {exc}")
+                continue
+            except Exception as exc:  # a bug must not stop the stream
+                log.exception("task event failed")
+                await dead_letter_event(event, "tasks", f"internal error: {exc!r}")
+                continue
+            finished("tasks", event)
+
+    async def handle(task_event: TaskEvent) -> None:
+        stored = tasks.get(task_event.task_id)
+        if stored is None:
+            entry = {"dispatch": task_event.dispatch, "incident": task_event.incident}
+            before, after = None, open_task(task_event, sla)
+        else:
+            data = json.loads(stored)
+            entry = {"dispatch": Dispatch.model_validate(data["dispatch"]),
+                     "incident": Incident.model_validate(data["incident"]) if data["incident"] else None}
+            before = TaskState.model_validate(data["task"])
+            after = apply(before, task_event, sla)
+            if after is before:
+                return  # redelivered, or a timer proposal the task has moved past
+        tasks[after.task_id] = json.dumps({"task": after.model_dump(mode="json"),
+                                           "dispatch": entry["dispatch"].model_dump(mode="json"),
+                                           "incident": entry["incident"].model_dump(mode="json") if entry["incident"]
+                                           else None}, ensure_ascii=False)
+        next_due = sla.next_due(after)
+        if next_due is not None:
+            sla_due[after.task_id] = next_due.isoformat()
+        elif after.task_id in sla_due:
+            del sla_due[after.task_id]
+        # The update carries the event without its copy of the incident (that has its own table).
+        await send(task_updates_topic, after.task_id,
+                   TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
+        metrics.TASK_EVENTS.labels(task_event.kind).inc()
+        if before is not None and (key := raised_alert(before, after)):
+            await raise_alert(after, task_event, key)
+        if task_event.kind == "returned" and after.role == "primary":
+            await reroute(after, task_event, entry["dispatch"], entry["incident"])
+
+    async def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
+        kind = ALERT_KIND[cause.kind]
+        to_unit = task.unit
+        if kind == "escalation":  # to the supervising unit (default: the parent, e.g. a street's district)
+            unit = units.get(task.unit)
+            to_unit = (unit.supervisor or unit.parent or "") if unit else ""
+        alert = Alert(alert_id=ids.stable_id("sla-alert", task.task_id, key), kind=kind, item_no=task.item_no,
+                      to_unit=to_unit, raised_at=clock.now(), task_id=task.task_id, incident_id=task.incident_id,
+                      unit=task.unit, limit=cause.limit, due_at=cause.due_at)
+        await send(alerts_topic, alert.alert_id, alert)
+        metrics.ALERTS.labels(kind).inc()
+        metrics.SLA_ALERTS.labels(kind, to_unit).inc()
+
+    async def reroute(task: TaskState, returned: TaskEvent, dispatch: Dispatch, incident: Incident | None) -> None:
+        if incident is None:
+            log.warning("task %s returned but its incident is not known here: nothing to re-route", task.task_id)
+            return
+        decision = reroute_returned(incident, dispatch, returned.reason or "other", returned.note,
+                                    book_for(incident), now=clock.now())
+        if isinstance(decision, ManualReview):
+            await send_manual(decision)
+            metrics.REROUTED.labels("operator").inc()
+        else:
+            await send_dispatches(incident, decision)
+            metrics.REROUTED.labels("candidate").inc()
+
+    @app.timer(settings.sla_check_seconds)
+    async def sla_timer() -> None:
+        """Propose the alerts that are due. Runs on every worker over the tasks it holds."""
+        if not ready():
+            return
+        now, started = clock.now(), time.monotonic()
+        for task_id, due in list(sla_due.items()):
+            if due is None or dt.datetime.fromisoformat(due) > now or (stored := tasks.get(task_id)) is None:
+                continue
+            for proposal in sla.due(TaskState.model_validate(json.loads(stored)["task"]), now):
+                if started - proposed.get(proposal.event_id, -RESEND_PROPOSAL_AFTER) < RESEND_PROPOSAL_AFTER:
+                    continue
+                proposed[proposal.event_id] = started
+                await send(task_events_topic, task_id, proposal)
+        for event_id, sent in list(proposed.items()):
+            if started - sent > 10 * RESEND_PROPOSAL_AFTER:
+                del proposed[event_id]
+
+    @app.agent(alerts_topic, name="notify", concurrency=1)
+    async def notify(stream):
+        """Deliver each alert to the webhooks configured for its unit (and the catch-all), concurrently
+        within a batch; the batch is acknowledged once every delivery has succeeded or given up."""
+        async with aiohttp.ClientSession() as session:
+            async for events in stream.take_events(100, within=1.0):
+                deliveries = []
+                for event in events:
+                    try:
+                        alert = Alert.model_validate_json(event.value)
+                    except ValidationError:
+                        continue  # the sink dead-letters unreadable alerts
+                    for unit, endpoint in webhooks.endpoints_for(alert):
+                        deliveries.append(deliver(session, alert, unit, endpoint, record_attempt, clock.now))
+                for delivered in await asyncio.gather(*deliveries):
+                    if not delivered:
+                        metrics.WEBHOOK_GAVE_UP.inc()
+
+    async def record_attempt(attempt) -> None:
+        metrics.WEBHOOK_ATTEMPTS.labels(str(attempt.delivered).lower()).inc()
+        await send(webhook_attempts_topic, attempt.alert_id, attempt)
+
+    return tasks
+
+
+def task_figures(tasks: faust.Table, now: dt.datetime) -> dict:
+    """Tasks on this worker by status and open tasks past a deadline, by unit (for /stats and metrics)."""
+    by_status: Counter = Counter()
+    overdue: Counter = Counter()
+    for stored in list(tasks.values()):
+        task = json.loads(stored)["task"]
+        by_status[task["status"]] += 1
+        if task["status"] == "dispatched" and task["accept_by"] and dt.datetime.fromisoformat(task["accept_by"]) < now:
+            overdue[(task["unit"], "accept")] += 1
+        if task["status"] in ("dispatched", "accepted") and dt.datetime.fromisoformat(task["finish_by"]) < now:
+            overdue[(task["unit"], "finish")] += 1
+    return {"by_status": dict(by_status), "overdue": overdue}

@@ -1,0 +1,1 @@
+ALTER TABLE {db}.manual_reviews ADD COLUMN IF NOT EXISTS attempt UInt16 DEFAULT 0

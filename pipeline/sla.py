@@ -1,0 +1,98 @@
+"""The SLA clock: a task's deadlines in working time, and which alerts are due.
+
+- Accept (接单) within N working hours of the dispatch; finish (办结) within N working days, plus
+  granted extensions, plus the working time the clock stood still (extension pending, parked).
+- A pre-warning at `prewarning_fraction` of each limit, overdue at 100%, escalation to the
+  supervising unit `escalate_after_days` working days after the finish deadline.
+- Per limit only the latest stage that is due is proposed: a worker that was down for a day
+  raises "overdue", not a stale pre-warning followed by it.
+
+Pure: the worker's timer asks `due(task, now)` and sends the proposals through the task stream,
+where the state machine applies each once (its key lands in `alerts_raised`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pipeline import ids
+from pipeline.workcalendar import WorkCalendar
+from schemas import TaskEvent, TaskState
+
+DEFAULT_PREWARNING_FRACTION = 0.8
+DEFAULT_ESCALATE_AFTER_DAYS = 2.0
+
+
+def alert_key(event: TaskEvent) -> str:
+    return f"{event.limit}:{event.kind}@{event.due_at.isoformat()}"
+
+
+@dataclass
+class SlaClock:
+    calendar: WorkCalendar
+    prewarning_fraction: float = DEFAULT_PREWARNING_FRACTION
+    escalate_after_days: float = DEFAULT_ESCALATE_AFTER_DAYS
+
+    def deadlines(self, task: TaskState) -> dict[str, dt.datetime]:
+        cal, start = self.calendar, task.dispatched_at
+        accept_seconds = task.accept_within_hours * 3600
+        finish_by = cal.add_working_days(start, task.finish_within_days + task.extension_days)
+        if task.paused_seconds:
+            finish_by = cal.add_working_hours(finish_by, task.paused_seconds / 3600)
+        # The pre-warning comes at the fraction of the working time the task may really use.
+        usable = cal.working_seconds_between(start, finish_by) - task.paused_seconds
+        return {
+            "accept_by": cal.add_working_hours(start, accept_seconds / 3600),
+            "accept_warn_at": cal.add_working_hours(start, self.prewarning_fraction * accept_seconds / 3600),
+            "finish_by": finish_by,
+            "finish_warn_at": cal.add_working_hours(
+                start, (self.prewarning_fraction * usable + task.paused_seconds) / 3600),
+            "escalate_at": cal.add_working_days(finish_by, self.escalate_after_days),
+        }
+
+    @staticmethod
+    def _stages(task: TaskState) -> list[tuple[str, list[tuple[str, dt.datetime | None]]]]:
+        """Per limit that is running, its alert stages in order (none while the clock is stopped)."""
+        stages: list[tuple[str, list[tuple[str, dt.datetime | None]]]] = []
+        if task.status == "dispatched":
+            stages.append(("accept", [("prewarning", task.accept_warn_at), ("overdue", task.accept_by)]))
+        if task.status in ("dispatched", "accepted"):
+            stages.append(("finish", [("prewarning", task.finish_warn_at), ("overdue", task.finish_by),
+                                      ("escalated", task.escalate_at)]))
+        return stages
+
+    def next_due(self, task: TaskState) -> dt.datetime | None:
+        """When the timer must look at this task next: the first stage after the last one raised."""
+        upcoming = []
+        for limit, steps in self._stages(task):
+            raised = [n for n, (kind, due_at) in enumerate(steps)
+                      if due_at is not None and f"{limit}:{kind}@{due_at.isoformat()}" in task.alerts_raised]
+            for kind, due_at in steps[(raised[-1] + 1 if raised else 0):]:
+                if due_at is not None and not (kind == "escalated" and task.escalated_at is not None):
+                    upcoming.append(due_at)
+                    break
+        return min(upcoming, default=None)
+
+    def due(self, task: TaskState, now: dt.datetime) -> list[TaskEvent]:
+        """The alert events due at `now` and not raised yet (none while the clock is stopped)."""
+        proposals = []
+        for limit, steps in self._stages(task):
+            passed = [(kind, due_at) for kind, due_at in steps if due_at is not None and due_at <= now]
+            if not passed:
+                continue
+            kind, due_at = passed[-1]
+            if kind == "escalated" and task.escalated_at is not None:
+                continue  # an operator escalated it already
+            event = TaskEvent(
+                event_id=ids.stable_id("sla", task.task_id, limit, kind, due_at.isoformat()), task_id=task.task_id,
+                incident_id=task.incident_id, unit=task.unit, kind=kind, at=now, by="sla", limit=limit,
+                due_at=due_at, note=f"{limit} limit {'passed' if kind != 'prewarning' else 'nearly reached'}")
+            if alert_key(event) not in task.alerts_raised:
+                proposals.append(event)
+        return proposals
+
+    def working_hours(self, start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+        if start is None or end is None:
+            return None
+        return self.calendar.working_seconds_between(start, end) / 3600
