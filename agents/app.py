@@ -35,6 +35,7 @@ from pipeline.classify import Classification, Classifier
 from pipeline.dedupe import Deduper, MergePolicy, item_policies
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.hotspots import HotspotDetector
+from pipeline.lifecycle import OPEN
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 from pipeline.route import dispatch_item, route
@@ -402,6 +403,21 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         figures["tasks_by_status"] = held["by_status"]
         figures["tasks_overdue"] = sum(held["overdue"].values())
         return web.json(figures)
+
+    @app.page("/tasks/")
+    async def tasks_view(web, request):
+        """Tasks held by this worker, as a department clerk lists them: ?unit=cgj&status=open|<status>."""
+        unit, status = request.query.get("unit"), request.query.get("status")
+        rows = []
+        for stored in list(tasks.values()):
+            task = json.loads(stored)["task"]
+            if unit and task["unit"] != unit:
+                continue
+            if status and not (task["status"] == status or (status == "open" and task["status"] in OPEN)):
+                continue
+            task.pop("applied")
+            rows.append(task)
+        return web.json(sorted(rows, key=lambda t: (t["finish_by"] or "", t["task_id"])))
 
     @app.page("/sla/")
     async def sla_view(web, request):

@@ -1,0 +1,229 @@
+"""The task stage on the real broker: departments' events move tasks, the SLA timer raises each alert
+once, signed webhooks are retried, a return is re-routed, and neither a SIGKILL nor a restart loses
+or repeats anything. The worker runs a scaled clock (1 real second = 10 minutes, from a Monday 09:00)
+so the 2-working-hour accept limit passes in 12 seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from kafka import KafkaProducer
+
+from agents.topics import TopicNames
+from infra.broker import free_port
+from infra.store import Store
+from infra.webhooks import ALERT_ID_HEADER, verify
+from pipeline.clock import Clock
+from schemas import TaskEvent
+
+CN = dt.timezone(dt.timedelta(hours=8))
+SECRET = "test-webhook-secret"
+
+
+class Receiver:
+    """A unit's webhook endpoint: refuses each alert's first delivery (503), then verifies the signature."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, bool, int]] = []  # (alert id, signature valid, status answered)
+        self.alerts: dict[str, dict] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                alert_id = self.headers[ALERT_ID_HEADER]
+                valid = verify(SECRET.encode(), dict(self.headers), body)
+                seen = any(a == alert_id for a, _, _ in receiver.calls)
+                status = 401 if not valid else (200 if seen else 503)
+                receiver.calls.append((alert_id, valid, status))
+                if status == 200:
+                    receiver.alerts[alert_id] = json.loads(body)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def ticket(no: str, title: str, text: str, address: str, at: dt.datetime) -> bytes:
+    return json.dumps({"ticket_no": no, "received_at": at.isoformat(), "title": title, "text": text,
+                       "address": address, "caller_phone": "13800138000"}, ensure_ascii=False).encode()
+
+
+def tasks_of(worker) -> dict[str, dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/tasks/", timeout=10) as response:
+        return {t["task_id"]: t for t in json.load(response)}
+
+
+def wait_for(predicate, worker, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = predicate(tasks_of(worker))
+            if found:
+                return found
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"tasks never matched; last: {tasks_of(worker)}\n{worker.log_tail()}")
+
+
+def test_tasks_move_alert_once_reroute_and_survive_sigkill_and_restart(broker, pipeline_env, start_worker, receiver,
+                                                                      tmp_path, monkeypatch):
+    webhooks = tmp_path / "webhooks.yaml"
+    webhooks.write_text(f'units:\n  cgj: {{url: "{receiver.url}", secret_env: CGJ_SECRET}}\n', encoding="utf-8")
+    origin = dt.datetime.now(dt.timezone.utc)
+    env = pipeline_env | {
+        "CITYOPS_CLOCK_SCALE": "600", "CITYOPS_CLOCK_ORIGIN": origin.isoformat(),
+        "CITYOPS_CLOCK_START": "2026-11-30T09:00:00+08:00", "CITYOPS_SLA_CHECK_SECONDS": "0.5",
+        "CITYOPS_WEBHOOKS_FILE": str(webhooks), "CGJ_SECRET": SECRET,
+    }
+    clock = Clock(600, origin, dt.datetime(2026, 11, 30, 9, 0, tzinfo=CN))
+    names = TopicNames(env["CITYOPS_TOPIC_PREFIX"])
+    prefix = names.prefix
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+
+    def send(*events: TaskEvent) -> None:
+        for e in events:
+            producer.send(names.task_events, key=e.task_id.encode(), value=e.model_dump_json().encode()).get(timeout=30)
+
+    def event(task: dict, n: int, kind: str, **extra) -> TaskEvent:
+        return TaskEvent(event_id=f"{task['task_id']}-{n}", task_id=task["task_id"], incident_id=task["incident_id"],
+                         unit=task["unit"], kind=kind, at=clock.now(), by="test", **extra)
+
+    worker = start_worker(env)
+    tickets = {  # three streets, so the case stage does not merge them
+        "late": ("路灯不亮", "主干道路灯坏了一个星期没人修", "A1区马王堆街道"),
+        "loop": ("路灯不亮", "小区门口的路灯晚上不亮", "A7县泉塘街道"),
+        "wrong": ("树枝挡住路灯", "行道树树枝倒伏，挡住路灯，晚上路灯不亮", "A3区望月湖街道"),
+    }
+    for name, (title, text, address) in tickets.items():
+        producer.send(names.intake("hotline"), key=name.encode(),
+                      value=ticket(f"{prefix}{name}", title, text, address, clock.now())).get(timeout=30)
+    by_ticket = wait_for(lambda ts: _by_ticket(ts, prefix) if len(_by_ticket(ts, prefix)) == 3 else None, worker)
+    late, loop, wrong = by_ticket["late"], by_ticket["loop"], by_ticket["wrong"]
+    assert late["status"] == loop["status"] == wrong["status"] == "dispatched"
+
+    # The closed loop, with a redelivered event and one the state machine refuses.
+    send(event(loop, 1, "accepted"))
+    wait_for(lambda ts: ts[loop["task_id"]]["status"] == "accepted", worker)
+    send(event(loop, 1, "accepted"),  # redelivered: a no-op
+         event(late, 1, "evaluated", score=3),  # refused: not closed yet
+         event(loop, 2, "completed", result="已更换灯泡", photos=["https://img.example/1.jpg"]),
+         event(loop, 3, "verified", note="网格员现场核查通过"), event(loop, 4, "closed"), event(loop, 5, "evaluated", score=3),
+         event(wrong, 1, "returned", reason="职能不符", note="树木归园林部门"))
+    worker.kill()  # SIGKILL mid-stream: the events are on the topic, maybe half applied
+
+    worker = start_worker(env)
+    after_kill = wait_for(lambda ts: ts if ts[loop["task_id"]]["status"] == "evaluated"
+                          and ts[wrong["task_id"]]["status"] == "returned"
+                          and any(k.startswith("accept:overdue@") for k in ts[late["task_id"]]["alerts_raised"]) else None,
+                          worker, timeout=120)
+    assert after_kill[loop["task_id"]]["version"] == 6  # dispatched + 5 events, the redelivery not counted
+    assert after_kill[loop["task_id"]]["score"] == 3 and after_kill[loop["task_id"]]["accept_working_hours"] < 2
+    assert [k.split("@")[0] for k in after_kill[late["task_id"]]["alerts_raised"]] == ["accept:prewarning",
+                                                                                       "accept:overdue"]
+    rerouted = [t for t in after_kill.values() if t["incident_id"] == wrong["incident_id"] and t["attempt"] == 1]
+    stats = worker.wait_until(lambda s: s["webhook_attempts"] >= 4 and (rerouted or s["manual"] >= 1), timeout=60)
+    time.sleep(3)  # six timer periods: nothing more may be raised
+
+    # A clean restart: the tables come back from their changelogs and no alert is raised again.
+    alerts_before = stats["alerts"]
+    worker.stop()
+    worker = start_worker(env)
+    time.sleep(3)
+    after_restart = tasks_of(worker)
+    # The scaled clock runs on (ten minutes a second), so new deadlines may pass meanwhile; what was
+    # there must be there unchanged, and alerts only added.
+    moving = {"alerts_raised", "version", "last_event_at"}
+    for task_id, task in after_kill.items():
+        assert {k: v for k, v in after_restart[task_id].items() if k not in moving} == \
+               {k: v for k, v in task.items() if k not in moving}
+        assert after_restart[task_id]["alerts_raised"][:len(task["alerts_raised"])] == task["alerts_raised"]
+    assert all(worker.stats()["alerts"].get(kind, 0) >= n for kind, n in alerts_before.items())
+    worker.stop()
+
+    store = Store(env["CLICKHOUSE_URL"])
+    try:
+        stored = {r[0]: r[1:] for r in store.query(
+            "SELECT task_id, status, version, alerts_raised FROM {db}.tasks FINAL")}
+        events_per_task = dict(store.query("SELECT task_id, count() FROM {db}.task_events FINAL GROUP BY task_id"))
+        alerts = store.query("SELECT kind, task_id, to_unit, `limit` FROM {db}.alerts FINAL ORDER BY raised_at")
+        attempts = store.query("SELECT alert_id, attempt, status, delivered FROM {db}.webhook_attempts FINAL "
+                               "ORDER BY alert_id, attempt")
+        dead = store.query("SELECT stage, reason FROM {db}.dead_letters FINAL WHERE stage = 'tasks'")
+        reroutes = store.query("SELECT unit, item_no FROM {db}.dispatches FINAL WHERE attempt = 1")
+        requeued = store.query("SELECT reason FROM {db}.manual_reviews FINAL WHERE attempt = 1")
+    finally:
+        store.close()
+    producer.close()
+
+    # No alert was raised twice, across the SIGKILL and the restart: on the topic, and at the receiver.
+    alert_ids = [json.loads(v)["alert_id"] for v in _read_all(broker.bootstrap_servers, names.alerts)]
+    assert len(alert_ids) == len(set(alert_ids)) == len(alerts)
+    delivered = [a for a, _, status in receiver.calls if status == 200]
+    assert len(delivered) == len(set(delivered))
+
+    # The task table equals the history: every applied event stored once, nothing more.
+    for task_id, task in after_restart.items():
+        assert stored[task_id] == (task["status"], task["version"], task["alerts_raised"])
+        assert events_per_task[task_id] == task["version"]
+    assert [(k, t, u, limit) for k, t, u, limit in alerts if t == late["task_id"]] == [
+        ("prewarning", late["task_id"], "cgj", "accept"), ("overdue", late["task_id"], "cgj", "accept")]
+    assert dead == [("tasks", f"task {late['task_id']}: evaluated is not possible when the task is dispatched")]
+    # Each alert to cgj: refused once (503), delivered on the retry with a valid signature.
+    cgj_alerts = {a for a, *_ in attempts}
+    assert cgj_alerts and all([(n, s, d) for a2, n, s, d in attempts if a2 == a] == [(1, 503, False), (2, 200, True)]
+                              for a in cgj_alerts)
+    assert set(receiver.alerts) == cgj_alerts and all(valid for _, valid, _ in receiver.calls)
+    # The return went to the next candidate's unit, or to the operators when there was none.
+    assert len(reroutes) + len(requeued) == 1
+    if reroutes:
+        assert reroutes[0][0] != wrong["unit"]
+    else:
+        assert "returned by" in requeued[0][0] and "职能不符" in requeued[0][0]
+
+
+def _read_all(servers: str, topic: str) -> list[bytes]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    values, idle = [], 0
+    while idle < 4:  # the embedded broker's end offsets are unreliable: read until it goes quiet
+        batch = consumer.poll(timeout_ms=500)
+        idle = 0 if batch else idle + 1
+        values += [r.value for records in batch.values() for r in records]
+    consumer.close()
+    return values
+
+
+def _by_ticket(tasks: dict[str, dict], prefix: str) -> dict[str, dict]:
+    from pipeline import ids
+
+    wanted = {ids.incident_id("hotline", f"{prefix}{name}"): name for name in ("late", "loop", "wrong")}
+    return {wanted[t["incident_id"]]: t for t in tasks.values() if t["incident_id"] in wanted and t["role"] == "primary"
+            and t["attempt"] == 0}
