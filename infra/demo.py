@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import signal
@@ -17,14 +18,18 @@ from agents.topics import TopicNames
 from infra.broker import ensure_cityops_topics, free_port, start_embedded_broker
 from infra.feeder import feed, load_message_texts
 from infra.settings import Settings
+from infra.simulator import simulate_departments
 from infra.worker_process import WorkerProcess
-from pipeline.dutylists import load_registry
+from pipeline.clock import Clock
+from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
 from pipeline.modelfiles import train_from_files
+from pipeline.simulation import load_reply_days
 from pipeline.textmodel import TopClassModel
 
 
-def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int) -> dict:
+def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int,
+             simulate_seconds: float = 60.0, clock_scale: float = 7200.0) -> dict:
     console = Console(stderr=as_json, quiet=as_json)
     demo_dir = (settings.data_dir / "demo").resolve()
     # The embedded broker keeps nothing across runs, so a store left from an earlier run would
@@ -35,6 +40,11 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
 
     broker = None
     env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console))}
+    # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
+    # working day and runs `clock_scale` times faster (7200: one real second is two hours).
+    clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
+    env |= {"CITYOPS_CLOCK_SCALE": str(clock.scale), "CITYOPS_CLOCK_ORIGIN": clock.origin.isoformat(),
+            "CITYOPS_CLOCK_START": clock.start.isoformat(), "CITYOPS_SLA_CHECK_SECONDS": "0.5"}
     if settings.kafka_bootstrap_servers:
         bootstrap, flavor, prefix = settings.kafka_bootstrap_servers, settings.kafka_flavor, f"{run_tag}."
         if settings.clickhouse_url:
@@ -53,12 +63,20 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         console.print("starting the worker (agents + ClickHouse sink)…")
         worker = WorkerProcess.start(env, web_port=free_port(), log_path=demo_dir / "worker.log")
 
+        # Departments answer from the first dispatch on, as they would.
+        stop_simulating = threading.Event()
+        simulated: dict = {}
+        simulator = threading.Thread(target=lambda: simulated.update(simulate_departments(
+            bootstrap, names, clock, load_reply_days(settings.messages_dir / "replied.jsonl"),
+            seconds=None, seed=seed, should_stop=stop_simulating.is_set)), daemon=True)
+        simulator.start()
         texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
         console.print(f"hotline texts: {f'{len(texts)} real citizen messages' if texts else 'built-in templates (shared data not found)'}")
         started = time.monotonic()
         with Progress(console=console, transient=as_json) as progress:
             task = progress.add_task("feeding", total=events)
-            ingested = feed(bootstrap, names, generate(events, seed=seed, run_tag=run_tag, texts=texts),
+            ingested = feed(bootstrap, names, generate(events, seed=seed, run_tag=run_tag, texts=texts,
+                                                       start=clock.now()),
                             on_sent=lambda n: progress.advance(task, n))
             landed = progress.add_task("landing in ClickHouse", total=ingested)
 
@@ -71,6 +89,16 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
 
             stats = worker.wait_until(all_landed, timeout=max(120.0, events / 50))
         seconds = time.monotonic() - started
+        console.print(f"simulated departments at work for {simulate_seconds:.0f} s more — "
+                      f"{_describe(clock, simulate_seconds)} of the city's time: accepting, returning, finishing; "
+                      "grid workers verifying; reporters scoring…")
+        time.sleep(simulate_seconds)
+        if not keep_running:
+            stop_simulating.set()
+            simulator.join(timeout=30)
+        time.sleep(2 * settings.sink_flush_seconds + 1)  # the last updates reach ClickHouse
+        after = worker.stats()
+        board = worker.get_json("/sla/?by=unit")
         summary = {
             "ingested": ingested,
             "incidents": stats["clickhouse_incidents"],
@@ -87,22 +115,47 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             "dispatched_per_unit": stats["dispatched_per_unit"],
             "seconds": round(seconds, 2),
             "events_per_second": round(ingested / seconds, 1),
+            "simulated_until": after["now"],
+            "simulated_task_events": dict(simulated),
+            "tasks_by_status": after["tasks_by_status"],
+            "task_events_by_kind": after["task_events_by_kind"],
+            "alerts": after["alerts"],
+            "rerouted": after["rerouted"],
+            "requeued": after["requeued"],
+            "returned_primary": after["returned_primary"],
+            "sla": board["total"],
+            "sla_by_unit": board["rows"],
         }
         if as_json:
             print(json.dumps(summary, ensure_ascii=False))
         else:
             _print_summary(console, summary)
         if keep_running:
-            console.print(f"running: /stats and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops\n"
+            console.print(f"running, departments still simulated: /stats, /sla/?by=unit, /tasks/?status=open, /queue/ "
+                          f"and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops\n"
                           f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
                           "cityops dutylist publish FILE")
             wait_for_stop_signal()
+            stop_simulating.set()
         return summary
     finally:
         if worker:
             worker.stop()
         if broker:
             broker.stop()
+
+
+def _next_working_morning(settings: Settings) -> dt.datetime:
+    calendar = settings.sla_clock().calendar
+    day = dt.datetime.now(CITY_TZ).date() + dt.timedelta(days=1)
+    while not calendar.is_workday(day):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, calendar.office_hours[0][0], CITY_TZ)
+
+
+def _describe(clock: Clock, real_seconds: float) -> str:
+    hours = real_seconds * clock.scale / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} hours"
 
 
 def _ensure_model(settings: Settings, console: Console) -> Path:
@@ -144,6 +197,47 @@ def _print_summary(console: Console, summary: dict) -> None:
     if territorial:
         units.add_row(f"streets and towns, territorial items (属地, {len(territorial)} units)", str(sum(territorial.values())))
     console.print(units)
+    _print_sla(console, summary)
+
+
+RATES = (("response_rate", "响应率 accepted in time"), ("handled_rate", "处置率 handled"),
+         ("closure_rate", "结案率 closed"), ("on_time_closure_rate", "按期结案率 closed on time"),
+         ("rework_rate", "返工率 rework"), ("resolution_rate", "解决率 resolved (reporter)"),
+         ("satisfaction_rate", "满意率 satisfied (reporter)"))
+
+
+def _print_sla(console: Console, summary: dict) -> None:
+    until = dt.datetime.fromisoformat(summary["simulated_until"]).astimezone(CITY_TZ)
+    moves = Table(title=f"tasks at {until:%Y-%m-%d %H:%M} city time")
+    moves.add_column("status")
+    moves.add_column("tasks", justify="right")
+    for status, n in sorted(summary["tasks_by_status"].items(), key=lambda kv: -kv[1]):
+        moves.add_row(status, str(n))
+    moves.add_row("re-routed after a return", str(summary["rerouted"]))
+    for kind in ("prewarning", "overdue", "escalation", "hotspot"):
+        moves.add_row(f"alerts: {kind}", str(summary["alerts"].get(kind, 0)))
+    console.print(moves)
+    total = summary["sla"]
+    if not total:
+        return
+    # Figures down, units across: it fits a terminal.
+    columns = [total | {"key": "all"}, *summary["sla_by_unit"][:5]]
+    board = Table(title="SLA board from ClickHouse (working time)")
+    board.add_column("figure")
+    for row in columns:
+        board.add_column(row["key"], justify="right")
+
+    def pct(value) -> str:
+        return "–" if value is None else f"{100 * value:.0f}%"
+
+    for key, label in RATES:
+        board.add_row(label, *(pct(row[key]) for row in columns))
+    for key, label in (("finish_hours_p50", "finish p50, working hours"), ("finish_hours_p90", "finish p90, working hours")):
+        board.add_row(label, *("–" if row[key] is None else f"{row[key]:.1f}" for row in columns))
+    for key, label in (("supervised", "督办 supervised"), ("escalated", "escalated"), ("overdue_open", "open and overdue"),
+                       ("parked", "挂账 parked")):
+        board.add_row(label, *(str(row[key]) for row in columns))
+    console.print(board)
 
 
 def wait_for_stop_signal() -> None:

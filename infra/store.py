@@ -175,12 +175,14 @@ class Store:
     def stats(self) -> dict:
         """The figures `cityops demo` prints and the tests check."""
         per_unit = self.query(
-            "SELECT unit, count() FROM {db}.dispatches FINAL WHERE role = 'primary' GROUP BY unit ORDER BY count() DESC")
+            "SELECT unit, count() FROM {db}.dispatches FINAL WHERE role = 'primary' AND attempt = 0 "
+            "GROUP BY unit ORDER BY count() DESC")
         return {
             "clickhouse_incidents": self.count("incidents"),
             "clickhouse_dispatches": self.count("dispatches"),
             "clickhouse_task_events": self.count("task_events"),
-            "manual": self.count("manual_reviews"),
+            # First routings: each incident is dispatched, merged or queued once (returns are counted apart).
+            "manual": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE attempt = 0")[0][0],
             "merged": self.query("SELECT uniqExact(incident_id) FROM {db}.task_events FINAL WHERE kind = 'merged'")[0][0],
             "hotspots": self.query("SELECT count() FROM {db}.alerts FINAL WHERE kind = 'hotspot'")[0][0],
             "alerts": dict(self.query("SELECT kind, count() FROM {db}.alerts FINAL GROUP BY kind")),
@@ -188,6 +190,9 @@ class Store:
             "tasks_by_status": dict(self.query("SELECT status, count() FROM {db}.tasks FINAL GROUP BY status")),
             "task_events_by_kind": dict(self.query("SELECT kind, count() FROM {db}.task_events FINAL GROUP BY kind")),
             "rerouted": self.query("SELECT count() FROM {db}.dispatches FINAL WHERE attempt > 0 AND role = 'primary'")[0][0],
+            "requeued": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE attempt > 0")[0][0],
+            "returned_primary": self.query(
+                "SELECT count() FROM {db}.tasks FINAL WHERE status = 'returned' AND role = 'primary'")[0][0],
             "webhook_attempts": self.count("webhook_attempts"),
             "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
             "deadlettered": self.count("dead_letters"),

@@ -49,7 +49,10 @@ class WorkerProcess:
         raise TimeoutError(f"worker on web port {self.web_port} not ready after {timeout}s; see {self.log_path}")
 
     def stats(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/stats/", timeout=10) as resp:
+        return self.get_json("/stats/")
+
+    def get_json(self, path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=10) as resp:
             return json.load(resp)
 
     def metrics_text(self) -> str:

@@ -72,12 +72,16 @@ def demo(
     exit_: bool = typer.Option(False, "--exit", help="exit after the summary instead of running until Ctrl-C"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
     seed: int = typer.Option(7, help="load generator seed"),
+    simulate_seconds: float = typer.Option(60, help="real seconds of simulated department work before the summary"),
+    clock_scale: float = typer.Option(7200, help="simulated seconds per real second (7200: a second is two hours)"),
 ) -> None:
-    """Start broker, worker and store; feed EVENTS realistic reports; wait until all are in ClickHouse."""
+    """Start broker, worker and store; feed EVENTS realistic reports; let simulated departments work on
+    them on a fast clock; print the routing and the SLA board from ClickHouse."""
     from infra.demo import run_demo
     from infra.settings import Settings
 
-    run_demo(Settings(), events=events, keep_running=not exit_, as_json=as_json, seed=seed)
+    run_demo(Settings(), events=events, keep_running=not exit_, as_json=as_json, seed=seed,
+             simulate_seconds=simulate_seconds, clock_scale=clock_scale)
 
 
 dutylist_cli = typer.Typer(help="Duty lists (职责清单): check a file, explain an item, publish a version.",
@@ -225,6 +229,41 @@ def dispatch_queue(
         table.add_row(row["incident_id"], row["street"] or row["district"] or "?", row["title"][:30],
                       row["reason"][:60], " ".join(row["candidates"]))
     Console().print(table)
+
+
+simulate_cli = typer.Typer(help="Simulated actors, for demos and load tests.", no_args_is_help=True)
+cli.add_typer(simulate_cli, name="simulate")
+
+
+@simulate_cli.command("departments")
+def simulate_departments_command(
+    seconds: float = typer.Option(None, help="stop after this many real seconds (default: until Ctrl-C)"),
+    seed: int = typer.Option(11, help="random seed"),
+) -> None:
+    """Departments accept, return and finish dispatched tasks; grid workers verify; reporters score.
+
+    Finish delays follow the real reply times in replied.jsonl. Point it at the workers' broker and
+    topic prefix; give it the same CITYOPS_CLOCK_* settings as the workers (`cityops demo` does)."""
+    import logging
+    import signal
+    import threading
+
+    from agents.topics import TopicNames
+    from infra.settings import Settings
+    from infra.simulator import simulate_departments
+    from pipeline.simulation import load_reply_days
+
+    logging.basicConfig(level=logging.INFO)
+    settings = Settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    reply_days = load_reply_days(settings.messages_dir / "replied.jsonl")
+    if not reply_days:
+        typer.echo(f"no replied.jsonl under {settings.messages_dir}: finish delays are drawn from an exponential "
+                   "with the real data's median (11 days) instead", err=True)
+    sent = simulate_departments(_require_kafka(settings), TopicNames(settings.topic_prefix), settings.clock(),
+                                reply_days, seconds=seconds, seed=seed, should_stop=stop.is_set)
+    typer.echo(f"sent {sum(sent.values())} task events: " + ", ".join(f"{k} {n}" for k, n in sent.most_common()))
 
 
 def _offline_pipeline(settings):

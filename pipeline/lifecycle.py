@@ -80,8 +80,12 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
                                 f"({task.last_event_at.isoformat()})")
     if event.by == "sla" and not _still_due(task, event, clock):
         return task
-    changes: dict = {"status": to or task.status, "last_event_at": max(event.at, task.last_event_at),
-                     "applied": [*task.applied, event.event_id], "version": task.version + 1}
+    changes: dict = {"status": to or task.status, "applied": [*task.applied, event.event_id],
+                     "version": task.version + 1}
+    if event.by != "sla" and event.kind != "merged":
+        # Only the actors' own events order the task: a unit's event stamped before a timer alert
+        # (sent late from a phone, say) still counts at the time it happened.
+        changes["last_event_at"] = event.at
     match event.kind:
         case "accepted":
             changes |= {"accepted_at": event.at, "accept_working_hours": clock.working_hours(task.dispatched_at, event.at)}

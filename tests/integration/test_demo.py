@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 
-def test_demo_accounts_for_every_event(tmp_path, model_dir):
+def test_demo_accounts_for_every_event_and_tasks_move_through_their_lives(tmp_path, model_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_", "CITYOPS_"))}
     env |= {"CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_MODEL_DIR": str(model_dir)}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--events", "400", "--exit", "--json"],
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--events", "400", "--exit", "--json",
+                           "--simulate-seconds", "25"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -20,3 +21,15 @@ def test_demo_accounts_for_every_event(tmp_path, model_dir):
     assert summary["dispatched"] + summary["merged"] + summary["manual"] == summary["clickhouse_incidents"]
     assert summary["deadlettered"] > 0  # the feed is deliberately 2% broken
     assert summary["seconds"] > 0 and summary["dutylist_version"] == "A市-2026.2"
+    # 25 s at 7200× is two days of the city's time: tasks reach every part of their lives.
+    kinds = summary["task_events_by_kind"]
+    for kind in ("dispatched", "accepted", "returned", "completed", "verified", "closed", "evaluated", "merged"):
+        assert kinds.get(kind, 0) > 0, f"no {kind} events: {kinds}"
+    assert summary["tasks_by_status"].get("evaluated", 0) > 0
+    assert summary["alerts"].get("prewarning", 0) > 0 and summary["alerts"].get("overdue", 0) > 0
+    # Every primary dispatch returned (退单) went on: to the next candidate, or back to the operators.
+    assert summary["returned_primary"] == summary["rerouted"] + summary["requeued"] > 0
+    sla = summary["sla"]
+    assert sla["tasks"] >= summary["dispatched"]  # each primary dispatch is a task, cooperating ones too
+    for rate in ("response_rate", "closure_rate", "on_time_closure_rate", "satisfaction_rate"):
+        assert 0 < sla[rate] <= 1, f"{rate} = {sla[rate]}"
