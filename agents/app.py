@@ -192,8 +192,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     @app.agent(topic(*names.intakes.values()), name="normalize", concurrency=1)
     async def normalize(stream):
-        await dutylists_ready.wait()
         async for event in stream.events():
+            await dutylists_ready.wait()  # inside the loop: see the dispatch agent
             metrics.STAGE_IN.labels("normalize").inc()
             try:
                 incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value),
@@ -222,10 +222,14 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     @app.agent(incidents_topic, name="dispatch", concurrency=1)
     async def dispatch(stream):
-        await dutylists_ready.wait()
         # take_events acks the batch when the body returns, even if it raised: every failure is
         # handled per event inside, as a dead letter.
         async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
+            # Wait for the duty lists here, never before the loop: Faust subscribes an agent's topic
+            # only when it starts iterating, and the sink also reads `incidents` — it would receive
+            # and acknowledge the first incidents after a restart alone, and dispatch would never
+            # see them (tests/integration/test_worker.py lost 7 of 2,343 this way).
+            await dutylists_ready.wait()
             parsed: list[tuple[EventT, Incident]] = []
             for event in events:
                 metrics.STAGE_IN.labels("dispatch").inc()
@@ -328,8 +332,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
-        await dutylists_ready.wait()
         async for event in stream.events():
+            await dutylists_ready.wait()  # inside the loop: see the dispatch agent
             metrics.STAGE_IN.labels("operator").inc()
             try:
                 ruling = OperatorDecision.model_validate_json(event.value)

@@ -165,8 +165,12 @@ def add_task_stage(
     async def notify(stream):
         """Deliver each alert to the webhooks configured for its unit (and the catch-all), concurrently
         within a batch; the batch is acknowledged once every delivery has succeeded or given up."""
-        async with aiohttp.ClientSession() as session:
+        # The session is opened inside the loop: an agent must iterate at once, or the sink, which
+        # also reads `alerts`, would acknowledge the first alerts alone (see the dispatch agent).
+        session: aiohttp.ClientSession | None = None
+        try:
             async for events in stream.take_events(100, within=1.0):
+                session = session or aiohttp.ClientSession()
                 deliveries = []
                 for event in events:
                     try:
@@ -178,6 +182,9 @@ def add_task_stage(
                 for delivered in await asyncio.gather(*deliveries):
                     if not delivered:
                         metrics.WEBHOOK_GAVE_UP.inc()
+        finally:
+            if session is not None:
+                await session.close()
 
     async def record_attempt(attempt) -> None:
         metrics.WEBHOOK_ATTEMPTS.labels(str(attempt.delivered).lower()).inc()

@@ -64,6 +64,9 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         stats: dict = {}
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # died: say so now, not when the timeout runs out
+                raise RuntimeError(f"worker exited with code {self.process.returncode}; last stats {stats}; "
+                                   f"log tail:\n{self.log_tail()}")
             try:
                 stats = self.stats()
                 if predicate(stats):
