@@ -241,6 +241,7 @@ class DutyBook:
         self.units: dict[str, Unit] = {u.code: u for u in registry.units}
         self._local: dict[str, LocalList] = {ll.jurisdiction: ll for ll in dutylist.local_lists}
         self._effective: dict[str | None, dict[str, DutyItem]] = {None: {i.number: i for i in dutylist.items}}
+        self._latest_start: dict[str | None, dt.date | None] = {}  # per list: the last effective_from
 
     @property
     def version(self) -> str:
@@ -257,9 +258,14 @@ class DutyBook:
 
     def items_for(self, street: str | None, on: dt.date | None = None) -> dict[str, DutyItem]:
         """The items in force at `street` (on `on`, when given: items not yet effective are left out)."""
-        items = self._items_of(self.list_for(street))
-        if on is None:
-            return items
+        jurisdiction = self.list_for(street)
+        items = self._items_of(jurisdiction)
+        if jurisdiction not in self._latest_start:
+            self._latest_start[jurisdiction] = max((i.effective_from for i in items.values() if i.effective_from),
+                                                   default=None)
+        latest = self._latest_start[jurisdiction]
+        if on is None or latest is None or latest <= on:
+            return items  # the common case, and on the classifier's hot path: no copy
         return {n: i for n, i in items.items() if i.effective_from is None or i.effective_from <= on}
 
     def item(self, number: str, street: str | None = None) -> DutyItem | None:

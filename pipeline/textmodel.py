@@ -15,6 +15,7 @@ Pure: data in, model out. Reading files and writing the artefact is the CLI's bu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import pickle
@@ -74,21 +75,29 @@ class CharNgrams(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, docs):
-        rows, cols = [], []
-        for row, doc in enumerate(docs):
-            points = np.frombuffer(doc.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-            grams = [points]
-            if len(points) > 1:
-                grams.append(points[:-1] * np.uint64(1_000_003) ^ points[1:] * np.uint64(7919) + np.uint64(1))
-            if len(points) > 2:
-                grams.append((points[:-2] * np.uint64(1_000_003) ^ points[1:-1] * np.uint64(7919)) * np.uint64(31)
-                             ^ points[2:] + np.uint64(2))
-            hashed = np.concatenate(grams) % np.uint64(self.dim)
-            cols.append(hashed.astype(np.int64))
-            rows.append(np.full(len(hashed), row, dtype=np.int64))
-        matrix = sparse.csr_matrix((np.ones(sum(len(c) for c in cols), dtype=np.float64),
-                                    (np.concatenate(rows) if rows else [], np.concatenate(cols) if cols else [])),
-                                   shape=(len(docs), self.dim))
+        """One set of numpy operations for the whole batch, not one per document: the documents are
+        joined, and an n-gram is kept only if none of its characters is a joint."""
+        docs = list(docs)
+        if not docs:
+            return sparse.csr_matrix((0, self.dim))
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        points = np.frombuffer("\x00".join(docs).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        joint = np.zeros(len(points), dtype=bool)
+        joint[np.cumsum(lengths + 1)[:-1] - 1] = True  # positions of the "\x00" between documents
+        row_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths + 1)[:len(points)]
+        inside = ~joint
+        grams, rows = [points[inside]], [row_of[inside]]
+        if len(points) > 1:
+            keep = inside[:-1] & inside[1:]
+            grams.append((points[:-1] * np.uint64(1_000_003) ^ points[1:] * np.uint64(7919) + np.uint64(1))[keep])
+            rows.append(row_of[:-1][keep])
+        if len(points) > 2:
+            keep = inside[:-2] & inside[1:-1] & inside[2:]
+            grams.append(((points[:-2] * np.uint64(1_000_003) ^ points[1:-1] * np.uint64(7919)) * np.uint64(31)
+                          ^ points[2:] + np.uint64(2))[keep])
+            rows.append(row_of[:-2][keep])
+        cols = (np.concatenate(grams) % np.uint64(self.dim)).astype(np.int64)
+        matrix = sparse.csr_matrix((np.ones(len(cols)), (np.concatenate(rows), cols)), shape=(len(docs), self.dim))
         matrix.sum_duplicates()
         return matrix
 
@@ -111,12 +120,12 @@ class LexiconWords(BaseEstimator, TransformerMixin):
         self.automaton_.make_automaton()
 
     def transform(self, docs):
-        rows, cols = [], []
-        for row, doc in enumerate(docs):
-            for _, index in self.automaton_.iter(doc):
-                rows.append(row)
-                cols.append(index)
-        matrix = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(docs), len(self.vocabulary_)))
+        found = self.automaton_.iter
+        matches = [[index for _, index in found(doc)] for doc in docs]  # comprehensions: the fast loop
+        lengths = np.fromiter(map(len, matches), dtype=np.int64, count=len(matches))
+        cols = np.fromiter(itertools.chain.from_iterable(matches), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(matches), dtype=np.int64), lengths)
+        matrix = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(matches), len(self.vocabulary_)))
         matrix.sum_duplicates()
         return matrix
 
