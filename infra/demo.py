@@ -209,11 +209,17 @@ RATES = (("response_rate", "响应率 accepted in time"), ("handled_rate", "处�
 def _print_sla(console: Console, summary: dict) -> None:
     until = dt.datetime.fromisoformat(summary["simulated_until"]).astimezone(CITY_TZ)
     moves = Table(title=f"tasks at {until:%Y-%m-%d %H:%M} city time")
-    moves.add_column("status")
+    moves.add_column("status now")
     moves.add_column("tasks", justify="right")
-    for status, n in sorted(summary["tasks_by_status"].items(), key=lambda kv: -kv[1]):
-        moves.add_row(status, str(n))
-    moves.add_row("re-routed after a return", str(summary["rerouted"]))
+    moves.add_column("events applied")
+    moves.add_column("", justify="right")
+    statuses = sorted(summary["tasks_by_status"].items(), key=lambda kv: -kv[1])
+    events = sorted(summary["task_events_by_kind"].items(), key=lambda kv: -kv[1])
+    for n in range(max(len(statuses), len(events))):
+        status, count = statuses[n] if n < len(statuses) else ("", "")
+        kind, applied = events[n] if n < len(events) else ("", "")
+        moves.add_row(status, str(count), kind, str(applied))
+    moves.add_row("re-routed after a return", str(summary["rerouted"]), "back to the operators", str(summary["requeued"]))
     for kind in ("prewarning", "overdue", "escalation", "hotspot"):
         moves.add_row(f"alerts: {kind}", str(summary["alerts"].get(kind, 0)))
     console.print(moves)

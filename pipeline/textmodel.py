@@ -38,6 +38,7 @@ from sklearn.svm import LinearSVC
 
 from schemas import DutyList
 
+log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
 ARTEFACT = "model.pkl"
 # Part of every model's version: a change of features or learner is a new model even on the same data.
@@ -179,12 +180,17 @@ class TopClassModel:
 
     @classmethod
     def load(cls, directory: Path) -> TopClassModel | None:
-        """The model CURRENT names in `directory`, or None when none has been trained there."""
+        """The model CURRENT names in `directory`, or None when none has been trained there — or
+        when it was trained by other code (another MODEL_KIND): its features would not match."""
         current = directory / "CURRENT"
         if not current.exists():
             return None
         target = directory / current.read_text(encoding="utf-8").strip()
         meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("kind") != MODEL_KIND:
+            log.warning("model %s in %s is of kind %r, this code needs %r: retrain it (`cityops model train`)",
+                        meta.get("version", target.name), directory, meta.get("kind"), MODEL_KIND)
+            return None
         with open(target / ARTEFACT, "rb") as f:
             pipeline = pickle.load(f)  # our own artefact, written by `cityops model train`
         return cls(pipeline, meta["version"], meta)

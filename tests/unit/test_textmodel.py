@@ -61,6 +61,14 @@ def test_saved_and_loaded_models_agree(model, halves, tmp_path):
     assert reloaded.predict(docs) == model.predict(docs) and reloaded.version == model.version
 
 
+def test_a_model_trained_by_other_code_is_not_loaded(model, tmp_path, caplog):
+    target = model.save(tmp_path)
+    meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+    (target / "meta.json").write_text(json.dumps(meta | {"kind": "char1-3/tfidf/linearsvc"}), encoding="utf-8")
+    assert TopClassModel.load(tmp_path) is None
+    assert "retrain it" in caplog.text
+
+
 def test_lexicon_covers_every_class(halves):
     first, _, _, taxonomy = halves
     docs = lexicon(taxonomy, {r["label"] for r in read_labelled(first)})
