@@ -38,7 +38,7 @@ from schemas import (Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskSta
 
 log = logging.getLogger(__name__)
 
-ALERT_KIND = {"prewarning": "prewarning", "overdue": "overdue", "escalated": "escalation"}
+ALERT_KIND = {"prewarning": "prewarning", "overdue": "overdue", "escalated": "escalation", "review_due": "review_due"}
 RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a proposal not applied by then (lost, or a busy stream) goes again
 
 

@@ -39,9 +39,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "merged": (ALL, None),  # another report joined the case: counted whatever the status
     "prewarning": (OPEN, None),
     "overdue": (OPEN, None),
+    "review_due": (frozenset({"parked"}), None),
 }
 RETURN_REASONS: tuple[str, ...] = get_args(ReturnReason)
-SLA_KINDS = frozenset({"prewarning", "overdue"})
+SLA_KINDS = frozenset({"prewarning", "overdue", "review_due"})  # the timer's alone
 
 
 class InvalidTransition(ValueError):
@@ -70,6 +71,8 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
         return task  # redelivered: already in the state
     if event.kind == "dispatched":
         raise InvalidTransition(f"task {task.task_id} was already dispatched (by event {task.applied[0]})")
+    if (event.kind in SLA_KINDS or event.by == "sla") and (event.by != "sla" or not event.limit or not event.due_at):
+        raise InvalidTransition(f"{event.kind} events come from the SLA timer, with the limit and the time that passed")
     allowed, to = TRANSITIONS[event.kind]
     if task.status not in allowed:
         if event.by == "sla" or event.kind == "merged":
@@ -131,7 +134,7 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
                 changes["alerts_raised"] = [*task.alerts_raised, alert_key(event)]
         case "merged":
             changes["reports"] = task.reports + 1
-        case "prewarning" | "overdue":
+        case "prewarning" | "overdue" | "review_due":
             changes["alerts_raised"] = [*task.alerts_raised, alert_key(event)]
     moved = task.model_copy(update=changes)
     if changes.keys() & {"extension_days", "paused_seconds"}:  # what the finish deadline depends on

@@ -4,6 +4,7 @@
   granted extensions, plus the working time the clock stood still (extension pending, parked).
 - A pre-warning at `prewarning_fraction` of each limit, overdue at 100%, escalation to the
   supervising unit `escalate_after_days` working days after the finish deadline.
+- A parked (挂账) task raises none of these; on its review date it raises `review_due` once.
 - Per limit only the latest stage that is due is proposed: a worker that was down for a day
   raises "overdue", not a stale pre-warning followed by it.
 
@@ -51,8 +52,7 @@ class SlaClock:
             "escalate_at": cal.add_working_days(finish_by, self.escalate_after_days),
         }
 
-    @staticmethod
-    def _stages(task: TaskState) -> list[tuple[str, list[tuple[str, dt.datetime | None]]]]:
+    def _stages(self, task: TaskState) -> list[tuple[str, list[tuple[str, dt.datetime | None]]]]:
         """Per limit that is running, its alert stages in order (none while the clock is stopped)."""
         stages: list[tuple[str, list[tuple[str, dt.datetime | None]]]] = []
         if task.status == "dispatched":
@@ -60,6 +60,9 @@ class SlaClock:
         if task.status in ("dispatched", "accepted"):
             stages.append(("finish", [("prewarning", task.finish_warn_at), ("overdue", task.finish_by),
                                       ("escalated", task.escalate_at)]))
+        if task.status == "parked" and task.review_on is not None:  # 挂账: looked at again on its date
+            stages.append(("review", [("review_due", dt.datetime.combine(
+                task.review_on, self.calendar.office_hours[0][0], self.calendar.tz))]))
         return stages
 
     def next_due(self, task: TaskState) -> dt.datetime | None:

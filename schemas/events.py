@@ -93,9 +93,10 @@ TaskEventKind = Literal[
     "resumed",  # back from 挂账 (parked)
     "merged",  # another report of the same problem joined this task's case
     "prewarning", "overdue",  # the SLA clock: raised by the worker's timer, once per limit and deadline
+    "review_due",  # a parked (挂账) task's review date has come
 ]
 ReturnReason = Literal["职能不符", "属地不符", "other"]
-SlaLimit = Literal["accept", "finish"]
+SlaLimit = Literal["accept", "finish", "review"]
 
 
 class TaskEvent(_Event):
@@ -245,10 +246,11 @@ class ClassifiedIncident(_Event):
 
 class Alert(_Event):
     """Something a unit or the operations centre must look at now: a hotspot (N reports of one item in
-    one place), or a task's SLA — a pre-warning, an overdue limit, an escalation to the supervisor."""
+    one place), or a task's SLA — a pre-warning, an overdue limit, an escalation to the supervisor,
+    the review date of a parked (挂账) task."""
 
     alert_id: str
-    kind: Literal["hotspot", "prewarning", "overdue", "escalation"]
+    kind: Literal["hotspot", "prewarning", "overdue", "escalation", "review_due"]
     item_no: str
     to_unit: str = Field(default="", description="who must act: the task's unit; for an escalation its "
                          "supervising unit; empty for hotspots (the operations centre)")

@@ -96,6 +96,7 @@ def test_a_redelivered_event_is_a_no_op():
     ((("accepted", {}), ("evaluated", {"score": 3})), "not possible when the task is accepted"),
     ((("accepted", {}), ("parked", {"reason": "x"})), "needs a reason and a review date"),
     ((("accepted", {}), ("extension_requested", {}), ("extension_approved", {})), "granted working days"),
+    ((("overdue", {"limit": "accept"}),), "come from the SLA timer"),  # a department cannot raise alerts
 ])
 def test_invalid_transitions_say_why(steps, message):
     with pytest.raises(InvalidTransition, match=message):
@@ -211,3 +212,15 @@ def test_next_due_tells_the_timer_when_to_look_again():
     assert CLOCK.next_due(late) == late.escalate_at
     done = apply(late, event(2, "completed", late.finish_by + dt.timedelta(hours=1)), CLOCK)
     assert CLOCK.next_due(done) is None
+
+
+def test_a_parked_task_raises_only_its_review_date_once():
+    task = run(("accepted", {}), ("parked", {"reason": "需立项改造", "review_on": dt.date(2027, 3, 1)}))
+    assert CLOCK.next_due(task) == dt.datetime(2027, 3, 1, 9, 0, tzinfo=CLOCK.calendar.tz)
+    assert CLOCK.due(task, dt.datetime(2027, 2, 28, 12, 0, tzinfo=CN)) == []  # months past its limits: silent
+    [review] = CLOCK.due(task, dt.datetime(2027, 3, 1, 9, 30, tzinfo=CN))
+    assert (review.kind, review.limit) == ("review_due", "review")
+    reviewed = apply(task, review, CLOCK)
+    assert raised_alert(task, reviewed).startswith("review:review_due@") and CLOCK.next_due(reviewed) is None
+    resumed = apply(reviewed, event(9, "resumed", dt.datetime(2027, 3, 2, 10, 0, tzinfo=CN)), CLOCK)
+    assert apply(resumed, review, CLOCK) is resumed  # a late proposal for a resumed task: no-op
