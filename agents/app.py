@@ -16,6 +16,8 @@ import logging
 import time
 import weakref
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -153,6 +155,28 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                                                   "review": review.model_dump(mode="json", exclude={"incident"})},
                                                  ensure_ascii=False)
 
+    async def each_event(stream, stage: str, model: type[BaseModel], handle: Callable[[Any], Awaitable[None]],
+                         refused: tuple[type[Exception], ...] = ()) -> None:
+        """The per-event stage loop: parse, handle, and dead-letter what fails with its reason — a
+        validation error, a refusal the stage explains (`refused`), or a bug — then go on."""
+        async for event in stream.events():
+            metrics.STAGE_IN.labels(stage).inc()
+            try:
+                message = model.model_validate_json(event.value)
+            except ValidationError as exc:
+                await dead_letter_event(event, stage, describe_validation_error(exc))
+                continue
+            try:
+                await handle(message)
+            except refused as exc:
+                await dead_letter_event(event, stage, str(exc))
+                continue
+            except Exception as exc:  # a bug must not stop the stream
+                log.exception("%s failed", stage)
+                await dead_letter_event(event, stage, f"internal error: {exc!r}")
+                continue
+            finished(stage, event)
+
     async def emit(incident: Incident, decision: list[Dispatch] | ManualReview) -> None:
         if isinstance(decision, ManualReview):
             await send_manual(decision)
@@ -269,19 +293,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     @app.agent(classified_topic, name="cases", concurrency=1)
     async def cases_agent(stream):
         """Reports of one problem become one case: the first is dispatched, the others merge into it."""
-        async for event in stream.events():
-            metrics.STAGE_IN.labels("cases").inc()
-            try:
-                classified = ClassifiedIncident.model_validate_json(event.value)
-                await decide_case(classified)
-            except ValidationError as exc:
-                await dead_letter_event(event, "cases", describe_validation_error(exc))
-                continue
-            except Exception as exc:
-                log.exception("case decision failed")
-                await dead_letter_event(event, "cases", f"internal error: {exc!r}")
-                continue
-            finished("cases", event)
+        await each_event(stream, "cases", ClassifiedIncident, decide_case)
 
     async def decide_case(classified: ClassifiedIncident) -> None:
         incident, decision = classified.incident, classified.dispatches
@@ -332,37 +344,26 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
-        async for event in stream.events():
-            await dutylists_ready.wait()  # inside the loop: see the dispatch agent
-            metrics.STAGE_IN.labels("operator").inc()
-            try:
-                ruling = OperatorDecision.model_validate_json(event.value)
-            except ValidationError as exc:
-                await dead_letter_event(event, "operator", describe_validation_error(exc))
-                continue
-            entry = waiting.get(ruling.incident_id)
-            if entry is None:
-                await dead_letter_event(event, "operator", f"incident {ruling.incident_id} is not waiting for an "
-                                        "operator (unknown, or already dispatched)")
-                continue
-            try:
-                waiting_entry = json.loads(entry)
-                incident = Incident.model_validate(waiting_entry["incident"])
-                await emit(incident, dispatch_item(incident, ruling.item_no, book_for(incident), now=now(),
-                                                   reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
-                                                   units=ruling.units, attempt=waiting_entry["review"]["attempt"]))
-            except Exception as exc:
-                log.exception("operator decision failed")
-                await dead_letter_event(event, "operator", f"internal error: {exc!r}")
-                continue
-            finished("operator", event)
+        await each_event(stream, "operator", OperatorDecision, decide_for_operator, refused=(NotWaiting,))
+
+    async def decide_for_operator(ruling: OperatorDecision) -> None:
+        await dutylists_ready.wait()  # inside the loop: see the dispatch agent
+        entry = waiting.get(ruling.incident_id)
+        if entry is None:
+            raise NotWaiting(f"incident {ruling.incident_id} is not waiting for an operator (unknown, or already "
+                             "dispatched)")
+        waiting_entry = json.loads(entry)
+        incident = Incident.model_validate(waiting_entry["incident"])
+        await emit(incident, dispatch_item(incident, ruling.item_no, book_for(incident), now=now(),
+                                           reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
+                                           units=ruling.units, attempt=waiting_entry["review"]["attempt"]))
 
     def ready() -> bool:
         """Tables are complete only once recovery from their changelogs has finished."""
         return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists_ready.is_set()
 
-    tasks = add_task_stage(app, settings, topic=topic, names=names, send=send, dead_letter_event=dead_letter_event,
-                           finished=finished, book_for=book_for, units=bootstrap.units,
+    tasks = add_task_stage(app, settings, topic=topic, names=names, send=send, each_event=each_event,
+                           book_for=book_for, units=bootstrap.units,
                            send_dispatches=send_dispatches, send_manual=send_manual, ready=ready)
 
     # Task events are stored as the task stage applied them (task-updates): the raw topic also
@@ -499,6 +500,10 @@ async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
         reason = f"duty list {publication.version} refused: " + "; ".join(p.describe() for p in problems[:10])
     metrics.DUTYLIST_PUBLICATIONS.labels("refused").inc()
     await dead_letter(record.topic, record.partition, record.offset, record.value, "dutylist", reason)
+
+
+class NotWaiting(ValueError):
+    """An operator ruled on an incident that is not in the queue."""
 
 
 def case_key(incident: Incident, item_no: str) -> str:

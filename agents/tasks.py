@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 import faust
-from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
 from infra import metrics
@@ -33,8 +32,7 @@ from pipeline import ids
 from pipeline.dutylists import DutyBook
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.route import reroute_returned
-from schemas import (Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit,
-                     describe_validation_error)
+from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,7 @@ RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a proposal not applied by then (lo
 def add_task_stage(
     app: faust.App, settings: Settings, *, topic: Callable[..., faust.TopicT], names,
     send: Callable[[faust.TopicT, str, BaseModel], Awaitable[None]],
-    dead_letter_event: Callable[[EventT, str, str], Awaitable[None]],
-    finished: Callable[[str, EventT], None],
+    each_event: Callable[..., Awaitable[None]],
     book_for: Callable[[Incident], DutyBook],
     units: Mapping[str, Unit],
     send_dispatches: Callable[[Incident, list[Dispatch]], Awaitable[None]],
@@ -68,37 +65,24 @@ def add_task_stage(
 
     @app.agent(task_events_topic, name="tasks", concurrency=1)
     async def task_stage(stream):
-        async for event in stream.events():
-            metrics.STAGE_IN.labels("tasks").inc()
-            try:
-                task_event = TaskEvent.model_validate_json(event.value)
-            except ValidationError as exc:
-                await dead_letter_event(event, "tasks", describe_validation_error(exc))
-                continue
-            try:
-                await handle(task_event)
-            except InvalidTransition as exc:
-                await dead_letter_event(event, "tasks", f"task {task_event.task_id}: {exc}")
-                continue
-            except Exception as exc:  # a bug must not stop the stream
-                log.exception("task event failed")
-                await dead_letter_event(event, "tasks", f"internal error: {exc!r}")
-                continue
-            finished("tasks", event)
+        await each_event(stream, "tasks", TaskEvent, handle, refused=(InvalidTransition,))
 
     async def handle(task_event: TaskEvent) -> None:
         stored = tasks.get(task_event.task_id)
-        if stored is None:
-            entry = {"dispatch": task_event.dispatch, "incident": task_event.incident}
-            before, after = None, open_task(task_event, sla)
-        else:
-            data = json.loads(stored)
-            entry = {"dispatch": Dispatch.model_validate(data["dispatch"]),
-                     "incident": Incident.model_validate(data["incident"]) if data["incident"] else None}
-            before = TaskState.model_validate(data["task"])
-            after = apply(before, task_event, sla)
-            if after is before:
-                return  # redelivered, or a timer proposal the task has moved past
+        try:
+            if stored is None:
+                entry = {"dispatch": task_event.dispatch, "incident": task_event.incident}
+                before, after = None, open_task(task_event, sla)
+            else:
+                data = json.loads(stored)
+                entry = {"dispatch": Dispatch.model_validate(data["dispatch"]),
+                         "incident": Incident.model_validate(data["incident"]) if data["incident"] else None}
+                before = TaskState.model_validate(data["task"])
+                after = apply(before, task_event, sla)
+                if after is before:
+                    return  # redelivered, or a timer proposal the task has moved past
+        except InvalidTransition as exc:
+            raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
         tasks[after.task_id] = json.dumps({"task": after.model_dump(mode="json"),
                                            "dispatch": entry["dispatch"].model_dump(mode="json"),
                                            "incident": entry["incident"].model_dump(mode="json") if entry["incident"]

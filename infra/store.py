@@ -221,3 +221,9 @@ class Store:
         with self._lock:
             self._client.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+

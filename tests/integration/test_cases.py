@@ -43,13 +43,10 @@ def test_repeated_reports_merge_into_one_case_and_raise_one_hotspot(broker, pipe
     assert (first_two_landed["dispatched"], stats["dispatched"], stats["hotspots"]) == (1, 1, 1)
     worker.stop()
 
-    store = Store(env["CLICKHOUSE_URL"])
-    try:
+    with Store(env["CLICKHOUSE_URL"]) as store:
         merged = store.query("SELECT incident_id, task_id FROM {db}.task_events FINAL WHERE kind = 'merged'")
         primary = store.query("SELECT incident_id, dispatch_id FROM {db}.dispatches FINAL WHERE role = 'primary'")
         alerts = store.query("SELECT item_no, place, reports FROM {db}.alerts FINAL")
-    finally:
-        store.close()
     # Whichever report the case stage saw first opened the case (the intake partitions race);
     # the four others joined its task.
     reports = {ids.incident_id("grid", f"{names.prefix}g{n}") for n in range(5)}

@@ -76,15 +76,12 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     metrics = worker.metrics_text()
     worker.stop()
 
-    store = Store(pipeline_env["CLICKHOUSE_URL"])
-    try:
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
         rows = store.query("SELECT incident_id, unit, item_no, dutylist_version, local_list FROM {db}.dispatches FINAL "
                            "WHERE role = 'primary'")
         letters = store.query("SELECT stage, reason FROM {db}.dead_letters FINAL")
         versions = store.query("SELECT version, published_by FROM {db}.dutylist_versions FINAL ORDER BY version")
         decisions = store.query("SELECT item_no, operator FROM {db}.operator_decisions FINAL ORDER BY item_no")
-    finally:
-        store.close()
     primary = {r[0]: r[1:] for r in rows}
     assert primary[before] == ("cgj", "CJ-029", "A市-2026.2", "a7")
     assert primary[after] == ("gdgs", "CJ-029", "A市-2026.3", "a7-s01")

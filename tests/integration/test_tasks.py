@@ -164,8 +164,7 @@ def test_tasks_move_alert_once_reroute_and_survive_sigkill_and_restart(broker, p
     assert all(worker.stats()["alerts"].get(kind, 0) >= n for kind, n in alerts_before.items())
     worker.stop()
 
-    store = Store(env["CLICKHOUSE_URL"])
-    try:
+    with Store(env["CLICKHOUSE_URL"]) as store:
         stored = {r[0]: r[1:] for r in store.query(
             "SELECT task_id, status, version, alerts_raised FROM {db}.tasks FINAL")}
         events_per_task = dict(store.query("SELECT task_id, count() FROM {db}.task_events FINAL GROUP BY task_id"))
@@ -175,8 +174,6 @@ def test_tasks_move_alert_once_reroute_and_survive_sigkill_and_restart(broker, p
         dead = store.query("SELECT stage, reason FROM {db}.dead_letters FINAL WHERE stage = 'tasks'")
         reroutes = store.query("SELECT unit, item_no FROM {db}.dispatches FINAL WHERE attempt = 1")
         requeued = store.query("SELECT reason FROM {db}.manual_reviews FINAL WHERE attempt = 1")
-    finally:
-        store.close()
     producer.close()
 
     # No alert was raised twice, across the SIGKILL and the restart: on the topic, and at the receiver.

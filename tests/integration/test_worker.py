@@ -37,11 +37,8 @@ def all_landed(n: int, valid: int):
 
 def stored_ids(env: dict[str, str], table: str, column: str) -> list[str]:
     """Read the worker's chDB directory once the worker has stopped (chDB: one process at a time)."""
-    store = Store(env["CLICKHOUSE_URL"])
-    try:
+    with Store(env["CLICKHOUSE_URL"]) as store:
         return [r[0] for r in store.query(f"SELECT {column} FROM {{db}}.{table} FINAL")]
-    finally:
-        store.close()
 
 
 def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, start_worker, tmp_path):
@@ -62,11 +59,8 @@ def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_
     assert len(incident_ids) == len(set(incident_ids))
     assert set(incident_ids) == expected_incident_ids(events)
 
-    letters = Store(pipeline_env["CLICKHOUSE_URL"])
-    try:
-        rows = letters.query("SELECT topic, stage, reason FROM {db}.dead_letters FINAL")
-    finally:
-        letters.close()
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
+        rows = store.query("SELECT topic, stage, reason FROM {db}.dead_letters FINAL")
     assert len(rows) == len(events) - valid
     assert all(topic.startswith(names.prefix + "intake.") and stage == "normalize" and reason for topic, stage, reason in rows)
 
