@@ -114,3 +114,14 @@ def test_batch_and_single_classification_agree(sample_book, model):
     classifier = Classifier(sample_book, model)
     incidents = [incident(incident_id=f"i{n}", title=t, text=t) for n, t in enumerate(["小区物业乱收费", "拖欠工资三个月"])]
     assert classifier.classify_many(incidents) == [classifier.classify(i) for i in incidents]
+
+
+def test_stacked_prediction_equals_scikit_learns(model, halves):
+    import numpy as np
+
+    from pipeline.modelfiles import read_labelled
+    from pipeline.textmodel import document
+
+    docs = [document(r["title"], r["text"]) for r in read_labelled(halves[1])]
+    ours = np.array([[p[c] for c in model.classes] for p in model.predict(docs)])
+    assert np.allclose(ours, model.pipeline.predict_proba(docs), rtol=0, atol=1e-12)
