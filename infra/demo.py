@@ -223,27 +223,29 @@ def _print_sla(console: Console, summary: dict) -> None:
     for kind in ("prewarning", "overdue", "escalation", "hotspot"):
         moves.add_row(f"alerts: {kind}", str(summary["alerts"].get(kind, 0)))
     console.print(moves)
-    total = summary["sla"]
-    if not total:
-        return
-    # Figures down, units across: it fits a terminal.
-    columns = [total | {"key": "all"}, *summary["sla_by_unit"][:5]]
-    board = Table(title="SLA board from ClickHouse (working time)")
-    board.add_column("figure")
-    for row in columns:
-        board.add_column(row["key"], justify="right")
+    if summary["sla"]:
+        console.print(sla_board({"total": summary["sla"], "rows": summary["sla_by_unit"]}, columns=5))
+
+
+def sla_board(board: dict, columns: int) -> Table:
+    """The worker's `/sla/` answer as a table: figures down, the total and the first `columns` keys across."""
+    shown = [board["total"] | {"key": "all"}, *board["rows"][:columns]]
+    table = Table(title=f"SLA board by {board.get('by', 'unit')} (ClickHouse, working time)")
+    table.add_column("figure")
+    for row in shown:
+        table.add_column(row["key"] or "?", justify="right")
 
     def pct(value) -> str:
         return "–" if value is None else f"{100 * value:.0f}%"
 
     for key, label in RATES:
-        board.add_row(label, *(pct(row[key]) for row in columns))
+        table.add_row(label, *(pct(row[key]) for row in shown))
     for key, label in (("finish_hours_p50", "finish p50, working hours"), ("finish_hours_p90", "finish p90, working hours")):
-        board.add_row(label, *("–" if row[key] is None else f"{row[key]:.1f}" for row in columns))
-    for key, label in (("supervised", "督办 supervised"), ("escalated", "escalated"), ("overdue_open", "open and overdue"),
-                       ("parked", "挂账 parked")):
-        board.add_row(label, *(str(row[key]) for row in columns))
-    console.print(board)
+        table.add_row(label, *("–" if row[key] is None else f"{row[key]:.1f}" for row in shown))
+    for key, label in (("tasks", "tasks"), ("supervised", "督办 supervised"), ("escalated", "escalated"),
+                       ("overdue_open", "open and overdue"), ("parked", "挂账 parked")):
+        table.add_row(label, *(str(row[key]) for row in shown))
+    return table
 
 
 def wait_for_stop_signal() -> None:

@@ -266,6 +266,37 @@ def simulate_departments_command(
     typer.echo(f"sent {sum(sent.values())} task events: " + ", ".join(f"{k} {n}" for k, n in sent.most_common()))
 
 
+@cli.command()
+def sla(
+    by: str = typer.Option("unit", help="unit, item_no, top_class, source, district, street, community or grid_code"),
+    columns: int = typer.Option(6, help="how many of the busiest keys to show beside the total"),
+    worker: str = typer.Option("http://127.0.0.1:6066", envvar="CITYOPS_WORKER_URL",
+                               help="a worker's web address (`cityops demo` prints it)"),
+    as_json: bool = typer.Option(False, "--json", help="print the worker's JSON instead of the table"),
+) -> None:
+    """The SLA board from ClickHouse: 响应率, 处置率, 结案率, 按期结案率, 返工率, 解决率, 满意率, 督办."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from rich.console import Console
+
+    from infra.demo import sla_board
+
+    try:
+        with urllib.request.urlopen(f"{worker.rstrip('/')}/sla/?by={by}", timeout=30) as resp:
+            board = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        typer.echo(json.load(exc).get("error", str(exc)), err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(board, ensure_ascii=False))
+    elif board["total"] is None:
+        typer.echo("no tasks yet")
+    else:
+        Console().print(sla_board(board, columns))
+
+
 def _offline_pipeline(settings):
     """The duty book, locator and classifier a worker would use, for offline reports."""
     from pipeline.classify import Classifier

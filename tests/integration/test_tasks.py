@@ -162,6 +162,18 @@ def test_tasks_move_alert_once_reroute_and_survive_sigkill_and_restart(broker, p
                {k: v for k, v in task.items() if k not in moving}
         assert after_restart[task_id]["alerts_raised"][:len(task["alerts_raised"])] == task["alerts_raised"]
     assert all(worker.stats()["alerts"].get(kind, 0) >= n for kind, n in alerts_before.items())
+
+    # The operations centre's board, through the CLI, from the worker that owns the store.
+    from typer.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    url = f"http://127.0.0.1:{worker.web_port}"
+    board = json.loads(CliRunner().invoke(cli, ["sla", "--by", "unit", "--json", "--worker", url]).stdout)
+    assert board["total"]["tasks"] == len(after_restart) and board["total"]["closed"] >= 1
+    assert next(r for r in board["rows"] if r["key"] == "cgj")["satisfaction_rate"] == 1.0  # the loop scored 3
+    refused = CliRunner().invoke(cli, ["sla", "--by", "caller_phone", "--worker", url])
+    assert refused.exit_code == 2 and "by must be one of" in refused.output
     worker.stop()
 
     with Store(env["CLICKHOUSE_URL"]) as store:
