@@ -362,7 +362,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         """Tables are complete only once recovery from their changelogs has finished."""
         return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists_ready.is_set()
 
-    tasks = add_task_stage(app, settings, topic=topic, names=names, send=send, each_event=each_event,
+    tasks, task_summaries = add_task_stage(app, settings, topic=topic, names=names, send=send, each_event=each_event,
                            book_for=book_for, units=bootstrap.units,
                            send_dispatches=send_dispatches, send_manual=send_manual, ready=ready)
 
@@ -395,7 +395,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         figures["dutylist_version"] = books.current.version
         figures["ready"] = ready()
         figures["now"] = now().isoformat()
-        held = task_figures(tasks, now())
+        held = task_figures(task_summaries(), now())
         figures["tasks_by_status"] = held["by_status"]
         figures["tasks_overdue"] = sum(held["overdue"].values())
         return web.json(figures)
@@ -443,7 +443,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     async def metrics_view(web, request):
         # Derived when scraped: a list published ahead of its date comes into force with no event.
         metrics.set_dutylist_version(books.current.version)
-        held = task_figures(tasks, now())
+        held = task_figures(task_summaries(), now())
         metrics.TASKS.clear()
         for status, n in held["by_status"].items():
             metrics.TASKS.labels(status).set(n)

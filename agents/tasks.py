@@ -49,7 +49,8 @@ def add_task_stage(
     send_dispatches: Callable[[Incident, list[Dispatch]], Awaitable[None]],
     send_manual: Callable[[ManualReview], Awaitable[None]],
     ready: Callable[[], bool],
-) -> faust.Table:
+) -> tuple[faust.Table, Callable[[], dict[str, tuple]]]:
+    """Returns the tasks table and a function giving each task's summary (see `task_figures`)."""
     clock, sla = settings.clock(), settings.sla_clock()
     task_events_topic = topic(names.task_events)
     task_updates_topic = topic(names.task_updates)
@@ -62,6 +63,16 @@ def add_task_stage(
     # task id → ISO instant the timer must look at it next; absent when no alert can come any more
     sla_due = app.Table("sla_due", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
     proposed: dict[str, float] = {}  # proposal event id → when sent (monotonic), to avoid flooding the topic
+    # task id → (status, unit, accept_by, finish_by): what /stats and /metrics count, without parsing
+    # every task on each scrape. Rebuilt from the table when they disagree (after recovery or rebalance).
+    summaries: dict[str, tuple] = {}
+
+    def task_summaries() -> dict[str, tuple]:
+        if len(summaries) != len(tasks):
+            summaries.clear()
+            for task_id, stored in list(tasks.items()):
+                summaries[task_id] = summary(TaskState.model_validate(json.loads(stored)["task"]))
+        return summaries
 
     @app.agent(task_events_topic, name="tasks", concurrency=1)
     async def task_stage(stream):
@@ -87,6 +98,7 @@ def add_task_stage(
                                            "dispatch": entry["dispatch"].model_dump(mode="json"),
                                            "incident": entry["incident"].model_dump(mode="json") if entry["incident"]
                                            else None}, ensure_ascii=False)
+        summaries[after.task_id] = summary(after)
         next_due = sla.next_due(after)
         if next_due is not None:
             sla_due[after.task_id] = next_due.isoformat()
@@ -174,18 +186,21 @@ def add_task_stage(
         metrics.WEBHOOK_ATTEMPTS.labels(str(attempt.delivered).lower()).inc()
         await send(webhook_attempts_topic, attempt.alert_id, attempt)
 
-    return tasks
+    return tasks, task_summaries
 
 
-def task_figures(tasks: faust.Table, now: dt.datetime) -> dict:
+def task_figures(summaries: dict[str, tuple], now: dt.datetime) -> dict:
     """Tasks on this worker by status and open tasks past a deadline, by unit (for /stats and metrics)."""
     by_status: Counter = Counter()
     overdue: Counter = Counter()
-    for stored in list(tasks.values()):
-        task = json.loads(stored)["task"]
-        by_status[task["status"]] += 1
-        if task["status"] == "dispatched" and task["accept_by"] and dt.datetime.fromisoformat(task["accept_by"]) < now:
-            overdue[(task["unit"], "accept")] += 1
-        if task["status"] in ("dispatched", "accepted") and dt.datetime.fromisoformat(task["finish_by"]) < now:
-            overdue[(task["unit"], "finish")] += 1
+    for status, unit, accept_by, finish_by in summaries.values():
+        by_status[status] += 1
+        if status == "dispatched" and accept_by and accept_by < now:
+            overdue[(unit, "accept")] += 1
+        if status in ("dispatched", "accepted") and finish_by < now:
+            overdue[(unit, "finish")] += 1
     return {"by_status": dict(by_status), "overdue": overdue}
+
+
+def summary(task: TaskState) -> tuple:
+    return task.status, task.unit, task.accept_by, task.finish_by

@@ -9,7 +9,6 @@ overdue, escalation) are proposals: when the task has moved on since, they are n
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import get_args
 
 from pipeline.sla import SlaClock, alert_key
@@ -18,7 +17,6 @@ from schemas.events import ReturnReason
 
 OPEN: frozenset[str] = frozenset({"dispatched", "accepted", "extension_pending", "parked"})
 ALL: frozenset[str] = frozenset(TaskState.model_fields["status"].annotation.__args__)
-PAUSED: frozenset[str] = frozenset({"extension_pending", "parked"})  # the finish clock stops
 
 # event kind → the statuses it may happen in, and the status it leads to (None: status unchanged)
 TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
@@ -158,10 +156,3 @@ def _still_due(task: TaskState, event: TaskEvent, clock: SlaClock) -> bool:
     at or beyond that stage was raised for it."""
     return any(p.event_id == event.event_id for p in clock.due(task, event.at))
 
-
-def is_open(task: TaskState) -> bool:
-    return task.status in OPEN
-
-
-def age(task: TaskState, now: dt.datetime) -> dt.timedelta:
-    return now - task.dispatched_at
