@@ -250,9 +250,8 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         # handled per event inside, as a dead letter.
         async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
             # Wait for the duty lists here, never before the loop: Faust subscribes an agent's topic
-            # only when it starts iterating, and the sink also reads `incidents` — it would receive
-            # and acknowledge the first incidents after a restart alone, and dispatch would never
-            # see them (tests/integration/test_worker.py lost 7 of 2,343 this way).
+            # only when it starts iterating, and a topic read by another agent meanwhile would be
+            # acknowledged without this one (README: "One Faust agent per topic").
             await dutylists_ready.wait()
             parsed: list[tuple[EventT, Incident]] = []
             for event in events:

@@ -161,8 +161,7 @@ def add_task_stage(
     async def notify(stream):
         """Deliver each alert to the webhooks configured for its unit (and the catch-all), concurrently
         within a batch; the batch is acknowledged once every delivery has succeeded or given up."""
-        # The session is opened inside the loop: an agent must iterate at once, or the sink, which
-        # also reads `alerts`, would acknowledge the first alerts alone (see the dispatch agent).
+        # The session is opened inside the loop: an agent starts iterating at once (see the dispatch agent).
         session: aiohttp.ClientSession | None = None
         try:
             async for events in stream.take_events(100, within=1.0):
