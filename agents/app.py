@@ -26,7 +26,7 @@ from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from agents.tasks import add_task_stage, task_figures
+from agents.tasks import TaskRecord, add_task_stage, task_figures
 from agents.topics import TopicNames
 from infra import metrics
 from infra.broker import true_end_offsets
@@ -405,13 +405,12 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         unit, status = request.query.get("unit"), request.query.get("status")
         rows = []
         for stored in list(tasks.values()):
-            task = json.loads(stored)["task"]
-            if unit and task["unit"] != unit:
+            task = TaskRecord.model_validate_json(stored).task
+            if unit and task.unit != unit:
                 continue
-            if status and not (task["status"] == status or (status == "open" and task["status"] in OPEN)):
+            if status and not (task.status == status or (status == "open" and task.status in OPEN)):
                 continue
-            task.pop("applied")
-            rows.append(task)
+            rows.append(task.model_dump(mode="json", exclude={"applied"}))
         return web.json(sorted(rows, key=lambda t: (t["finish_by"] or "", t["task_id"])))
 
     @app.page("/sla/")

@@ -3,10 +3,11 @@
     task-events ──► tasks agent ──► task-updates (event + task after it) ──► ClickHouse tasks, task_events
         ▲              │  ├──► alerts (pre-warning, overdue, escalation) ──► notify agent ──► webhooks
         │              │  └──► dispatches / manual (a return re-routed)
-        └── SLA timer ◄┘ (reads the sla_due table; proposes due alerts as events)
+        └── SLA timer ◄┘ (reads each task's next due instant; proposes due alerts as events)
 
-State lives in two tables keyed by task id, written only here, co-partitioned with `task-events`:
-`tasks` (the task, its dispatch and its incident) and `sla_due` (when the timer must look again).
+State lives in one table keyed by task id, written only here, co-partitioned with `task-events`:
+`tasks` (the task, its dispatch and its incident). What the timer and the metrics read from it is
+kept beside it in memory (`Summary`), derived, rebuilt from the table after recovery.
 The timer never writes a table: it sends its proposals through the topic like any other event,
 so the state machine applies each once and a restart never raises an alert twice.
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 import faust
@@ -32,6 +33,7 @@ from pipeline import ids
 from pipeline.dutylists import DutyBook
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.route import reroute_returned
+from pipeline.sla import SlaClock
 from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def add_task_stage(
     send_dispatches: Callable[[Incident, list[Dispatch]], Awaitable[None]],
     send_manual: Callable[[ManualReview], Awaitable[None]],
     ready: Callable[[], bool],
-) -> tuple[faust.Table, Callable[[], dict[str, tuple]]]:
+) -> tuple[faust.Table, Callable[[], dict[str, Summary]]]:
     """Returns the tasks table and a function giving each task's summary (see `task_figures`)."""
     clock, sla = settings.clock(), settings.sla_clock()
     task_events_topic = topic(names.task_events)
@@ -58,20 +60,18 @@ def add_task_stage(
     webhook_attempts_topic = topic(names.webhook_attempts)
     webhooks = WebhookConfig.load(settings.webhooks_file)
 
-    # task id → {"task": TaskState, "dispatch": Dispatch, "incident": Incident} as JSON
+    # task id → TaskRecord as JSON
     tasks = app.Table("tasks", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
-    # task id → ISO instant the timer must look at it next; absent when no alert can come any more
-    sla_due = app.Table("sla_due", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
     proposed: dict[str, float] = {}  # proposal event id → when sent (monotonic), to avoid flooding the topic
-    # task id → (status, unit, accept_by, finish_by): what /stats and /metrics count, without parsing
-    # every task on each scrape. Rebuilt from the table when they disagree (after recovery or rebalance).
-    summaries: dict[str, tuple] = {}
+    # task id → Summary: what the timer, /stats and /metrics read, without parsing every task each
+    # time. Derived from the table, so rebuilt from it when they disagree (after recovery or rebalance).
+    summaries: dict[str, Summary] = {}
 
-    def task_summaries() -> dict[str, tuple]:
+    def task_summaries() -> dict[str, Summary]:
         if len(summaries) != len(tasks):
             summaries.clear()
             for task_id, stored in list(tasks.items()):
-                summaries[task_id] = summary(TaskState.model_validate(json.loads(stored)["task"]))
+                summaries[task_id] = Summary.of(TaskRecord.model_validate_json(stored).task, sla)
         return summaries
 
     @app.agent(task_events_topic, name="tasks", concurrency=1)
@@ -82,28 +82,19 @@ def add_task_stage(
         stored = tasks.get(task_event.task_id)
         try:
             if stored is None:
-                entry = {"dispatch": task_event.dispatch, "incident": task_event.incident}
-                before, after = None, open_task(task_event, sla)
+                record = TaskRecord(task=open_task(task_event, sla), dispatch=task_event.dispatch,
+                                    incident=task_event.incident)
+                before, after = None, record.task
             else:
-                data = json.loads(stored)
-                entry = {"dispatch": Dispatch.model_validate(data["dispatch"]),
-                         "incident": Incident.model_validate(data["incident"]) if data["incident"] else None}
-                before = TaskState.model_validate(data["task"])
-                after = apply(before, task_event, sla)
+                record = TaskRecord.model_validate_json(stored)
+                before, after = record.task, apply(record.task, task_event, sla)
                 if after is before:
                     return  # redelivered, or a timer proposal the task has moved past
+                record = record.model_copy(update={"task": after})
         except InvalidTransition as exc:
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
-        tasks[after.task_id] = json.dumps({"task": after.model_dump(mode="json"),
-                                           "dispatch": entry["dispatch"].model_dump(mode="json"),
-                                           "incident": entry["incident"].model_dump(mode="json") if entry["incident"]
-                                           else None}, ensure_ascii=False)
-        summaries[after.task_id] = summary(after)
-        next_due = sla.next_due(after)
-        if next_due is not None:
-            sla_due[after.task_id] = next_due.isoformat()
-        elif after.task_id in sla_due:
-            del sla_due[after.task_id]
+        tasks[after.task_id] = record.model_dump_json()
+        summaries[after.task_id] = Summary.of(after, sla)
         # The update carries the event without its copy of the incident (that has its own table).
         await send(task_updates_topic, after.task_id,
                    TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
@@ -111,7 +102,7 @@ def add_task_stage(
         if before is not None and (key := raised_alert(before, after)):
             await raise_alert(after, task_event, key)
         if task_event.kind == "returned" and after.role == "primary":
-            await reroute(after, task_event, entry["dispatch"], entry["incident"])
+            await reroute(after, task_event, record.dispatch, record.incident)
 
     async def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
         kind = ALERT_KIND[cause.kind]
@@ -145,10 +136,10 @@ def add_task_stage(
         if not ready():
             return
         now, started = clock.now(), time.monotonic()
-        for task_id, due in list(sla_due.items()):
-            if due is None or dt.datetime.fromisoformat(due) > now or (stored := tasks.get(task_id)) is None:
+        for task_id, summary in list(task_summaries().items()):
+            if summary.next_due is None or summary.next_due > now or (stored := tasks.get(task_id)) is None:
                 continue
-            for proposal in sla.due(TaskState.model_validate(json.loads(stored)["task"]), now):
+            for proposal in sla.due(TaskRecord.model_validate_json(stored).task, now):
                 if started - proposed.get(proposal.event_id, -RESEND_PROPOSAL_AFTER) < RESEND_PROPOSAL_AFTER:
                     continue
                 proposed[proposal.event_id] = started
@@ -188,18 +179,35 @@ def add_task_stage(
     return tasks, task_summaries
 
 
-def task_figures(summaries: dict[str, tuple], now: dt.datetime) -> dict:
+class TaskRecord(BaseModel):
+    """A `tasks` table value: the task, and the dispatch and report it came from (for re-routing)."""
+
+    task: TaskState
+    dispatch: Dispatch
+    incident: Incident | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    status: str
+    unit: str
+    accept_by: dt.datetime | None
+    finish_by: dt.datetime | None
+    next_due: dt.datetime | None  # when the SLA timer must look at the task again
+
+    @classmethod
+    def of(cls, task: TaskState, sla: SlaClock) -> Summary:
+        return cls(task.status, task.unit, task.accept_by, task.finish_by, sla.next_due(task))
+
+
+def task_figures(summaries: dict[str, Summary], now: dt.datetime) -> dict:
     """Tasks on this worker by status and open tasks past a deadline, by unit (for /stats and metrics)."""
     by_status: Counter = Counter()
     overdue: Counter = Counter()
-    for status, unit, accept_by, finish_by in summaries.values():
-        by_status[status] += 1
-        if status == "dispatched" and accept_by and accept_by < now:
-            overdue[(unit, "accept")] += 1
-        if status in ("dispatched", "accepted") and finish_by < now:
-            overdue[(unit, "finish")] += 1
+    for s in summaries.values():
+        by_status[s.status] += 1
+        if s.status == "dispatched" and s.accept_by and s.accept_by < now:
+            overdue[(s.unit, "accept")] += 1
+        if s.status in ("dispatched", "accepted") and s.finish_by < now:
+            overdue[(s.unit, "finish")] += 1
     return {"by_status": dict(by_status), "overdue": overdue}
-
-
-def summary(task: TaskState) -> tuple:
-    return task.status, task.unit, task.accept_by, task.finish_by
