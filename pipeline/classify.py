@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.textmodel import TopClassModel, document
@@ -48,10 +48,8 @@ class Classifier:
         for item in book.every_item():
             for keyword in (item.title, *item.keywords):
                 self._items_with.setdefault(keyword, set()).add(item.number)
-        self._automaton = ahocorasick.Automaton()
-        for keyword in self._items_with:
-            self._automaton.add_word(keyword, keyword)
-        self._automaton.make_automaton()
+        self._keywords = list(self._items_with)
+        self._automaton = ahocorasick_rs.AhoCorasick(self._keywords, matchkind=ahocorasick_rs.MatchKind.Standard)
 
     def classify(self, incident: Incident) -> Classification:
         return self.classify_many([incident])[0]
@@ -108,7 +106,8 @@ class Classifier:
                               tuple(r[2].number for r in ranked[:3]), reason)
 
     def _found(self, text: str) -> set[str]:
-        return {keyword for _, keyword in self._automaton.iter(text)} if text else set()
+        keywords = self._keywords
+        return {keywords[index] for index, _, _ in self._automaton.find_matches_as_indexes(text, overlapping=True)}
 
     def _keyword_matches(self, incident: Incident) -> list[tuple[int, DutyItem, list[str]]]:
         reported_on = incident.reported_at.astimezone(CITY_TZ).date()
