@@ -34,7 +34,7 @@ from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.classify import Classification, Classifier
-from pipeline.dedupe import Deduper, MergePolicy, item_policies
+from pipeline.dedupe import Deduper, MergePolicy, RecentReport, case_key, follow_repeat_calls, item_policies
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.hotspots import HotspotDetector
 from pipeline.lifecycle import OPEN
@@ -87,10 +87,12 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     manual_topic = topic(names.manual)
     dead_letters_topic = topic(names.dead_letters)
     classified_topic = topic(names.classified)
+    case_reports_topic = topic(names.case_reports)
     alerts_topic = topic(names.alerts)
     source_by_topic = {t: source for source, t in names.intakes.items()}
 
-    # incident id → where it went ("unit item@version" or "manual"). Setting a key is idempotent,
+    # incident id → the latest routing decision, {"to": "unit item@version" or "manual", "attempt": n}
+    # (the case stage may still merge a first routing into an open case). Setting a key is idempotent,
     # so a redelivered incident leaves the table as it was; this is what the restart test checks.
     routing = app.Table("routing", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
     # incident id → {"incident": …, "review": …} as JSON, while it waits for an operator. Written from the
@@ -102,6 +104,10 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
     # case key (item and street) → {"cases": open cases, "hotspots": recent reports per place}, as
     # JSON. Written only by the case stage, whose topic is keyed by case key: co-partitioned.
     cases = app.Table("cases", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
+    # reporter hash → the reporter's recent reports (the case key each went to), as JSON. Written
+    # only by the caller stage, whose topic is keyed by reporter. A reporter's entry is pruned when
+    # they report again; entries of reporters who never do stay (like finished tasks: no retention yet).
+    callers = app.Table("callers", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
 
     books = DutyBooks(bootstrap)
     dutylists_ready = asyncio.Event()  # set once the published versions have been read
@@ -179,20 +185,27 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     async def emit(incident: Incident, decision: list[Dispatch] | ManualReview) -> None:
         if isinstance(decision, ManualReview):
-            await send_manual(decision)
-            # Written here, in the agent of the incident's own partition, so a later operator
-            # ruling on the same partition always finds it.
-            hold_for_operator(decision)
-            routing[incident.incident_id] = "manual"
+            await send_manual(decision)  # the queue agent holds it for the operator
+            record_route(incident.incident_id, decision)
             return
         await send_dispatches(incident, decision)
         if incident.incident_id in waiting:
             del waiting[incident.incident_id]
-        record_route(incident, decision)
+        record_route(incident.incident_id, decision)
 
-    def record_route(incident: Incident, decision: list[Dispatch]) -> None:
-        primary = decision[0]
-        routing[incident.incident_id] = f"{primary.unit} {primary.item_no}@{primary.dutylist_version}"
+    def record_route(incident_id: str, decision: list[Dispatch] | ManualReview) -> None:
+        """Only on the incident's partition: the dispatcher, the operator and the queue agent."""
+        if isinstance(decision, ManualReview):
+            to, attempt = "manual", decision.attempt
+        else:
+            to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
+        routing[incident_id] = json.dumps({"to": to, "attempt": attempt}, ensure_ascii=False)
+
+    def dispatched_since(review: ManualReview) -> bool:
+        """Whether the incident went to a unit at the review's routing or a later one: a review that
+        reaches the queue after an operator's dispatch (a refused ruling, then a good one) is stale."""
+        route = json.loads(routing.get(review.incident_id) or "null")
+        return route is not None and route["to"] != "manual" and route["attempt"] >= review.attempt
 
     async def send_dispatches(incident: Incident, decision: list[Dispatch]) -> None:
         for d in decision:
@@ -274,13 +287,17 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
                 try:
                     book, result = pair or classify_batch([incident])[0]
                     decision = route(incident, result, book, now=now(), threshold=settings.classify_threshold)
-                    if isinstance(decision, ManualReview) or incident.source == "whistle":
+                    if incident.source == "whistle":
                         await emit(incident, decision)  # a whistle is its own case: no merging
                     else:
-                        key = case_key(incident, decision[0].item_no)
-                        await send(classified_topic, key, ClassifiedIncident(
-                            case_key=key, incident=incident, confidence=result.confidence, dispatches=decision))
-                        record_route(incident, decision)
+                        # To the caller stage first, keyed by reporter (by incident when anonymous):
+                        # a repeat call may join an open case instead, even one routed otherwise.
+                        routable = not isinstance(decision, ManualReview)
+                        await send(classified_topic, incident.reporter_hash or incident.incident_id, ClassifiedIncident(
+                            case_key=case_key(incident, decision[0].item_no) if routable else None,
+                            incident=incident, confidence=result.confidence,
+                            dispatches=decision if routable else [], review=None if routable else decision))
+                        record_route(incident.incident_id, decision)
                 except Exception as exc:  # the batch is acked anyway: keep the incident as a dead letter
                     log.exception("dispatch failed")
                     await dead_letter_event(event, "dispatch", f"internal error: {exc!r}")
@@ -289,7 +306,35 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
 
     default_merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
 
-    @app.agent(classified_topic, name="cases", concurrency=1)
+    @app.agent(classified_topic, name="callers", concurrency=1)
+    async def callers_agent(stream):
+        """A reporter's reports meet here: one repeating an earlier report goes to that report's case,
+        even when it was classified under another item or located in another street."""
+        await each_event(stream, "callers", ClassifiedIncident, follow_caller)
+
+    async def follow_caller(classified: ClassifiedIncident) -> None:
+        incident = classified.incident
+        if incident.reporter_hash:
+            recent = [RecentReport.from_json(r) for r in json.loads(callers.get(incident.reporter_hash) or "[]")]
+            policy_for = item_policies(book_for(incident).items_for(incident.street), default_merge_policy)
+            verdict = follow_repeat_calls(recent, incident, classified.dispatches[0].item_no if classified.dispatches
+                                          else None, classified.case_key, policy_for)
+            callers[incident.reporter_hash] = json.dumps([r.to_json() for r in verdict.recent], ensure_ascii=False)
+            classified = classified.model_copy(update={"case_key": verdict.case_key, "repeat_of": verdict.repeat_of})
+        if classified.case_key is not None:
+            await send(case_reports_topic, classified.case_key, classified)
+        else:
+            await send_manual(operator_review(classified))
+
+    def operator_review(classified: ClassifiedIncident) -> ManualReview:
+        """The report's review, naming the earlier report it repeats (the operator decides both)."""
+        review = classified.review
+        if classified.repeat_of:
+            review = review.model_copy(update={
+                "reason": f"{review.reason}; repeats incident {classified.repeat_of} (same caller, near-identical text)"})
+        return review
+
+    @app.agent(case_reports_topic, name="cases", concurrency=1)
     async def cases_agent(stream):
         """Reports of one problem become one case: the first is dispatched, the others merge into it."""
         await each_event(stream, "cases", ClassifiedIncident, decide_case)
@@ -303,7 +348,11 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         detector = HotspotDetector(settings.hotspot_threshold,
                                    dt.timedelta(hours=settings.hotspot_window_hours)).restore(state["hotspots"])
         redelivered = deduper.knows(incident.incident_id)
-        merge = deduper.offer(incident, decision[0].item_no)
+        # A report without dispatches is a repeat call bound for the operator: it may join a case, not open one.
+        merge = deduper.offer(incident, decision[0].item_no if decision else "-", open_case=bool(decision))
+        if merge is None and not decision:  # the case it repeated has closed meanwhile
+            await send_manual(operator_review(classified))
+            return
         if merge is None:
             await send_dispatches(incident, decision)
             opened = deduper.case(incident.incident_id)
@@ -328,18 +377,19 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
         cases[classified.case_key] = json.dumps({"cases": deduper.state(), "hotspots": detector.state()},
                                                 ensure_ascii=False)
 
-    @app.agent(manual_topic, name="requeue", concurrency=1)
-    async def requeue(stream):
-        """Returned incidents the task stage could not re-route (attempt > 0) join the operator queue
-        here, on the incident's partition; first routings were queued by `emit` already."""
+    @app.agent(manual_topic, name="queue", concurrency=1)
+    async def queue(stream):
+        """Every review joins the operator queue here, whichever stage sent it (dispatcher, caller or
+        case stage, the task stage after a return): this topic is keyed by incident id, like the
+        operator's decisions, so the waiting entry is on the worker that gets the ruling."""
         async for event in stream.events():
             try:
                 review = ManualReview.model_validate_json(event.value)
             except ValidationError:
                 continue  # the sink dead-letters it
-            if review.attempt > 0 and review.incident is not None:
+            if review.incident is not None and not dispatched_since(review):
                 hold_for_operator(review)
-                routing[review.incident_id] = "manual"
+                record_route(review.incident_id, review)
 
     @app.agent(topic(names.manual_decisions), name="operator", concurrency=1)
     async def operator(stream):
@@ -494,10 +544,6 @@ async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
 class NotWaiting(ValueError):
     """An operator ruled on an incident that is not in the queue."""
 
-
-def case_key(incident: Incident, item_no: str) -> str:
-    """Reports that may be one problem share a key: the same item in the same street (or district)."""
-    return f"{item_no}|{incident.street or incident.district or '-'}"
 
 
 async def _run_sink(servers: str, group: str, models_by_topic: dict[str, type[BaseModel]], store: Store,

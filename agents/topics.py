@@ -47,8 +47,13 @@ class TopicNames:
 
     @property
     def classified(self) -> str:
-        """Routable incidents keyed by case (item and street), so reports of one problem meet."""
+        """Routable incidents keyed by reporter, so a caller's repeated reports meet."""
         return f"{self.prefix}classified"
+
+    @property
+    def case_reports(self) -> str:
+        """Routable incidents keyed by case (item and street), so reports of one problem meet."""
+        return f"{self.prefix}case-reports"
 
     @property
     def alerts(self) -> str:
@@ -65,6 +70,6 @@ class TopicNames:
 
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
-        return [*self.intakes.values(), self.incidents, self.classified, self.dispatches, self.task_events,
+        return [*self.intakes.values(), self.incidents, self.classified, self.case_reports, self.dispatches, self.task_events,
                 self.task_updates, self.manual, self.manual_decisions, self.alerts, self.webhook_attempts,
                 self.dead_letters]

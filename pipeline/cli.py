@@ -476,7 +476,7 @@ def report_cases(
     from collections import Counter
 
     from infra.settings import Settings
-    from pipeline.dedupe import Deduper, MergePolicy
+    from pipeline.dedupe import Deduper, MergePolicy, case_key, follow_repeat_calls
     from pipeline.dutylists import CITY_TZ
     from pipeline.hotspots import HotspotDetector
     from pipeline.pii import hash_contact
@@ -500,7 +500,21 @@ def report_cases(
     by_rule: Counter = Counter()
     shown: dict[str, list] = {}
     titles = {i.incident_id: i.title for i in incidents}
+    # The stream's caller stage, replayed: where each report of a reporter goes at the operator threshold.
+    recent_by_reporter: dict[str, list] = {}
+    caller_stage: Counter = Counter()
     for incident, result in zip(incidents, classifier.classify_many(incidents), strict=True):
+        routable = result.item_no is not None and result.confidence >= settings.classify_threshold
+        own_key = case_key(incident, result.item_no) if routable else None
+        verdict = follow_repeat_calls(recent_by_reporter.get(incident.reporter_hash, []), incident,
+                                      result.item_no if routable else None, own_key,
+                                      lambda item_no: MergePolicy(within_hours=hours))
+        recent_by_reporter[incident.reporter_hash] = verdict.recent
+        if verdict.repeat_of:
+            caller_stage["to its case, from the operator queue" if own_key is None and verdict.case_key
+                         else "to its case, from another item or street" if verdict.case_key != own_key
+                         else "to the operator, naming the report it repeats" if own_key is None
+                         else "same case key (the case stage merges it)"] += 1
         merge = deduper.offer(incident, result.item_no or "unclassified")
         if result.item_no and (merge is None or merge.rule != "repeat call"):  # a caller repeating is one report
             hotspot = detector.offer(result.item_no, incident.community or incident.street, incident.reported_at)
@@ -513,7 +527,8 @@ def report_cases(
                 shown[merge.rule].append([titles[merge.case_id][:40], incident.title[:40]])
     near = [[titles[m.case_id][:40], titles[m.incident_id][:40], m.why_apart] for m in deduper.near_misses[:examples]]
     report = {"messages": len(incidents), "merged": sum(by_rule.values()), "by_rule": dict(by_rule),
-              "near_misses": len(deduper.near_misses), "hotspots": len(hotspots), "examples": shown,
+              "near_misses": len(deduper.near_misses), "hotspots": len(hotspots),
+              "repeat_calls_in_the_stream": dict(caller_stage), "examples": shown,
               "near_miss_examples": near, "hotspot_examples": hotspots[:examples]}
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 

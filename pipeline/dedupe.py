@@ -9,6 +9,12 @@ Everything else opens a new case. Near misses — the same item and similar text
 or the same place and text under another item — are reported, not merged: they must stay apart.
 
 Pure and deterministic: the caller feeds reports in time order and keeps the `Deduper`.
+
+In the stream one `Deduper` holds the cases of one item in one street (its state is keyed so).
+A caller repeating near-identical text that the classifier or the locator put under another item
+or street would never meet the first report there, so a stage keyed by reporter runs first:
+`follow_repeat_calls` sends such a report to the first report's case key, where the repeat-call
+rule merges it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,16 @@ def item_policies(items: Mapping[str, DutyItem], default: MergePolicy) -> Callab
         return replace(default, within_m=item.merge_within_m or default.within_m,
                        within_hours=item.merge_within_hours or default.within_hours)
     return policy_for
+
+
+def case_key(incident: Incident, item_no: str) -> str:
+    """Reports that may be one problem share a key: the same item in the same street (or district)."""
+    return f"{item_no}|{incident.street or incident.district or '-'}"
+
+
+def opening(incident: Incident) -> str:
+    """The part of a report that says what it is about; bounded, so stored state stays small."""
+    return incident.title + incident.text[:300]
 
 
 def shingles(text: str, n: int = 3) -> frozenset[str]:
@@ -101,18 +117,17 @@ class Deduper:
         self.cases: list[Case] = []
         self.near_misses: list[NearMiss] = []
 
-    def offer(self, incident: Incident, item_no: str) -> Merge | None:
-        """Merge `incident` into an open case, or open a new one (None). Reports come in time order.
-
-        Offering a report again (a redelivery) changes nothing and gives the same answer."""
+    def offer(self, incident: Incident, item_no: str, *, open_case: bool = True) -> Merge | None:
+        """Merge `incident` into an open case, or open a new one (None) — unless `open_case` is False
+        (a report that may only join a case: a repeat call bound for the operator queue). Reports
+        come in time order. Offering a report again (a redelivery) changes nothing and gives the same answer."""
         for case in self.cases:
             if incident.incident_id in case.reports:
                 if case.case_id == incident.incident_id:
                     return None
                 return Merge(case.case_id, "repeat delivery", case.reports.index(incident.incident_id) + 1)
         at = incident.reported_at
-        # The opening of a report says what it is about; a bounded text keeps the stored state small.
-        text = shingles(incident.title + incident.text[:300])
+        text = shingles(opening(incident))
         point = (incident.location.lat, incident.location.lon) if incident.location else None
         place = incident.community or incident.street
         self._expire(at)
@@ -125,6 +140,8 @@ class Deduper:
                 if incident.reporter_hash:
                     case.reporters.add(incident.reporter_hash)
                 return Merge(case.case_id, rule, len(case.reports))
+        if not open_case:
+            return None
         self.cases.append(Case(incident.incident_id, item_no, at, at, point, place,
                                {incident.reporter_hash} if incident.reporter_hash else set(), [text],
                                [incident.incident_id]))
@@ -180,3 +197,58 @@ class Deduper:
     def _expire(self, now: dt.datetime) -> None:
         self.cases = [c for c in self.cases
                       if now - c.last_at <= dt.timedelta(hours=self.policy_for(c.item_no).within_hours)]
+
+
+@dataclass(frozen=True)
+class RecentReport:
+    """What the caller stage remembers of one report of a reporter, for as long as it can be repeated."""
+    incident_id: str
+    case_key: str | None  # None: it went to the operator queue
+    item_no: str | None
+    at: dt.datetime
+    text: str  # the opening the similarity is computed on
+    repeat_of: str | None = None
+
+    def to_json(self) -> dict:
+        return {"incident_id": self.incident_id, "case_key": self.case_key, "item_no": self.item_no,
+                "at": self.at.isoformat(), "text": self.text, "repeat_of": self.repeat_of}
+
+    @classmethod
+    def from_json(cls, d: dict) -> RecentReport:
+        return cls(d["incident_id"], d["case_key"], d["item_no"], dt.datetime.fromisoformat(d["at"]), d["text"],
+                   d["repeat_of"])
+
+
+@dataclass(frozen=True)
+class CallerVerdict:
+    case_key: str | None  # where the report goes: a case key, or None for the operator queue
+    repeat_of: str | None  # the earlier report of the same reporter it repeats, if any
+    recent: list[RecentReport]  # what to remember of the reporter now
+
+
+def follow_repeat_calls(recent: list[RecentReport], incident: Incident, item_no: str | None, case_key: str | None,
+                        policy_for: Callable[[str | None], MergePolicy]) -> CallerVerdict:
+    """Where a report goes once its reporter's recent reports are known.
+
+    `case_key` is its own: its item and street, or None when it is bound for the operator queue.
+    A report near-identical to one the same reporter sent within that report's merge window
+    follows the latest such report that went to a case, whatever its own item, street or confidence:
+    a repeat call is one problem, not a new task nor another operator's job. If the similar ones all
+    went to the operator queue, it keeps its own way and names the latest (`repeat_of`).
+    `recent` is the reporter's remembered reports, oldest first; expired ones are forgotten.
+    Offering a report again (a redelivery) gives the same verdict and changes nothing."""
+    for earlier in recent:
+        if earlier.incident_id == incident.incident_id:
+            return CallerVerdict(earlier.case_key, earlier.repeat_of, recent)
+    at, text = incident.reported_at, opening(incident)
+    live = [r for r in recent if at - r.at <= dt.timedelta(hours=policy_for(r.item_no).within_hours)]
+    words = shingles(text)
+    similar = [r for r in reversed(live)
+               if similarity(words, shingles(r.text)) >= policy_for(r.item_no).repeat_similarity]
+    followed = next((r for r in similar if r.case_key is not None), None)
+    if followed is not None:
+        case_key, repeat_of = followed.case_key, followed.incident_id
+    else:
+        repeat_of = similar[0].incident_id if similar else None
+    return CallerVerdict(case_key, repeat_of,
+                         [*live, RecentReport(incident.incident_id, case_key, item_no, at, text, repeat_of)])

@@ -235,13 +235,27 @@ class OperatorDecision(_Event):
 
 
 class ClassifiedIncident(_Event):
-    """An incident classified and routable, on its way to the case stage (keyed by `case_key`), which
-    either opens a case and sends `dispatches`, or merges it into an open case of the same problem."""
+    """A classified incident between the dispatcher and the case stage. Routable, it carries its
+    `dispatches` and `case_key` (item and street); the case stage opens a case and sends them, or
+    merges it into an open case of the same problem. Not routable, it carries the operator `review`.
+    On the way the caller stage (keyed by reporter) may send a repeat call under the case key of the
+    report it repeats (`repeat_of`): then it only joins that case, and goes to the operator if the
+    case has closed."""
 
-    case_key: str
+    case_key: str | None = Field(default=None, description="the case stage's key; None: bound for the operator")
     incident: Incident
     confidence: float
-    dispatches: list[Dispatch] = Field(min_length=1)
+    dispatches: list[Dispatch] = Field(default_factory=list)
+    review: ManualReview | None = None
+    repeat_of: str | None = Field(default=None, description="an earlier report of the same reporter, near-identical")
+
+    @model_validator(mode="after")
+    def _routable_or_reviewed(self) -> ClassifiedIncident:
+        if bool(self.dispatches) == (self.review is not None):
+            raise ValueError("a classified incident has either dispatches or an operator review")
+        if self.dispatches and self.case_key is None:
+            raise ValueError("routable incidents need a case_key")
+        return self
 
 
 class Alert(_Event):

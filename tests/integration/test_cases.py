@@ -54,3 +54,42 @@ def test_repeated_reports_merge_into_one_case_and_raise_one_hotspot(broker, pipe
     assert {i for i, _ in merged} == reports - {opener}
     assert {t for _, t in merged} == {task}
     assert alerts == [("CJ-030", grid.code, 3)]
+
+
+def hotline_ticket(no: str, text: str, address: str, phone: str) -> bytes:
+    return json.dumps({"ticket_no": no, "received_at": dt.datetime.now(CN).isoformat(), "title": text[:12],
+                       "text": text, "address": address, "caller_phone": phone}, ensure_ascii=False).encode()
+
+
+def test_a_caller_repeating_a_report_joins_its_case_or_is_named_in_the_operator_queue(broker, pipeline_env,
+                                                                                        start_worker):
+    names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
+    worker = start_worker(pipeline_env)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+
+    def send(no: str, text: str, address: str) -> str:
+        producer.send(names.intake("hotline"), key=no.encode(),
+                      value=hotline_ticket(f"{names.prefix}{no}", text, address, "13900001234")).get(timeout=30)
+        return ids.incident_id("hotline", f"{names.prefix}{no}")
+
+    lamp = "主干道路灯坏了一个星期，晚上出行很不安全"
+    first = send("t1", lamp, "A7县星沙街道")
+    worker.wait_until(lambda s: s["dispatched"] >= 1, timeout=90)
+    # The same caller, the same words, another street: its own case key, yet the same problem.
+    again = send("t2", lamp, "A7县泉塘街道")
+    unclear = send("t3", "请问这件事情应该找哪个单位反映，已经很久了", "A7县星沙街道")
+    worker.wait_until(lambda s: s["waiting_for_operator"] >= 1, timeout=90)
+    unclear_again = send("t4", "请问这件事情应该找哪个单位反映，已经很久了", "A7县星沙街道")
+    producer.close()
+    stats = worker.wait_until(lambda s: s["merged"] >= 1 and s["waiting_for_operator"] >= 2, timeout=90)
+    assert (stats["dispatched"], stats["manual"]) == (1, 2)
+    worker.stop()
+
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
+        merged = store.query("SELECT incident_id, note FROM {db}.task_events FINAL WHERE kind = 'merged'")
+        primary = store.query("SELECT incident_id FROM {db}.dispatches FINAL WHERE role = 'primary'")
+        reviews = dict(store.query("SELECT incident_id, reason FROM {db}.manual_reviews FINAL"))
+    assert primary == [(first,)]
+    assert [(i, "repeat call" in note) for i, note in merged] == [(again, True)]
+    assert f"repeats incident {unclear}" not in reviews[unclear]
+    assert reviews[unclear_again].endswith(f"repeats incident {unclear} (same caller, near-identical text)")

@@ -79,4 +79,5 @@ def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path):
     result = runner.invoke(cli, ["report", "cases", "--data", str(data), "--json", "--hotspot-threshold", "3"])
     report = json.loads(result.output)
     assert report["messages"] == 6 and report["by_rule"].get("repeat call") == 1
+    assert sum(report["repeat_calls_in_the_stream"].values()) == 1  # the caller stage finds the same one
     assert report["hotspots"] == 1 and report["hotspot_examples"][0][0] == "MY-01"

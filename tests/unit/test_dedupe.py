@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.dedupe import Deduper, MergePolicy
+from pipeline.dedupe import Deduper, MergePolicy, RecentReport, follow_repeat_calls
 from schemas import Incident
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -97,3 +97,66 @@ def test_the_duty_list_sets_an_items_merge_window():
     d = Deduper(muyun)
     d.offer(report(1, lat=28.2, lon=112.9, text="搅拌站夜间施工噪音"), "MY-01")
     assert d.offer(report(2, minutes=48 * 60, lat=28.205, lon=112.9, text="搅拌站又在夜间施工"), "MY-01").rule == "same place"
+
+
+def _caller_stage(reports: list[tuple[Incident, str | None, str | None]]) -> list[tuple[str | None, str | None]]:
+    """Replay (report, item, own case key) through the caller stage: where each goes, and what it repeats."""
+    recent, verdicts = [], []
+    for incident, item_no, case_key in reports:
+        verdict = follow_repeat_calls(recent, incident, item_no, case_key, lambda item: MergePolicy())
+        recent = verdict.recent
+        verdicts.append((verdict.case_key, verdict.repeat_of))
+    return verdicts
+
+
+PLANT = "西湖建筑集团占道施工扰民，夜间施工噪音大"
+
+
+def test_a_repeat_call_classified_under_another_item_follows_the_first_report_to_its_case():
+    first = report(1, reporter="h1", text=PLANT, street="s1")
+    again = report(2, minutes=120, reporter="h1", text=PLANT + "！", street="s2")
+    assert _caller_stage([(first, "CJ-029", "CJ-029|s1"), (again, "AQ-007", "AQ-007|s2")]) == [
+        ("CJ-029|s1", None), ("CJ-029|s1", "i1")]
+    # and there the case stage's repeat-call rule merges it, although the item differs
+    d = Deduper()
+    d.offer(first, "CJ-029")
+    assert d.offer(again, "AQ-007").rule == "repeat call"
+
+
+def test_a_repeat_call_too_unclear_to_route_joins_the_case_instead_of_the_operator_queue():
+    first = report(1, reporter="h1", text=PLANT)
+    unclear = report(2, minutes=60, reporter="h1", text=PLANT)
+    assert _caller_stage([(first, "CJ-029", "a"), (unclear, None, None)]) == [("a", None), ("a", "i1")]
+    d = Deduper()
+    d.offer(first, "CJ-029")
+    assert d.offer(unclear, "unclassified", open_case=False).rule == "repeat call"
+    # had the case closed meanwhile, the report would not open one of its own: it goes to the operator
+    assert Deduper().offer(unclear, "unclassified", open_case=False) is None
+
+
+def test_repeats_of_a_report_waiting_for_an_operator_name_it():
+    first = report(1, reporter="h1", text=PLANT)
+    again = report(2, minutes=60, reporter="h1", text=PLANT)
+    assert _caller_stage([(first, None, None), (again, None, None)]) == [(None, None), (None, "i1")]
+
+
+def test_the_caller_stage_leaves_other_text_and_expired_reports_under_their_own_key():
+    first = report(1, reporter="h1", text=PLANT)
+    other = report(2, minutes=60, reporter="h1", text="小区门口路灯坏了一个月没人修")
+    late = report(3, minutes=25 * 60, reporter="h1", text=PLANT)
+    assert _caller_stage([(first, "CJ-029", "a"), (other, "CJ-040", "b"), (late, "CJ-029", "c")]) == [
+        ("a", None), ("b", None), ("c", None)]
+
+
+def test_the_caller_stage_forgets_expired_reports_and_a_redelivery_changes_nothing():
+    first = report(1, reporter="h1", text=PLANT)
+    again = report(2, minutes=30, reporter="h1", text=PLANT)
+    policy = lambda item: MergePolicy()  # noqa: E731
+    recent = follow_repeat_calls([], first, "CJ-029", "a", policy).recent
+    verdict = follow_repeat_calls(recent, again, None, None, policy)
+    assert (verdict.case_key, [r.case_key for r in verdict.recent]) == ("a", ["a", "a"])
+    assert follow_repeat_calls(verdict.recent, again, None, None, policy) == verdict
+    later = report(3, minutes=30 * 60, reporter="h1", text="另一件事")
+    recent = follow_repeat_calls(verdict.recent, later, "CJ-040", "c", policy).recent
+    assert [r.incident_id for r in recent] == ["i3"]
+    assert [RecentReport.from_json(r.to_json()) for r in verdict.recent] == verdict.recent
