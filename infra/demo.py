@@ -23,9 +23,8 @@ from infra.worker_process import WorkerProcess
 from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
-from pipeline.modelfiles import train_from_files
+from pipeline.modelfiles import ensure_trained
 from pipeline.simulation import load_reply_days
-from pipeline.textmodel import TopClassModel
 
 
 def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int,
@@ -161,16 +160,10 @@ def _describe(clock: Clock, real_seconds: float) -> str:
 def _ensure_model(settings: Settings, console: Console) -> Path:
     """The model directory, with a model trained (offline, from the shared real data) if it has none."""
     model_dir = settings.model_dir.resolve()
-    labelled = settings.messages_dir / "labelled.jsonl"
-    if TopClassModel.load(model_dir) is None:
-        if labelled.exists():
-            console.print("training the text model on the real labelled messages (once)…")
-            target = train_from_files(labelled, labelled.with_name("taxonomy.csv"), model_dir,
-                                      settings.dutylist_file, settings.units_file)
-            console.print(f"model {target.name} in {model_dir}")
-        else:
-            console.print(f"[yellow]no shared data at {settings.shared_data_dir}: no text model, keywords alone "
-                          "classify and more incidents go to the operator queue[/]")
+    if ensure_trained(model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
+                      console.print) is None:
+        console.print(f"[yellow]no shared data at {settings.shared_data_dir}: no text model, keywords alone "
+                      "classify and more incidents go to the operator queue[/]")
     return model_dir
 
 

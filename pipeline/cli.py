@@ -445,10 +445,14 @@ def eval_classify(
     import json
 
     from infra.settings import Settings
-    from pipeline.modelfiles import evaluate_file
+    from pipeline.modelfiles import ensure_trained, evaluate_file
 
     settings = Settings()
-    report = evaluate_file(data, model_dir or settings.model_dir, settings.messages_dir / "taxonomy.csv",
+    model_dir = model_dir or settings.model_dir
+    if cv <= 1:  # a fresh checkout has no model yet: train it as `cityops model train` would (to stderr)
+        ensure_trained(model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
+                       lambda line: typer.echo(line, err=True))
+    report = evaluate_file(data, model_dir, settings.messages_dir / "taxonomy.csv",
                            cv=cv, dutylist_file=settings.dutylist_file, units_file=settings.units_file)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
@@ -552,7 +556,8 @@ def bench_classify(
     from infra.settings import Settings
     from pipeline.classify import Classifier
     from pipeline.dutylists import load_dutybook
-    from pipeline.textmodel import TopClassModel, document
+    from pipeline.modelfiles import ensure_trained
+    from pipeline.textmodel import document
     from schemas import Incident
 
     settings = Settings()
@@ -560,10 +565,8 @@ def bench_classify(
     if not texts:
         typer.echo("needs the real messages in ../shared/data", err=True)
         raise typer.Exit(2)
-    model = TopClassModel.load(settings.model_dir)
-    if model is None:
-        typer.echo(f"no trained model in {settings.model_dir}: run `cityops model train`", err=True)
-        raise typer.Exit(2)
+    model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
+                           lambda line: typer.echo(line, err=True))
     book = load_dutybook(settings.dutylist_file, settings.units_file)
     now = dt.datetime.now(dt.timezone.utc)
     incidents = [Incident(incident_id=str(n), source="hotline", source_id=str(n), reported_at=now, normalized_at=now,

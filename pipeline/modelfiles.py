@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.dutylists import load_dutylist, load_registry
@@ -43,6 +44,20 @@ def train_from_files(data: Path, taxonomy_file: Path, out: Path, dutylist_file: 
     model = train(rows, lexicon(taxonomy_file, {r["label"] for r in rows}, dutylist_file, units_file),
                   trained_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     return model.save(out)
+
+
+def ensure_trained(model_dir: Path, messages_dir: Path, dutylist_file: Path | None, units_file: Path | None,
+                   say: Callable[[str], None]) -> TopClassModel | None:
+    """The model CURRENT in `model_dir`; if there is none, one trained first (offline, from the shared
+    labelled messages in `messages_dir`). None when there is no model and no data to train one."""
+    model = TopClassModel.load(model_dir)
+    labelled = messages_dir / "labelled.jsonl"
+    if model is None and labelled.exists():
+        say(f"no text model in {model_dir}: training one on the real labelled messages (once)…")
+        target = train_from_files(labelled, messages_dir / "taxonomy.csv", model_dir, dutylist_file, units_file)
+        say(f"model {target.name} in {model_dir}")
+        model = TopClassModel.load(model_dir)
+    return model
 
 
 def evaluate_file(data: Path, model_dir: Path, taxonomy_file: Path, *, cv: int = 0,

@@ -81,3 +81,21 @@ def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path):
     assert report["messages"] == 6 and report["by_rule"].get("repeat call") == 1
     assert sum(report["repeat_calls_in_the_stream"].values()) == 1  # the caller stage finds the same one
     assert report["hotspots"] == 1 and report["hotspot_examples"][0][0] == "MY-01"
+
+
+def test_eval_classify_on_a_fresh_checkout_trains_first_and_scores_unseen_rows(tmp_path, shared_data, monkeypatch):
+    import json
+
+    monkeypatch.setenv("CITYOPS_MODEL_DIR", str(tmp_path / "models"))
+    rows = [{"title": "学校乱收补课费", "text": "某中学暑假组织学生补课，每人收取补课费两千元，家长负担很重", "label": "教育文体"},
+            {"title": "小区门口垃圾无人清运", "text": "小区门口的垃圾堆放一个星期没人清运，臭气熏天，污染环境", "label": "环境保护"},
+            {"title": "公交线路调整不合理", "text": "公交车线路调整后，站点离小区太远，上下班乘坐公交很不方便", "label": "交通运输"}]
+    data = tmp_path / "unseen.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = runner.invoke(cli, ["eval", "classify", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 3 and report["seen_in_training"] == 0 and report["method"].startswith("model ")
+    assert set(report) >= {"accuracy", "macro_f1", "per_class", "coverage_curve"}
+    assert sum(c["n"] for c in report["per_class"].values()) == 3
+    assert "training one" in result.stderr and (tmp_path / "models" / "CURRENT").exists()
