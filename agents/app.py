@@ -327,7 +327,7 @@ def create_app(settings: Settings, store: Store, bootstrap: DutyBook, model: Top
             await send_manual(operator_review(classified))
 
     def operator_review(classified: ClassifiedIncident) -> ManualReview:
-        """The report's review, naming the earlier report it repeats (the operator decides both)."""
+        """The report's review, naming the earlier report it repeats, so the operator sees one problem."""
         review = classified.review
         if classified.repeat_of:
             review = review.model_copy(update={
@@ -543,7 +543,6 @@ async def _apply_publication(record, books: DutyBooks, dead_letter) -> None:
 
 class NotWaiting(ValueError):
     """An operator ruled on an incident that is not in the queue."""
-
 
 
 async def _run_sink(servers: str, group: str, models_by_topic: dict[str, type[BaseModel]], store: Store,

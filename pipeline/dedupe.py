@@ -12,9 +12,9 @@ Pure and deterministic: the caller feeds reports in time order and keeps the `De
 
 In the stream one `Deduper` holds the cases of one item in one street (its state is keyed so).
 A caller repeating near-identical text that the classifier or the locator put under another item
-or street would never meet the first report there, so a stage keyed by reporter runs first:
-`follow_repeat_calls` sends such a report to the first report's case key, where the repeat-call
-rule merges it.
+or street, or below the operator threshold, would never meet the first report there, so a stage
+keyed by reporter runs first: `follow_repeat_calls` sends such a report to the case key of the report
+it repeats, where the repeat-call rule merges it.
 """
 
 from __future__ import annotations
