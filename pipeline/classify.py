@@ -13,6 +13,8 @@ placeholder with honest behaviour: no keyword, no guess.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ahocorasick_rs
@@ -36,6 +38,27 @@ class Classification:
     confidence: float
     candidates: tuple[str, ...]
     reason: str
+
+
+def sensor_item(items: Iterable[DutyItem], kind: str, value: float | None,
+                unit: str | None) -> tuple[str | None, str]:
+    """The item a sensor reading raises under the items' sensor rules, and why — or None and why not.
+    Of the rules the reading reaches, the one with the highest value wins (a deep flood is more
+    than ponding); a value in another unit than the rules' is not compared."""
+    rules = [(rule, item.number) for item in items for rule in item.sensor_rules if rule.kind == kind]
+    if not rules:
+        return None, f"no item in force here handles sensor kind {kind}"
+    reached = [(rule, number) for rule, number in rules if rule.at_least is None
+               or (value is not None and unit == rule.unit and value >= rule.at_least)]
+    if reached:
+        rule, number = max(reached, key=lambda r: -math.inf if r[0].at_least is None else r[0].at_least)
+        condition = "" if rule.at_least is None else f" ≥ {rule.at_least:g} {rule.unit}"
+        return number, f"sensor rule: {kind}{condition} → {number}"
+    comparable = [(rule, number) for rule, number in rules if rule.unit == unit]
+    if not comparable:
+        return None, f"{kind} reading in {unit}; the rules are in {', '.join(sorted({r.unit for r, _ in rules}))}"
+    lowest, number = min(comparable, key=lambda r: r[0].at_least)
+    return None, f"{kind} {value:g} {unit} is below every rule (from {lowest.at_least:g} {unit}: {number})"
 
 
 class Classifier:
@@ -63,12 +86,12 @@ class Classifier:
 
     def _classify(self, incident: Incident, proba: dict[str, float] | None) -> Classification:
         if incident.sensor_kind:
-            number = self.book.sensor_items.get(incident.sensor_kind)
+            in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+            number, why = sensor_item(in_force.values(), incident.sensor_kind, incident.sensor_value,
+                                      incident.sensor_unit)
             if number is None:
-                return Classification(None, None, 0.0, (), f"no item handles sensor kind {incident.sensor_kind}")
-            item = self.book.item(number, incident.street)
-            return Classification(number, item.top_class if item else None, 1.0, (number,),
-                                  f"sensor rule: {incident.sensor_kind}")
+                return Classification(None, None, 0.0, (), why)
+            return Classification(number, in_force[number].top_class, 1.0, (number,), why)
 
         matched = self._keyword_matches(incident)
         model_says = ""

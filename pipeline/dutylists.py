@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -123,17 +122,23 @@ def problems(dutylist: DutyList, registry: CityRegistry) -> list[Problem]:
                 found.append(Problem((*loc, "cooperating_units", j), f"unknown unit {code!r}"))
 
     numbers: set[str] = set()
-    sensor_owner: dict[str, str] = {}
+    sensor_owner: dict[tuple[str, float | None], str] = {}
+    sensor_unit: dict[str, str] = {}
     for i, item in enumerate(dutylist.items):
         if item.number in numbers:
             found.append(Problem(("items", i, "number"), f"duplicate number {item.number}"))
         numbers.add(item.number)
         check_units(("items", i), item.primary_unit, item.cooperating_units, local=False)
-        for kind in item.sensor_kinds:
-            if kind in sensor_owner and sensor_owner[kind] != item.number:
-                found.append(Problem(("items", i, "sensor_kinds"),
-                                     f"sensor kind {kind!r} already raises item {sensor_owner[kind]}"))
-            sensor_owner.setdefault(kind, item.number)
+        for j, rule in enumerate(item.sensor_rules):
+            unit = sensor_unit.setdefault(rule.kind, rule.unit) if rule.unit else None
+            if unit != rule.unit:  # values of one kind are compared with each other: one unit
+                found.append(Problem(("items", i, "sensor_rules", j),
+                                     f"sensor kind {rule.kind!r} has rules in {unit}; this one is in {rule.unit}"))
+            owner = sensor_owner.setdefault((rule.kind, rule.at_least), item.number)
+            if owner != item.number:
+                value = "any value" if rule.at_least is None else f"{rule.at_least:g} {rule.unit}"
+                found.append(Problem(("items", i, "sensor_rules", j),
+                                     f"sensor kind {rule.kind!r} at {value} already raises item {owner}"))
 
     by_jurisdiction: dict[str, int] = {}
     for i, local in enumerate(dutylist.local_lists):
@@ -303,10 +308,6 @@ class DutyBook:
         while unit is not None and unit.kind != "district":
             unit = self.units.get(unit.parent) if unit.parent else None
         return unit.code if unit else None
-
-    @cached_property
-    def sensor_items(self) -> dict[str, str]:
-        return {kind: item.number for item in self.dutylist.items for kind in item.sensor_kinds}
 
     def where_handled(self, number: str) -> Iterator[tuple[str | None, DutyItem | None]]:
         """(jurisdiction, effective item) for the city list and each local list that changes the item."""

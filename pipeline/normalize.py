@@ -84,7 +84,8 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
                 incident_id=ids.incident_id("sensor", source_id),
                 source="sensor", source_id=source_id, reported_at=msg.measured_at, normalized_at=now,
                 title=_SENSOR_TITLES[msg.kind], text=f"{_SENSOR_TITLES[msg.kind]}：{msg.value:g}{msg.unit}",
-                location=msg.location, sensor_kind=msg.kind, sensor_value=msg.value, **_where(where),
+                location=msg.location, sensor_kind=msg.kind, sensor_value=msg.value, sensor_unit=msg.unit,
+                **_where(where),
             )
         case Whistle():
             # The whistle is blown by a street; where it happened is that street unless GPS says more.

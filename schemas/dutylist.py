@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.intake import SensorKind
+
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 # A unit code, or TERRITORIAL_STREET in an item's cooperating units.
 UnitRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^(@street|[A-Za-z0-9_\-.]+)$")]
@@ -58,6 +60,26 @@ TopClass = Literal["城乡建设", "环境保护", "交通运输", "教育文体
                    "民政", "政法", "农村农业", "国土资源", "经济管理", "科技与信息产业", "党务政务", "纪检监察"]
 
 
+class SensorRule(_Strict):
+    """Which sensor readings raise an item: a kind, and the value from which it does.
+
+    One kind may raise several items at different values (road ponding from 15 cm, a flood-control
+    emergency from 50 cm): the item whose `at_least` is the highest the reading reaches wins."""
+
+    kind: SensorKind
+    at_least: float | None = Field(default=None, description="the reading must reach this value; "
+                                   "None: every reading of the kind")
+    unit: str | None = Field(default=None, min_length=1, max_length=16,
+                             description="the unit of `at_least`, as the sensors report it (a reading in "
+                             "another unit is not compared: it goes to the operator)")
+
+    @model_validator(mode="after")
+    def _value_has_unit(self) -> SensorRule:
+        if (self.at_least is None) != (self.unit is None):
+            raise ValueError("at_least and unit go together")
+        return self
+
+
 class DutyItem(_Strict):
     """One numbered item of the list: what, who (主责/配合), on what basis, within what time."""
 
@@ -69,7 +91,7 @@ class DutyItem(_Strict):
     examples: list[str] = Field(default_factory=list, description="typical phrasings from real reports")
     grid_classes: list[str] = Field(default_factory=list,
                                     description="city-management classes (GB/T 30428 部件/事件) grid workers pick")
-    sensor_kinds: list[str] = Field(default_factory=list, description="sensor kinds that raise this item")
+    sensor_rules: list[SensorRule] = Field(default_factory=list, description="sensor readings that raise this item")
     scope: Literal["department", "territorial"] = Field(
         default="department", description="territorial (属地): the street where it happens is the primary unit")
     primary_unit: Code = Field(description="主责 unit; for territorial items, the department that guides the streets")
@@ -103,7 +125,7 @@ class ItemOverride(_Strict):
     keywords: list[str] | None = None
     examples: list[str] | None = None
     grid_classes: list[str] | None = None
-    sensor_kinds: list[str] | None = None
+    sensor_rules: list[SensorRule] | None = None
     scope: Literal["department", "territorial"] | None = None
     primary_unit: Code | None = None
     cooperating_units: list[UnitRef] | None = None

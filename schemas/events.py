@@ -43,6 +43,7 @@ class Incident(_Event):
     reporter_hash: str | None = Field(default=None, description="salted SHA-256 of the caller phone")
     sensor_kind: str | None = None
     sensor_value: float | None = None
+    sensor_unit: str | None = None
     whistle_unit: str | None = Field(default=None, description="the street that blew the whistle")
     dutylist_version: str | None = Field(default=None, description="the list in force when it came in; "
                                          "it is routed by that version even if a new one is published meanwhile")

@@ -42,6 +42,11 @@ def test_a_valid_file_has_no_problems():
     (lambda d: d["local_lists"][1]["items"].append({"number": "Y-1", "title": "新事项"}), "number: Y-1", 0,
      "needs category, keywords, primary_unit, legal_basis"),
     (lambda d: d["local_lists"][0].update(jurisdiction="c1"), "jurisdiction: c1", 0, "not a district or street"),
+    (lambda d: d["items"][4]["sensor_rules"][0].update(at_least=70), "- kind: noise", 1,
+     "sensor kind 'noise' at 70 dB(A) already raises item 3"),
+    (lambda d: d["items"][4]["sensor_rules"][0].update(unit="dB"), "- kind: noise", 1,
+     "sensor kind 'noise' has rules in dB(A); this one is in dB"),
+    (lambda d: d["items"][2]["sensor_rules"][0].pop("unit"), "- kind: noise", 0, "at_least and unit go together"),
 ])
 def test_each_problem_names_its_line(break_it, fragment, nth, message):
     data = yaml.safe_load(as_yaml(LIST))

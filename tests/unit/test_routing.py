@@ -35,10 +35,14 @@ LIST = {
          "primary_unit": "cgj", "cooperating_units": ["zrzyj", "@street"], "legal_basis": "城乡规划法第六十四条"},
         {"number": "2", "title": "占道经营", "category": ["城乡建设"], "keywords": ["占道经营", "摆摊"],
          "scope": "territorial", "primary_unit": "cgj", "legal_basis": "市容条例第十四条", "finish_within_days": 2},
-        {"number": "3", "title": "噪音", "category": ["环境保护"], "keywords": ["噪音"], "sensor_kinds": ["noise"],
-         "primary_unit": "sthjj", "legal_basis": "噪声污染防治法"},
+        {"number": "3", "title": "噪音", "category": ["环境保护"], "keywords": ["噪音"],
+         "sensor_rules": [{"kind": "noise", "at_least": 70, "unit": "dB(A)"}], "primary_unit": "sthjj",
+         "legal_basis": "噪声污染防治法"},
         {"number": "4", "title": "物业", "category": ["城乡建设"], "keywords": ["物业"], "primary_unit": "zjj",
          "legal_basis": "物业管理条例"},
+        {"number": "5", "title": "夜间施工噪声严重超标", "category": ["环境保护"], "keywords": ["夜间施工"],
+         "sensor_rules": [{"kind": "noise", "at_least": 85, "unit": "dB(A)"}], "primary_unit": "cgj",
+         "legal_basis": "噪声污染防治法"},
     ],
     "local_lists": [
         # 甲区 made unauthorised building territorial; its streets inherit that.
@@ -68,6 +72,8 @@ def test_the_test_list_is_valid():
     assert problems(BOOK.dutylist, REGISTRY) == []
 
 
+NOISE = {"source": "sensor", "text": "噪声超标", "sensor_kind": "noise", "sensor_unit": "dB(A)", "street": "s1"}
+
 CASES = [
     # (case, incident fields, expected [(unit, role)] or ("manual", reason fragment))
     ("department item in a district without a local list → department + cooperating + 属地 street",
@@ -90,10 +96,19 @@ CASES = [
      {"text": "集贸市场秩序混乱", "street": "s2"}, [("s2", "primary")]),
     ("…and is unknown elsewhere",
      {"text": "集贸市场秩序混乱", "street": "s1"}, ("manual", "no duty-list keyword")),
-    ("sensor rule routes by kind",
-     {"source": "sensor", "text": "噪声超标", "sensor_kind": "noise", "street": "s1"}, [("sthjj", "primary")]),
-    ("an item the street's list removed → operator, saying why",
-     {"source": "sensor", "text": "噪声超标", "sensor_kind": "noise", "street": "s2"}, ("manual", "does not apply here (local list s2)")),
+    ("sensor rule: kind and value → item",
+     {**NOISE, "sensor_value": 75}, [("sthjj", "primary")]),
+    ("of the rules a reading reaches, the highest value's item",
+     {**NOISE, "sensor_value": 90}, [("cgj", "primary")]),
+    ("below every rule → operator, saying the lowest",
+     {**NOISE, "sensor_value": 60}, ("manual", "noise 60 dB(A) is below every rule (from 70 dB(A): 3)")),
+    ("a value in another unit is not compared",
+     {**NOISE, "sensor_value": 75, "sensor_unit": "dB"}, ("manual", "noise reading in dB; the rules are in dB(A)")),
+    ("a rule the street's list removed does not apply there",
+     {**NOISE, "sensor_value": 75, "street": "s2"}, ("manual", "below every rule (from 85 dB(A): 5)")),
+    ("a sensor kind no item handles → operator",
+     {**NOISE, "sensor_kind": "gas", "sensor_value": 30, "sensor_unit": "%LEL"},
+     ("manual", "no item in force here handles sensor kind gas")),
     ("whistle → the summoned departments",
      {"source": "whistle", "text": "违建多次处置未果", "street": "s1", "whistle_unit": "s1", "summoned_units": ["sthjj", "cgj"]},
      [("sthjj", "primary"), ("cgj", "cooperating")]),
