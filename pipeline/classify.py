@@ -54,6 +54,8 @@ def sensor_item(items: Iterable[DutyItem], kind: str, value: float | None,
         rule, number = max(reached, key=lambda r: -math.inf if r[0].at_least is None else r[0].at_least)
         condition = "" if rule.at_least is None else f" ≥ {rule.at_least:g} {rule.unit}"
         return number, f"sensor rule: {kind}{condition} → {number}"
+    if value is None:
+        return None, f"{kind} reading without a value"
     comparable = [(rule, number) for rule, number in rules if rule.unit == unit]
     if not comparable:
         return None, f"{kind} reading in {unit}; the rules are in {', '.join(sorted({r.unit for r, _ in rules}))}"

@@ -510,15 +510,19 @@ def report_cases(
     for incident, result in zip(incidents, classifier.classify_many(incidents), strict=True):
         routable = result.item_no is not None and result.confidence >= settings.classify_threshold
         own_key = case_key(incident, result.item_no) if routable else None
-        verdict = follow_repeat_calls(recent_by_reporter.get(incident.reporter_hash, []), incident,
-                                      result.item_no if routable else None, own_key,
-                                      lambda item_no: MergePolicy(within_hours=hours))
-        recent_by_reporter[incident.reporter_hash] = verdict.recent
-        if verdict.repeat_of:
-            caller_stage["to its case, from the operator queue" if own_key is None and verdict.case_key
-                         else "to its case, from another item or street" if verdict.case_key != own_key
-                         else "to the operator, naming the report it repeats" if own_key is None
-                         else "same case key (the case stage merges it)"] += 1
+        if incident.reporter_hash:  # as in the stream: anonymous reports have no caller to remember
+            verdict = follow_repeat_calls(recent_by_reporter.get(incident.reporter_hash, []), incident,
+                                          result.item_no if routable else None, own_key,
+                                          lambda item_no: MergePolicy(within_hours=hours))
+            recent_by_reporter[incident.reporter_hash] = verdict.recent
+            if verdict.repeat_of is None:
+                pass
+            elif verdict.case_key == own_key:
+                caller_stage["same case key (the case stage merges it)" if own_key
+                             else "to the operator, naming the report it repeats"] += 1
+            else:
+                caller_stage["to its case, from another item or street" if own_key
+                             else "to its case, from the operator queue"] += 1
         merge = deduper.offer(incident, result.item_no or "unclassified")
         if result.item_no and (merge is None or merge.rule != "repeat call"):  # a caller repeating is one report
             hotspot = detector.offer(result.item_no, incident.community or incident.street, incident.reported_at)

@@ -106,6 +106,8 @@ CASES = [
      {**NOISE, "sensor_value": 75, "sensor_unit": "dB"}, ("manual", "noise reading in dB; the rules are in dB(A)")),
     ("a rule the street's list removed does not apply there",
      {**NOISE, "sensor_value": 75, "street": "s2"}, ("manual", "below every rule (from 85 dB(A): 5)")),
+    ("a reading without a value reaches only rules without one",
+     {**NOISE}, ("manual", "noise reading without a value")),
     ("a sensor kind no item handles → operator",
      {**NOISE, "sensor_kind": "gas", "sensor_value": 30, "sensor_unit": "%LEL"},
      ("manual", "no item in force here handles sensor kind gas")),
