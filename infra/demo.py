@@ -16,7 +16,8 @@ from rich.table import Table
 
 from agents.topics import TopicNames
 from infra.broker import ensure_cityops_topics, free_port, start_embedded_broker
-from infra.feeder import feed, load_message_texts
+from infra.feeder import feed
+from infra.shared_data import load_message_texts, load_reply_days
 from infra.settings import Settings
 from infra.simulator import simulate_departments
 from infra.worker_process import WorkerProcess
@@ -24,7 +25,6 @@ from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
 from pipeline.modelfiles import ensure_trained
-from pipeline.simulation import load_reply_days
 
 
 def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int,

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from kafka import KafkaProducer
 from pydantic import BaseModel
 
 from agents.topics import TopicNames
 from pipeline.loadgen import IntakeEvent
-
-
-def load_message_texts(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    """(title, text) pairs from a zh-gov-messages JSONL file; [] when the file is absent."""
-    if not path.exists():
-        return []
-    texts = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            if row.get("text"):
-                texts.append((row.get("title", "")[:500], row["text"]))
-            if limit and len(texts) >= limit:
-                break
-    return texts
 
 
 def feed(bootstrap_servers: str, names: TopicNames, events: Iterable[IntakeEvent],

@@ -251,7 +251,7 @@ def simulate_departments_command(
     from agents.topics import TopicNames
     from infra.settings import Settings
     from infra.simulator import simulate_departments
-    from pipeline.simulation import load_reply_days
+    from infra.shared_data import load_reply_days
 
     logging.basicConfig(level=logging.INFO)
     settings = Settings()
@@ -373,7 +373,7 @@ def report_routing(
     import json
     from collections import Counter
 
-    from infra.feeder import load_message_texts
+    from infra.shared_data import load_message_texts
     from infra.settings import Settings
     from pipeline.loadgen import generate
     from pipeline.normalize import IntakeError, parse_intake, to_incident
@@ -556,7 +556,7 @@ def bench_classify(
     import json
     import time
 
-    from infra.feeder import load_message_texts
+    from infra.shared_data import load_message_texts
     from infra.settings import Settings
     from pipeline.classify import Classifier
     from pipeline.dutylists import load_dutybook

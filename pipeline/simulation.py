@@ -14,10 +14,8 @@ around 90%).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pipeline import ids
 from schemas import Dispatch, TaskEvent
@@ -46,20 +44,6 @@ class Step:
     after: dt.timedelta  # simulated time after the dispatch
     kind: str
     fields: dict = field(default_factory=dict)
-
-
-def load_reply_days(path: Path) -> list[float]:
-    """Days from message to official reply in the real data ([] when the file is absent)."""
-    if not path.exists():
-        return []
-    days = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            delay = dt.datetime.fromisoformat(row["reply_time"]) - dt.datetime.fromisoformat(row["time"])
-            if delay.total_seconds() > 0:
-                days.append(delay.total_seconds() / 86400)
-    return days
 
 
 def plan(dispatch: Dispatch, rng: random.Random, reply_days: list[float],

@@ -10,7 +10,8 @@ from collections import Counter
 from infra.settings import Settings
 from pipeline.lifecycle import apply, open_task
 from pipeline.sla import SlaClock
-from pipeline.simulation import BOARD_LIMIT_DAYS, load_reply_days, plan, to_event
+from infra.shared_data import load_reply_days
+from pipeline.simulation import BOARD_LIMIT_DAYS, plan, to_event
 from pipeline.workcalendar import WorkCalendar
 from schemas import Dispatch, TaskEvent
 
