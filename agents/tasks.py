@@ -1,8 +1,8 @@
 """The task stage: every dispatched task's state, its SLA clock and alerts, and re-routing of returns.
 
-    task-events ──► tasks agent ──► task-updates (event + task after it) ──► ClickHouse tasks, task_events
-        ▲              │  ├──► alerts (pre-warning, overdue, escalation) ──► notify agent ──► webhooks
-        │              │  └──► dispatches / manual (a return re-routed)
+    task-events ──► tasks ──► task-updates (event + task after it) ──► sink: tasks, task_events, dispatches
+        ▲              │  ├──► alerts (pre-warning, overdue, escalation) ──► notify (agents/notify.py)
+        │              │  └──► task-events `dispatched` / manual (a return re-routed)
         └── SLA timer ◄┘ (reads each task's next due instant; proposes due alerts as events)
 
 State lives in one table keyed by task id, written only here, co-partitioned with `task-events`:
@@ -14,23 +14,19 @@ so the state machine applies each once and a restart never raises an alert twice
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-import faust
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from agents.dutylists import DutyLists
+from agents.wiring import Wiring
 from infra import metrics
-from infra.settings import Settings
-from infra.webhooks import WebhookConfig, deliver
 from pipeline import ids
-from pipeline.dutylists import DutyBook
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.route import reroute_returned
 from pipeline.sla import SlaClock
@@ -39,31 +35,19 @@ from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskStat
 log = logging.getLogger(__name__)
 
 ALERT_KIND = {"prewarning": "prewarning", "overdue": "overdue", "escalated": "escalation", "review_due": "review_due"}
+STAGE = "tasks"
 RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a proposal not applied by then (lost, or a busy stream) goes again
 
 
-def add_task_stage(
-    app: faust.App, settings: Settings, *, topic: Callable[..., faust.TopicT], names,
-    send: Callable[[faust.TopicT, str, BaseModel], Awaitable[None]],
-    each_event: Callable[..., Awaitable[None]],
-    book_for: Callable[[Incident], DutyBook],
-    units: Mapping[str, Unit],
-    send_dispatches: Callable[[Incident, list[Dispatch]], Awaitable[None]],
-    send_manual: Callable[[ManualReview], Awaitable[None]],
-    ready: Callable[[], bool],
-) -> tuple[faust.Table, Callable[[], dict[str, Summary]]]:
+def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
     """Returns the tasks table and a function giving each task's summary (see `task_figures`)."""
+    settings, names = wiring.settings, wiring.names
     clock, sla = settings.clock(), settings.sla_clock()
-    task_events_topic = topic(names.task_events)
-    task_updates_topic = topic(names.task_updates)
-    alerts_topic = topic(names.alerts)
-    webhook_attempts_topic = topic(names.webhook_attempts)
-    webhooks = WebhookConfig.load(settings.webhooks_file)
 
     # task id → TaskRecord as JSON
-    tasks = app.Table("tasks", default=None, key_type=str, value_type=str, partitions=settings.topic_partitions)
+    tasks = wiring.table("tasks")
     proposed: dict[str, float] = {}  # proposal event id → when sent (monotonic), to avoid flooding the topic
-    # task id → Summary: what the timer, /stats and /metrics read, without parsing every task each
+    # task id → Summary: what the timer, /health and /metrics read, without parsing every task each
     # time. Derived from the table, so rebuilt from it when they disagree (after recovery or rebalance).
     summaries: dict[str, Summary] = {}
 
@@ -74,11 +58,12 @@ def add_task_stage(
                 summaries[task_id] = Summary.of(TaskRecord.model_validate_json(stored).task, sla)
         return summaries
 
-    @app.agent(task_events_topic, name="tasks", concurrency=1)
+    @wiring.app.agent(wiring.topic(names.task_events), name=STAGE, concurrency=1)
     async def task_stage(stream):
-        await each_event(stream, "tasks", TaskEvent, handle, refused=(InvalidTransition,))
+        await wiring.each_batch(stream, STAGE, TaskEvent, handle, refused=(InvalidTransition,),
+                                before=dutylists.ready.wait)
 
-    async def handle(task_event: TaskEvent) -> None:
+    def handle(task_event: TaskEvent) -> None:
         stored = tasks.get(task_event.task_id)
         try:
             if stored is None:
@@ -96,15 +81,15 @@ def add_task_stage(
         tasks[after.task_id] = record.model_dump_json()
         summaries[after.task_id] = Summary.of(after, sla)
         # The update carries the event without its copy of the incident (that has its own table).
-        await send(task_updates_topic, after.task_id,
-                   TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
+        wiring.send(names.task_updates, after.task_id,
+                    TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
         metrics.TASK_EVENTS.labels(task_event.kind).inc()
         if before is not None and (key := raised_alert(before, after)):
-            await raise_alert(after, task_event, key)
+            raise_alert(after, task_event, key)
         if task_event.kind == "returned" and after.role == "primary":
-            await reroute(after, task_event, record.dispatch, record.incident)
+            reroute(after, task_event, record.dispatch, record.incident)
 
-    async def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
+    def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
         kind = ALERT_KIND[cause.kind]
         to_unit = task.unit
         if kind == "escalation":  # to the supervising unit (default: the parent, e.g. a street's district)
@@ -113,24 +98,24 @@ def add_task_stage(
         alert = Alert(alert_id=ids.stable_id("sla-alert", task.task_id, key), kind=kind, item_no=task.item_no,
                       to_unit=to_unit, raised_at=clock.now(), task_id=task.task_id, incident_id=task.incident_id,
                       unit=task.unit, limit=cause.limit, due_at=cause.due_at)
-        await send(alerts_topic, alert.alert_id, alert)
+        wiring.send(names.alerts, alert.alert_id, alert)
         metrics.ALERTS.labels(kind).inc()
         metrics.SLA_ALERTS.labels(kind, to_unit).inc()
 
-    async def reroute(task: TaskState, returned: TaskEvent, dispatch: Dispatch, incident: Incident | None) -> None:
+    def reroute(task: TaskState, returned: TaskEvent, dispatch: Dispatch, incident: Incident | None) -> None:
         if incident is None:
             log.warning("task %s returned but its incident is not known here: nothing to re-route", task.task_id)
             return
         decision = reroute_returned(incident, dispatch, returned.reason or "other", returned.note,
-                                    book_for(incident), now=clock.now())
+                                    dutylists.book_for(incident), now=clock.now())
         if isinstance(decision, ManualReview):
-            await send_manual(decision)
+            wiring.send_manual(decision)
             metrics.REROUTED.labels("operator").inc()
         else:
-            await send_dispatches(incident, decision)
+            wiring.open_tasks(incident, decision)
             metrics.REROUTED.labels("candidate").inc()
 
-    @app.timer(settings.sla_check_seconds)
+    @wiring.app.timer(settings.sla_check_seconds)
     async def sla_timer() -> None:
         """Propose the alerts that are due. Runs on every worker over the tasks it holds."""
         if not ready():
@@ -143,38 +128,10 @@ def add_task_stage(
                 if started - proposed.get(proposal.event_id, -RESEND_PROPOSAL_AFTER) < RESEND_PROPOSAL_AFTER:
                     continue
                 proposed[proposal.event_id] = started
-                await send(task_events_topic, task_id, proposal)
+                wiring.send(names.task_events, task_id, proposal)
         for event_id, sent in list(proposed.items()):
             if started - sent > 10 * RESEND_PROPOSAL_AFTER:
                 del proposed[event_id]
-
-    @app.agent(alerts_topic, name="notify", concurrency=1)
-    async def notify(stream):
-        """Deliver each alert to the webhooks configured for its unit (and the catch-all), concurrently
-        within a batch; the batch is acknowledged once every delivery has succeeded or given up."""
-        # The session is opened inside the loop: an agent starts iterating at once (see the dispatch agent).
-        session: aiohttp.ClientSession | None = None
-        try:
-            async for events in stream.take_events(100, within=1.0):
-                session = session or aiohttp.ClientSession()
-                deliveries = []
-                for event in events:
-                    try:
-                        alert = Alert.model_validate_json(event.value)
-                    except ValidationError:
-                        continue  # the sink dead-letters unreadable alerts
-                    for unit, endpoint in webhooks.endpoints_for(alert):
-                        deliveries.append(deliver(session, alert, unit, endpoint, record_attempt, clock.now))
-                for delivered in await asyncio.gather(*deliveries):
-                    if not delivered:
-                        metrics.WEBHOOK_GAVE_UP.inc()
-        finally:
-            if session is not None:
-                await session.close()
-
-    async def record_attempt(attempt) -> None:
-        metrics.WEBHOOK_ATTEMPTS.labels(str(attempt.delivered).lower()).inc()
-        await send(webhook_attempts_topic, attempt.alert_id, attempt)
 
     return tasks, task_summaries
 

@@ -21,10 +21,6 @@ class TopicNames:
         return f"{self.prefix}incidents"
 
     @property
-    def dispatches(self) -> str:
-        return f"{self.prefix}dispatches"
-
-    @property
     def task_events(self) -> str:
         return f"{self.prefix}task-events"
 
@@ -70,6 +66,6 @@ class TopicNames:
 
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
-        return [*self.intakes.values(), self.incidents, self.classified, self.case_reports, self.dispatches, self.task_events,
+        return [*self.intakes.values(), self.incidents, self.classified, self.case_reports, self.task_events,
                 self.task_updates, self.manual, self.manual_decisions, self.alerts, self.webhook_attempts,
                 self.dead_letters]

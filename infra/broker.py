@@ -172,16 +172,17 @@ def patch_faust_highwaters(bootstrap_servers: str) -> None:
     AIOKafkaConsumerThread._cityops_patched = True
 
 
-def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions: int) -> None:
+def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions: int, replication: int = 1) -> None:
     """Every topic cityops uses, created before anything produces to it."""
-    ensure_topics(bootstrap_servers, names.all(), partitions)
+    ensure_topics(bootstrap_servers, names.all(), partitions, replication=replication)
     # Compacted: the latest record of each version is kept for ever (the embedded broker keeps
     # everything anyway). One partition, so every worker sees the versions in publication order.
-    ensure_topics(bootstrap_servers, [names.dutylists], 1, configs={"cleanup.policy": "compact"})
+    ensure_topics(bootstrap_servers, [names.dutylists], 1, configs={"cleanup.policy": "compact"},
+                  replication=replication)
 
 
 def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int,
-                  configs: Mapping[str, str] | None = None) -> None:
+                  configs: Mapping[str, str] | None = None, replication: int = 1) -> None:
     """Create missing topics with the given partition count, before anything produces to them.
 
     Producing first would let the broker auto-create them with its own default count, and
@@ -193,7 +194,7 @@ def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int,
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, 1, topic_configs=dict(configs or {})) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {})) for n in names if n not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

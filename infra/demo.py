@@ -1,9 +1,10 @@
-"""`cityops demo`: the whole path on one machine — broker, worker (which owns the store), feed, summary."""
+"""`cityops demo`: the whole path on one machine — broker, worker, api (which owns the store), feed, summary."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import shutil
 import signal
 import threading
@@ -15,12 +16,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agents.topics import TopicNames
-from infra.broker import ensure_cityops_topics, free_port, start_embedded_broker
+from infra.broker import ensure_cityops_topics, start_embedded_broker
 from infra.feeder import feed
 from infra.shared_data import load_message_texts, load_reply_days
 from infra.settings import Settings
 from infra.simulator import simulate_departments
-from infra.worker_process import WorkerProcess
+from infra.processes import Deployment
 from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
@@ -38,7 +39,9 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     run_tag = f"demo{int(time.time())}"
 
     broker = None
-    env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console))}
+    read_key = secrets.token_urlsafe(18)  # the demo's own: printed below, gone with the run
+    env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
+           "CITYOPS_API_READ_KEY": read_key}
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
     # working day and runs `clock_scale` times faster (7200: one real second is two hours).
     clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
@@ -59,8 +62,9 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     worker = None
     try:
         ensure_cityops_topics(bootstrap, names, settings.topic_partitions)
-        console.print("starting the worker (agents + ClickHouse sink)…")
-        worker = WorkerProcess.start(env, web_port=free_port(), log_path=demo_dir / "worker.log")
+        console.print("starting the worker (stream stages) and the api (ClickHouse sink, figures)…")
+        worker = Deployment.start(env, demo_dir, workers=1)
+        console.print(f"api at {worker.api.url}/ (read key {read_key})")
 
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
@@ -86,7 +90,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
                 return (stats["clickhouse_incidents"] + stats["deadlettered"] >= ingested
                         and routed >= stats["clickhouse_incidents"])
 
-            stats = worker.wait_until(all_landed, timeout=max(120.0, events / 50))
+            stats = wait_with_progress(worker, all_landed, ingested)
         seconds = time.monotonic() - started
         console.print(f"simulated departments at work for {simulate_seconds:.0f} s more — "
                       f"{_describe(clock, simulate_seconds)} of the city's time: accepting, returning, finishing; "
@@ -98,6 +102,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         time.sleep(2 * settings.sink_flush_seconds + 1)  # the last updates reach ClickHouse
         after = worker.stats()
         board = worker.get_json("/sla/?by=unit")
+        health = worker.worker.health()
         summary = {
             "ingested": ingested,
             "incidents": stats["clickhouse_incidents"],
@@ -114,7 +119,7 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             "dispatched_per_unit": stats["dispatched_per_unit"],
             "seconds": round(seconds, 2),
             "events_per_second": round(ingested / seconds, 1),
-            "simulated_until": after["now"],
+            "simulated_until": health["now"],
             "simulated_task_events": dict(simulated),
             "tasks_by_status": after["tasks_by_status"],
             "task_events_by_kind": after["task_events_by_kind"],
@@ -130,8 +135,11 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         else:
             _print_summary(console, summary)
         if keep_running:
-            console.print(f"running, departments still simulated: /stats, /sla/?by=unit, /tasks/?status=open, /queue/ "
-                          f"and /metrics on http://127.0.0.1:{worker.web_port}/ — Ctrl-C stops\n"
+            console.print(f"running, departments still simulated. The api: {worker.api.url}/docs, /stats/, "
+                          f"/sla/?by=unit, /tasks/?status=open, /queue/ (read key {read_key}), e.g.\n"
+                          f"  curl -H 'Authorization: Bearer {read_key}' '{worker.api.url}/queue/?limit=5'\n"
+                          f"  CITYOPS_API_URL={worker.api.url} CITYOPS_API_READ_KEY={read_key} cityops dispatch queue\n"
+                          f"worker /health/ and /metrics/ on {worker.worker.url}/ — Ctrl-C stops\n"
                           f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
                           "cityops dutylist publish FILE")
             wait_for_stop_signal()
@@ -142,6 +150,30 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             worker.stop()
         if broker:
             broker.stop()
+
+
+STALL_SECONDS = 60.0  # no progress for this long: say what is stuck instead of waiting on
+
+
+def wait_with_progress(deployment: Deployment, done, ingested: int) -> dict:
+    """Until `done(stats)`, for as long as the figures move: a loaded machine is slow, not stuck. With
+    no progress for STALL_SECONDS, fail saying which count stopped and where the logs are."""
+    last, moved_at = None, time.monotonic()
+    while True:
+        stats = deployment.wait_until(lambda s: True, timeout=30)
+        if done(stats):
+            return stats
+        counts = (stats["clickhouse_incidents"], stats["deadlettered"], stats["dispatched"], stats["manual"],
+                  stats["merged"])
+        if counts != last:
+            last, moved_at = counts, time.monotonic()
+        elif time.monotonic() - moved_at > STALL_SECONDS:
+            stored = stats["clickhouse_incidents"] + stats["deadlettered"]
+            stuck = (f"the sink: {stored} of {ingested} events in ClickHouse" if stored < ingested else
+                     f"routing: {sum(counts[2:])} of {stats['clickhouse_incidents']} incidents routed")
+            raise RuntimeError(f"no progress for {STALL_SECONDS:.0f}s — stuck at {stuck}; worker ready: "
+                               f"{stats['ready']}; logs in {deployment.log_dir}\n{deployment.log_tail(10)}")
+        time.sleep(0.5)
 
 
 def _next_working_morning(settings: Settings) -> dt.datetime:

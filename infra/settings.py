@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     app_id: str = "cityops"
     # Prefix for every topic name; tests use a unique one so they never see each other's data.
     topic_prefix: str = ""
+    # Partitions of every cityops topic: the most workers that can share the work. Replication 1
+    # suits the embedded broker; a production cluster wants 3 (README, "Running N workers").
     topic_partitions: int = 4
+    topic_replication_factor: int = Field(default=1, ge=1)
+    # Producer linger: sends are batched for this long (the stages send in batches anyway).
+    producer_linger_seconds: float = Field(default=0.005, ge=0)
     # Short group timeouts: the embedded broker holds the first JoinGroup for half the
     # session timeout, and a SIGKILLed worker's partitions move after one session timeout.
     session_timeout_seconds: float = 6.0
@@ -61,6 +66,13 @@ class Settings(BaseSettings):
 
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
+    # `cityops api`: the HTTP face (figures, queue, tasks), the ClickHouse sink on the embedded default.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # How old the figures the screens poll (/stats) may be: computed at most this often, never per request.
+    stats_refresh_seconds: float = Field(default=1.0, gt=0)
+    # Reads citizens' reports (/tasks, /queue). Unset: made on first start in <data_dir>/api-read-key.
+    api_read_key: SecretStr | None = None
 
     # Duplicate merge and hotspots (defaults; see pipeline.dedupe and pipeline.hotspots).
     merge_within_m: float = 100.0
@@ -117,6 +129,7 @@ class Settings(BaseSettings):
         """Printable view: secrets masked, URL passwords hidden."""
         shown = self.model_dump()
         shown["pii_salt"] = "**********"
+        shown["api_read_key"] = None if self.api_read_key is None else "**********"
         shown["clickhouse_url"] = redact_url(self.resolved_clickhouse_url())
         return shown
 

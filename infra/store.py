@@ -54,6 +54,26 @@ ORDER BY tasks DESC, key
 """
 
 
+QUEUE_SQL = """
+SELECT r.incident_id, i.source, i.title, substring(i.text, 1, 200), i.street, i.district, r.reason, r.candidates,
+       r.tanpai_refused, r.queued_at, r.attempt
+FROM {db}.manual_reviews AS r FINAL
+LEFT JOIN (SELECT incident_id, max(attempt) AS attempt FROM {db}.dispatches FINAL GROUP BY incident_id) AS d
+       ON d.incident_id = r.incident_id
+LEFT JOIN (SELECT incident_id, source, title, text, street, district FROM {db}.incidents FINAL) AS i
+       ON i.incident_id = r.incident_id
+WHERE d.incident_id = '' OR d.attempt < r.attempt
+ORDER BY r.queued_at, r.incident_id
+LIMIT %(limit)s
+"""
+
+
+def _jsonable(value):
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -150,8 +170,10 @@ class Store:
         """Insert messages of one type as one batch; safe to call again with the same batch."""
         if not messages:
             return 0
-        if isinstance(messages[0], TaskUpdate):  # the task stage's output: the event and the task after it
-            return self.insert([u.event for u in messages]) + self.insert([u.task for u in messages])
+        if isinstance(messages[0], TaskUpdate):  # the task stage's output: the event, the task after it, and
+            # for a task just opened its dispatch (the `dispatched` event carries it)
+            return (self.insert([u.event for u in messages]) + self.insert([u.task for u in messages])
+                    + self.insert([u.event.dispatch for u in messages if u.event.dispatch is not None]))
         table, to_row = TABLES[type(messages[0])]
         rows = [to_row(m) for m in messages]
         columns = list(rows[0])
@@ -216,6 +238,34 @@ class Store:
         total = self.query(SLA_SQL.replace("{key}", "'total'"), {"now": now.timestamp()})
         return {"by": by, "now": now.isoformat(), "total": _sla_row(total[0]) if total else None,
                 "rows": [_sla_row(r) for r in rows]}
+
+    def queue(self, limit: int = 500) -> list[dict]:
+        """Incidents waiting for an operator, oldest first: the latest review of each incident that no
+        dispatch at that routing or a later one has answered, with what the operator needs to decide."""
+        rows = self.query(QUEUE_SQL, {"limit": limit})
+        columns = ("incident_id", "source", "title", "text", "street", "district", "reason", "candidates",
+                   "tanpai_refused", "queued_at", "attempt")
+        return [dict(zip(columns, r, strict=True)) | {"queued_at": r[9].isoformat()} for r in rows]
+
+    def tasks(self, unit: str | None = None, status: str | None = None, limit: int = 1000) -> list[dict]:
+        """Tasks as they last stood, as a department clerk lists them (status 'open': not yet completed)."""
+        where, parameters = [], {"limit": limit}
+        if unit:
+            where.append("unit = %(unit)s")
+            parameters["unit"] = unit
+        if status == "open":
+            where.append("status IN ('dispatched', 'accepted', 'extension_pending', 'parked')")
+        elif status:
+            where.append("status = %(status)s")
+            parameters["status"] = status
+        result = self._query_result(
+            "SELECT * EXCEPT (stored_at) FROM {db}.tasks FINAL" + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY finish_by, task_id LIMIT %(limit)s", parameters)
+        return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
+
+    def _query_result(self, sql: str, parameters: dict | None = None):
+        with self._lock:
+            return self._client.query(sql.replace("{db}", self.database), parameters=parameters)
 
     def close(self) -> None:
         with self._lock:

@@ -9,11 +9,10 @@ from agents.topics import TopicNames
 from infra.broker import (
     EmbeddedBroker,
     ensure_cityops_topics,
-    free_port,
     start_embedded_broker,
 )
 from infra.store import Store
-from infra.worker_process import WorkerProcess
+from infra.processes import Deployment
 
 
 def pytest_collection_modifyitems(items):
@@ -66,6 +65,7 @@ def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
         "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
+        "CITYOPS_STATS_REFRESH_SECONDS": "0.2", "CITYOPS_API_READ_KEY": "test-read-key",
     }
     ensure_cityops_topics(broker.bootstrap_servers, TopicNames(topic_prefix), partitions=4)
     return env
@@ -73,14 +73,15 @@ def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[
 
 @pytest.fixture
 def start_worker(tmp_path: Path):
-    """Start `cityops worker` processes; any still running when the test ends is killed."""
-    started: list[WorkerProcess] = []
+    """Start a deployment: `cityops api` (the sink and reads; it owns the chDB directory) and
+    `workers` × `cityops worker`. Whatever is still running when the test ends is killed."""
+    started: list[Deployment] = []
 
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess.start(env, web_port=free_port(), log_path=tmp_path / "worker.log", timeout=90)
-        started.append(worker)
-        return worker
+    def start(env: dict[str, str], workers: int = 1) -> Deployment:
+        deployment = Deployment.start(env, tmp_path, workers=workers, timeout=90)
+        started.append(deployment)
+        return deployment
 
     yield start
-    for worker in started:
-        worker.kill()
+    for deployment in started:
+        deployment.kill()

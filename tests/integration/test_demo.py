@@ -11,7 +11,7 @@ import sys
 def test_demo_accounts_for_every_event_and_tasks_move_through_their_lives(tmp_path, model_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_", "CITYOPS_"))}
     env |= {"CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_MODEL_DIR": str(model_dir)}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--events", "400", "--exit", "--json",
+    done = subprocess.run([sys.executable, "-m", "cityops.cli", "demo", "--events", "400", "--exit", "--json",
                            "--simulate-seconds", "25"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

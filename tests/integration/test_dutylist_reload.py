@@ -64,7 +64,7 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     # down to the street is refused; a ruling under a territorial item goes to the street.
     unmatched = send_ticket(broker, names, f"{prefix}3", "咨询", "请问这件事情应该找哪个单位反映")
     worker.wait_until(lambda s: s["waiting_for_operator"] == 1, timeout=60)
-    queue = _get_json(worker, "/queue/")
+    queue = worker.get_json("/queue/")
     assert [(q["incident_id"], q["street"], q["reason"].split(" (")[0]) for q in queue] == [
         (unmatched, "a7-s02", "no duty-list keyword in the text")]
     for item, units in (("CJ-003", ["a7-s02"]), ("CJ-050", [])):
@@ -92,10 +92,3 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     assert decisions == [("CJ-003", "op7"), ("CJ-050", "op7")]
     assert 'cityops_dutylist_info{version="A市-2026.3"} 1.0' in metrics
     assert 'cityops_manual_reviews_total{tanpai_refused="true"} 1.0' in metrics
-
-
-def _get_json(worker, path: str):
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=10) as resp:
-        return json.load(resp)

@@ -69,11 +69,9 @@ def ticket(no: str, title: str, text: str, address: str, at: dt.datetime) -> byt
                        "address": address, "caller_phone": "13800138000"}, ensure_ascii=False).encode()
 
 
-def tasks_of(worker) -> dict[str, dict]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/tasks/", timeout=10) as response:
-        return {t["task_id"]: t for t in json.load(response)}
+def tasks_of(deployment) -> dict[str, dict]:
+    """The tasks as the api lists them (from ClickHouse, with the read key)."""
+    return {t["task_id"]: t for t in deployment.get_json("/tasks/")}
 
 
 def wait_for(predicate, worker, timeout: float = 90):
@@ -163,16 +161,16 @@ def test_tasks_move_alert_once_reroute_and_survive_sigkill_and_restart(broker, p
         assert after_restart[task_id]["alerts_raised"][:len(task["alerts_raised"])] == task["alerts_raised"]
     assert all(worker.stats()["alerts"].get(kind, 0) >= n for kind, n in alerts_before.items())
 
-    # The operations centre's board, through the CLI, from the worker that owns the store.
+    # The operations centre's board, through the CLI, from the api that owns the store.
     from typer.testing import CliRunner
 
-    from pipeline.cli import cli
+    from cityops.cli import cli
 
-    url = f"http://127.0.0.1:{worker.web_port}"
-    board = json.loads(CliRunner().invoke(cli, ["sla", "--by", "unit", "--json", "--worker", url]).stdout)
+    url = worker.api.url
+    board = json.loads(CliRunner().invoke(cli, ["sla", "--by", "unit", "--json", "--api", url]).stdout)
     assert board["total"]["tasks"] == len(after_restart) and board["total"]["closed"] >= 1
     assert next(r for r in board["rows"] if r["key"] == "cgj")["satisfaction_rate"] == 1.0  # the loop scored 3
-    refused = CliRunner().invoke(cli, ["sla", "--by", "caller_phone", "--worker", url])
+    refused = CliRunner().invoke(cli, ["sla", "--by", "caller_phone", "--api", url])
     assert refused.exit_code == 2 and "by must be one of" in refused.output
     worker.stop()
 

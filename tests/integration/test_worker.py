@@ -1,9 +1,11 @@
-"""The whole path on real components: Tansu → Faust worker → chDB, exactly once, also across a SIGKILL."""
+"""The whole path on real components: Tansu → Faust worker(s) → api (sink) → chDB, exactly once, also
+across a SIGKILL, and with two workers sharing the partitions when one of them is killed."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 
 from kafka import KafkaProducer
@@ -30,8 +32,7 @@ def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
 def all_landed(n: int, valid: int):
     def check(stats: dict) -> bool:
         return (stats["clickhouse_incidents"] + stats["deadlettered"] >= n
-                and stats["dispatched"] + stats["manual"] + stats["merged"] >= valid
-                and stats["routing_table_size"] >= valid)
+                and stats["dispatched"] + stats["manual"] + stats["merged"] >= valid)
     return check
 
 
@@ -62,17 +63,18 @@ def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_
     with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
         rows = store.query("SELECT topic, stage, reason FROM {db}.dead_letters FINAL")
     assert len(rows) == len(events) - valid
-    assert all(topic.startswith(names.prefix + "intake.") and stage == "normalize" and reason for topic, stage, reason in rows)
+    assert all(topic.startswith(names.prefix + "intake.") and stage == "intake" and reason for topic, stage, reason in rows)
 
-    assert f'cityops_stage_in_total{{stage="normalize"}} {float(len(events))}' in metrics
-    assert f'cityops_stage_failed_total{{stage="normalize"}} {float(len(events) - valid)}' in metrics
-    assert 'cityops_stage_latency_seconds_bucket{le="1.0",stage="dispatch"}' in metrics
+    assert f'cityops_stage_in_total{{stage="intake"}} {float(len(events))}' in metrics
+    assert f'cityops_stage_failed_total{{stage="intake"}} {float(len(events) - valid)}' in metrics
+    assert 'cityops_stage_latency_seconds_bucket{le="1.0",stage="intake"}' in metrics
 
-    # Tables are co-partitioned with their source: the dispatcher classifies in batches, yet each
-    # routing entry lands in the changelog partition of its own incident.
-    incident_partition = partitions_by_key(broker, names.incidents, json_keys=False)
-    changelog_partition = partitions_by_key(broker, f"{names.prefix}cityops-routing-changelog", json_keys=True)
-    assert changelog_partition and changelog_partition.items() <= incident_partition.items()
+    # Tables are co-partitioned with their source: every stage handles events in batches, yet each
+    # table entry lands in the changelog partition of its own key's event.
+    for topic, table in ((names.task_events, "tasks"), (names.case_reports, "cases"), (names.classified, "callers")):
+        source_partition = partitions_by_key(broker, topic, json_keys=False)
+        changelog_partition = partitions_by_key(broker, f"{names.prefix}cityops-{table}-changelog", json_keys=True)
+        assert changelog_partition and changelog_partition.items() <= source_partition.items(), table
 
     # PII: the callers' phone numbers appear nowhere the worker wrote.
     phones = {json.loads(e.value)["caller_phone"] for e in events if e.valid and e.source == "hotline"}
@@ -126,15 +128,17 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, t
     first, second, third = events[:800], events[800:1600], events[1600:]
     valid_first = sum(e.valid for e in first)
 
-    # 1. Kill an idle worker whose work is all committed: the restart must rebuild the routing
+    # 1. Kill an idle deployment whose work is all committed: the restart must rebuild the task
     #    table from its changelog alone (this is where Tansu's wrong end offsets lost the tail).
     worker = start_worker(pipeline_env)
     feed(broker.bootstrap_servers, names, first)
-    worker.wait_until(all_landed(len(first), valid_first), timeout=180)
-    wait_for_committed(broker.bootstrap_servers, f"{prefix}cityops", names.incidents, valid_first)
+    landed = worker.wait_until(all_landed(len(first), valid_first), timeout=180)
+    landed = worker.wait_until(lambda s: s["held"]["tasks"] == s["clickhouse_tasks"] >= landed["dispatched"], timeout=30)
+    wait_for_committed(broker.bootstrap_servers, f"{prefix}cityops", names.intakes["hotline"],
+                       sum(e.source == "hotline" for e in first))
     worker.kill()
     worker = start_worker(pipeline_env)
-    assert worker.stats()["routing_table_size"] == valid_first
+    assert worker.stats()["held"]["tasks"] == landed["clickhouse_tasks"]
 
     # 2. Kill mid-stream: some of the second chunk stored, its offsets not all committed.
     feed(broker.bootstrap_servers, names, second)
@@ -146,7 +150,6 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, t
         feed(broker.bootstrap_servers, names, third)
         valid = sum(e.valid for e in events)
         stats = worker.wait_until(all_landed(len(events), valid), timeout=240)
-        assert stats["routing_table_size"] == valid
         assert stats["clickhouse_incidents"] == valid
         assert stats["deadlettered"] == len(events) - valid
     finally:
@@ -162,17 +165,55 @@ def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, 
     """Under load Faust's producer packs many changelog records into one batch; Tansu then reports
     the end of the changelog as that batch's base offset + 1, and an uncorrected recovery stops
     there, silently dropping the rest of the table."""
-    changelog = f"{pipeline_env['CITYOPS_TOPIC_PREFIX']}cityops-routing-changelog"
+    changelog = f"{pipeline_env['CITYOPS_TOPIC_PREFIX']}cityops-callers-changelog"
     ensure_topics(broker.bootstrap_servers, [changelog], partitions=4)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=1000, batch_size=1 << 20)
     for i in range(500):
-        producer.send(changelog, key=json.dumps(f"incident-{i}").encode(), value=json.dumps("cgj CJ-001@v1").encode(),
+        producer.send(changelog, key=json.dumps(f"reporter-{i}").encode(), value=json.dumps("[]").encode(),
                       partition=i % 4)
     producer.flush()
     producer.close()
 
     worker = start_worker(pipeline_env)
     try:
-        assert worker.stats()["routing_table_size"] == 500
+        assert worker.stats()["held"]["callers"] == 500
     finally:
         worker.stop()
+
+
+def test_two_workers_share_the_partitions_and_one_killed_mid_stream_loses_nothing(broker, pipeline_env, start_worker):
+    prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
+    names = TopicNames(prefix)
+    events = list(generate(3000, run_tag=prefix, bad_fraction=0.02))
+    first, rest = events[:1000], events[1000:]
+    deployment = start_worker(pipeline_env, workers=2)
+    feed(broker.bootstrap_servers, names, first)
+    deployment.wait_until(all_landed(len(first), sum(e.valid for e in first)), timeout=180)
+    # Both workers hold part of the task table: the 4 partitions are shared.
+    assert all(w.health()["held"]["tasks"] > 0 for w in deployment.workers)
+
+    feeding = threading.Thread(target=feed, args=(broker.bootstrap_servers, names, rest))
+    feeding.start()
+    deployment.wait_until(lambda s: s["clickhouse_incidents"] + s["deadlettered"] > len(first) + 200, timeout=60,
+                          interval=0.05)
+    deployment.kill_worker(1)  # mid-stream: its partitions move to the other worker
+    feeding.join()
+    try:
+        valid = sum(e.valid for e in events)
+        stats = deployment.wait_until(all_landed(len(events), valid), timeout=300)
+        assert stats["clickhouse_incidents"] == valid and stats["deadlettered"] == len(events) - valid
+        # Exactly once: each incident routed once (dispatched, merged or queued), no task opened twice.
+        assert stats["dispatched"] + stats["merged"] + stats["manual"] == valid
+        assert stats["held"]["tasks"] == stats["clickhouse_tasks"]
+    finally:
+        deployment.stop()
+
+    assert sorted(stored_ids(pipeline_env, "incidents", "incident_id")) == sorted(expected_incident_ids(events))
+    dispatch_ids = stored_ids(pipeline_env, "dispatches", "dispatch_id")
+    assert len(dispatch_ids) == len(set(dispatch_ids))
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
+        # A task's version counts the events applied to it: equal to its stored events, none doubled.
+        mismatched = store.query(
+            "SELECT t.task_id FROM {db}.tasks AS t FINAL JOIN (SELECT task_id, count() AS n FROM {db}.task_events "
+            "FINAL GROUP BY task_id) AS e ON e.task_id = t.task_id WHERE t.version != e.n")
+    assert mismatched == []

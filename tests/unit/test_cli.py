@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from pipeline.cli import cli
+from cityops.cli import cli
 from pipeline.dutylists import sample_path
 
 runner = CliRunner()

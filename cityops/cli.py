@@ -1,8 +1,5 @@
-"""The `cityops` command.
-
-This module is the composition root: it is the one place in `pipeline/` that reaches into
-`agents/` and `infra/`, and it does so inside each command so `pipeline` stays importable
-(and testable) without Kafka or ClickHouse clients.
+"""The `cityops` command: the composition root. Each command imports what it needs inside it, so
+`cityops --help` and the offline reports start without Kafka, Faust or ClickHouse clients.
 """
 
 from __future__ import annotations
@@ -33,14 +30,14 @@ def broker(port: int = typer.Option(9092, help="loopback port to listen on")) ->
 
 @cli.command()
 def worker() -> None:
-    """Run the stream worker (all agents, the ClickHouse sink, /stats and /metrics on the web port)."""
+    """Run the stream stages (one Faust app). Start N of them on the same topics to share the work;
+    /health and /metrics on CITYOPS_WORKER_WEB_PORT."""
     import faust
 
-    from agents.app import create_app
     from agents.topics import TopicNames
+    from cityops.worker import create_worker_app
     from infra.broker import ensure_cityops_topics, start_embedded_broker
     from infra.settings import Settings
-    from infra.store import Store
     from pipeline.dutylists import load_dutybook
     from pipeline.textmodel import TopClassModel
 
@@ -52,18 +49,30 @@ def worker() -> None:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": embedded.bootstrap_servers, "kafka_flavor": "tansu"})
         typer.echo(f"started embedded broker at {embedded.bootstrap_servers}")
     try:
-        ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix), settings.topic_partitions)
-        store = Store(settings.resolved_clickhouse_url(), settings.clickhouse_database)
-        store.migrate()
+        ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix),
+                              settings.topic_partitions, settings.topic_replication_factor)
         model = TopClassModel.load(settings.model_dir)
         if model is None:
             logging.getLogger(__name__).warning("no trained model in %s: keywords alone classify, so more incidents "
                                                 "go to the operators; run `cityops model train`", settings.model_dir)
-        app = create_app(settings, store, load_dutybook(settings.dutylist_file, settings.units_file), model)
+        app = create_worker_app(settings, load_dutybook(settings.dutylist_file, settings.units_file), model)
         faust.Worker(app, loglevel="info").execute_from_commandline()
     finally:
         if embedded:
             embedded.stop()
+
+
+@cli.command()
+def api() -> None:
+    """Serve the HTTP face on CITYOPS_API_HOST:CITYOPS_API_PORT (127.0.0.1:8080): figures, SLA board,
+    tasks, operator queue. With KAFKA_BOOTSTRAP_SERVERS set it also runs the ClickHouse sink; on the
+    embedded default (chDB) it is the one process that opens the store."""
+    from infra.api import serve
+    from infra.settings import Settings
+
+    settings = Settings()
+    logging.getLogger(__name__).info("settings: %s", settings.as_dict())
+    serve(settings)
 
 
 @cli.command()
@@ -75,13 +84,17 @@ def demo(
     simulate_seconds: float = typer.Option(60, help="real seconds of simulated department work before the summary"),
     clock_scale: float = typer.Option(7200, help="simulated seconds per real second (7200: a second is two hours)"),
 ) -> None:
-    """Start broker, worker and store; feed EVENTS realistic reports; let simulated departments work on
+    """Start broker, worker and api (which owns the store); feed EVENTS realistic reports; let simulated departments work on
     them on a fast clock; print the routing and the SLA board from ClickHouse."""
     from infra.demo import run_demo
     from infra.settings import Settings
 
-    run_demo(Settings(), events=events, keep_running=not exit_, as_json=as_json, seed=seed,
-             simulate_seconds=simulate_seconds, clock_scale=clock_scale)
+    try:
+        run_demo(Settings(), events=events, keep_running=not exit_, as_json=as_json, seed=seed,
+                 simulate_seconds=simulate_seconds, clock_scale=clock_scale)
+    except (RuntimeError, TimeoutError) as exc:  # a stalled or dead process: say what, not a traceback
+        typer.echo(f"demo failed: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 dutylist_cli = typer.Typer(help="Duty lists (职责清单): check a file, explain an item, publish a version.",
@@ -208,19 +221,15 @@ def dispatch_manual(
 
 @dispatch_cli.command("queue")
 def dispatch_queue(
-    worker: str = typer.Option("http://127.0.0.1:6066", envvar="CITYOPS_WORKER_URL",
-                               help="a worker's web address (`cityops demo` prints it)"),
+    api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL",
+                            help="the api's address (`cityops demo` prints it)"),
     limit: int = typer.Option(20, help="show at most this many, oldest first"),
 ) -> None:
     """List incidents waiting for an operator, with the reason and the candidate items."""
-    import json
-    import urllib.request
-
     from rich.console import Console
     from rich.table import Table
 
-    with urllib.request.urlopen(f"{worker.rstrip('/')}/queue/", timeout=10) as resp:
-        rows = json.load(resp)
+    rows = _api_get(api, f"/queue/?limit={limit}")
     table = Table(title=f"operator queue: {len(rows)} waiting")
     table.add_column("incident", no_wrap=True, min_width=32)  # copied into `dispatch manual`: never cut
     for column in ("where", "title", "reason", "candidates"):
@@ -270,25 +279,18 @@ def simulate_departments_command(
 def sla(
     by: str = typer.Option("unit", help="unit, item_no, top_class, source, district, street, community or grid_code"),
     columns: int = typer.Option(6, help="how many of the busiest keys to show beside the total"),
-    worker: str = typer.Option("http://127.0.0.1:6066", envvar="CITYOPS_WORKER_URL",
-                               help="a worker's web address (`cityops demo` prints it)"),
-    as_json: bool = typer.Option(False, "--json", help="print the worker's JSON instead of the table"),
+    api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL",
+                            help="the api's address (`cityops demo` prints it)"),
+    as_json: bool = typer.Option(False, "--json", help="print the api's JSON instead of the table"),
 ) -> None:
     """The SLA board from ClickHouse: 响应率, 处置率, 结案率, 按期结案率, 返工率, 解决率, 满意率, 督办."""
     import json
-    import urllib.error
-    import urllib.request
 
     from rich.console import Console
 
     from infra.demo import sla_board
 
-    try:
-        with urllib.request.urlopen(f"{worker.rstrip('/')}/sla/?by={by}", timeout=30) as resp:
-            board = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        typer.echo(json.load(exc).get("error", str(exc)), err=True)
-        raise typer.Exit(2) from None
+    board = _api_get(api, f"/sla/?by={by}")
     if as_json:
         typer.echo(json.dumps(board, ensure_ascii=False))
     elif board["total"] is None:
@@ -306,6 +308,27 @@ def _offline_pipeline(settings):
 
     book = load_dutybook(settings.dutylist_file, settings.units_file)
     return book, Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
+
+
+def _api_get(base: str, path: str):
+    """GET from `cityops api` with the read key; a clear message (exit 2) instead of a traceback."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from infra.api import read_key
+    from infra.settings import Settings
+
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}",
+                                     headers={"Authorization": f"Bearer {read_key(Settings())}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        typer.echo(f"{base}{path}: {exc.code} {json.load(exc).get('detail', exc.reason)}", err=True)
+    except OSError as exc:
+        typer.echo(f"cannot reach the api at {base} ({exc}); is `cityops api` (or `cityops demo`) running?", err=True)
+    raise typer.Exit(2)
 
 
 def _require_kafka(settings) -> str:

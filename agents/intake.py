@@ -1,0 +1,111 @@
+"""The intake stage: a report from any source becomes an incident, classified and routed, in one hop.
+
+    intake.hotline ─┐                     ┌─► incidents (keyed by incident id; the sink stores them)
+    intake.grid    ─┼─► normalise, locate,├─► classified   (has a reporter: the caller stage next)
+    intake.sensor  ─┤   classify, route   ├─► case-reports (anonymous and routable: the case stage)
+    intake.whistle ─┘                     ├─► task-events  (a whistle's dispatches: a whistle is its own case)
+                                          ├─► manual       (anonymous and not routable: the operator queue)
+                                          └─► deadletters  (cannot become an incident, or a bug)
+
+Stateless, so it needs no co-partitioning: normalising and routing share the hop that reads the
+intake (the incident's own key would only matter for a table). PII is masked and hashed here; the
+clear phone and caller name never leave this stage. Classification runs once per batch (one model
+call per duty-list version in the batch), off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faust.types import EventT
+
+from agents.dutylists import DutyLists
+from agents.wiring import Wiring, finished
+from infra import metrics
+from pipeline.classify import Classification
+from pipeline.dedupe import case_key
+from pipeline.dutylists import DutyBook
+from pipeline.locate import Locator
+from pipeline.normalize import IntakeError, parse_intake, to_incident
+from pipeline.route import route
+from schemas import ClassifiedIncident, Incident, ManualReview
+
+log = logging.getLogger(__name__)
+STAGE = "intake"
+
+
+def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
+    names, settings = wiring.names, wiring.settings
+    source_by_topic = {t: source for source, t in names.intakes.items()}
+    locator = Locator(dutylists.current.registry)
+    salt = settings.pii_salt.get_secret_value()
+
+    @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
+    async def intake(stream):
+        async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
+            await dutylists.ready.wait()  # inside the loop: see Wiring.each_batch
+            metrics.STAGE_IN.labels(STAGE).inc(len(events))
+            parsed = [(event, incident) for event in events if (incident := normalise(event)) is not None]
+            try:
+                classified = await asyncio.to_thread(classify_batch, dutylists, [i for _, i in parsed])
+            except Exception:  # isolate the incident that breaks the batch: classify one by one
+                log.exception("batch classification failed; classifying one by one")
+                classified = [None] * len(parsed)
+            handled = []
+            for (event, incident), pair in zip(parsed, classified, strict=True):
+                try:
+                    book, result = pair or classify_batch(dutylists, [incident])[0]
+                    dispatch(incident, book, result)
+                except Exception as exc:  # the batch is acked anyway: keep the report as a dead letter
+                    log.exception("routing failed")
+                    wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+                    continue
+                handled.append(event)
+            finished(STAGE, handled)
+
+    def normalise(event: EventT) -> Incident | None:
+        try:
+            incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value), salt=salt,
+                                   now=wiring.now(), locator=locator, dutylist_version=dutylists.current.version)
+        except IntakeError as exc:
+            wiring.dead_letter_event(event, STAGE, str(exc))
+            return None
+        except Exception as exc:  # a bug must not stop the stream: dead-letter it and go on
+            log.exception("normalising failed")
+            wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+            return None
+        wiring.send(names.incidents, incident.incident_id, incident)
+        return incident
+
+    def dispatch(incident: Incident, book: DutyBook, result: Classification) -> None:
+        decision = route(incident, result, book, now=wiring.now(), threshold=settings.classify_threshold)
+        routable = not isinstance(decision, ManualReview)
+        if incident.source == "whistle":  # a whistle is its own case: no merging, no repeat calls
+            wiring.open_tasks(incident, decision) if routable else wiring.send_manual(decision)
+        elif incident.reporter_hash:
+            # To the caller stage first, keyed by reporter: a repeat call may join an open case
+            # instead, even one routed under another item or street, or bound for the operator.
+            wiring.send(names.classified, incident.reporter_hash, ClassifiedIncident(
+                case_key=case_key(incident, decision[0].item_no) if routable else None,
+                incident=incident, confidence=result.confidence,
+                dispatches=decision if routable else [], review=None if routable else decision))
+        elif routable:  # no caller to remember: straight to the case stage
+            key = case_key(incident, decision[0].item_no)
+            wiring.send(names.case_reports, key, ClassifiedIncident(
+                case_key=key, incident=incident, confidence=result.confidence, dispatches=decision))
+        else:
+            wiring.send_manual(decision)
+
+
+def classify_batch(dutylists: DutyLists, incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:
+    """One model call per duty-list version present in the batch (batching is what makes it fast)."""
+    books_used = [dutylists.book_for(i) for i in incidents]
+    results: dict[int, Classification] = {}
+    for version in {b.version for b in books_used}:
+        positions = [n for n, b in enumerate(books_used) if b.version == version]
+        batch = [incidents[n] for n in positions]
+        for n, result in zip(positions, dutylists.classifier_for(books_used[positions[0]]).classify_many(batch),
+                             strict=True):
+            results[n] = result
+    return [(books_used[n], results[n]) for n in range(len(incidents))]

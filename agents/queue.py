@@ -1,0 +1,79 @@
+"""The operator queue: every review waits here for an operator's ruling, whichever stage sent it.
+
+    manual (keyed by incident id) ──► queue ──► table `waiting`  (the incident and its review)
+    manual-decisions (keyed by incident id) ──► operator ──► task-events: `dispatched` (the ruling's dispatches)
+                                                   └──► manual (a ruling refused, e.g. 摊派: back in the queue)
+                               table `routing`: incident id → the latest routing seen here (unit or manual, attempt)
+
+Reviews come from the intake stage (low confidence, no item, 摊派 refused), the caller and case
+stages (repeat calls), and the task stage (a return that cannot be re-routed). Both topics are keyed
+by incident id with the same partition count, so an incident's entry sits on the worker that gets
+its ruling. A review that arrives after an operator dispatched the incident at that routing or a
+later one is stale and not queued again.
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents.dutylists import DutyLists
+from agents.wiring import Wiring
+from pipeline.route import dispatch_item
+from schemas import Dispatch, Incident, ManualReview, OperatorDecision
+
+
+class NotWaiting(ValueError):
+    """An operator ruled on an incident that is not in the queue."""
+
+
+def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
+    names = wiring.names
+    waiting = wiring.table("waiting_for_operator")
+    routing = wiring.table("routing")
+
+    def record_route(incident_id: str, decision: list[Dispatch] | ManualReview) -> None:
+        if isinstance(decision, ManualReview):
+            to, attempt = "manual", decision.attempt
+        else:
+            to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
+        routing[incident_id] = json.dumps({"to": to, "attempt": attempt}, ensure_ascii=False)
+
+    def dispatched_since(review: ManualReview) -> bool:
+        route = json.loads(routing.get(review.incident_id) or "null")
+        return route is not None and route["to"] != "manual" and route["attempt"] >= review.attempt
+
+    @wiring.app.agent(wiring.topic(names.manual), name="queue", concurrency=1)
+    async def queue_stage(stream):
+        await wiring.each_batch(stream, "queue", ManualReview, hold)
+
+    def hold(review: ManualReview) -> None:
+        if review.incident is None or dispatched_since(review):
+            return
+        waiting[review.incident_id] = json.dumps({"incident": review.incident.model_dump(mode="json"),
+                                                  "review": review.model_dump(mode="json", exclude={"incident"})},
+                                                 ensure_ascii=False)
+        record_route(review.incident_id, review)
+
+    @wiring.app.agent(wiring.topic(names.manual_decisions), name="operator", concurrency=1)
+    async def operator_stage(stream):
+        await wiring.each_batch(stream, "operator", OperatorDecision, rule, refused=(NotWaiting,),
+                                before=dutylists.ready.wait)
+
+    def rule(ruling: OperatorDecision) -> None:
+        entry = waiting.get(ruling.incident_id)
+        if entry is None:
+            raise NotWaiting(f"incident {ruling.incident_id} is not waiting for an operator (unknown, or already "
+                             "dispatched)")
+        held = json.loads(entry)
+        incident = Incident.model_validate(held["incident"])
+        decision = dispatch_item(incident, ruling.item_no, dutylists.book_for(incident), now=wiring.now(),
+                                 reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
+                                 units=ruling.units, attempt=held["review"]["attempt"])
+        if isinstance(decision, ManualReview):
+            wiring.send_manual(decision)  # refused (摊派, unknown item): the queue holds it again, with the reason
+        else:
+            wiring.open_tasks(incident, decision)
+            del waiting[incident.incident_id]
+        record_route(incident.incident_id, decision)
+
+    return waiting, routing

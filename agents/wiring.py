@@ -1,0 +1,142 @@
+"""What every stage shares: its topics, buffered sends, dead letters, metrics and the batch loop.
+
+Rules every stage keeps (README, "Faust on the embedded broker"):
+- concurrency=1 (faust-streaming #606 loses data above 1), one agent per topic;
+- a handler never raises out of the loop: each failure becomes a DeadLetter and the stage goes on
+  (`take_events` acknowledges a batch even when its body raised);
+- at-least-once, never `exactly_once` (the embedded broker shows aborted records): every output
+  has a deterministic id, so a redelivered input is absorbed downstream;
+- sends are buffered (`send_soon`), never awaited one by one: Faust flushes its producer before it
+  commits offsets, so nothing acknowledged upstream is lost when a worker dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # no public setter; see `Wiring.each_batch`
+from faust.types import EventT
+from pydantic import BaseModel, ValidationError
+
+from agents.topics import TopicNames
+from infra import metrics
+from infra.settings import Settings
+from pipeline import ids
+from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Wiring:
+    app: faust.App
+    settings: Settings
+    names: TopicNames
+    now: Callable[[], dt.datetime]  # real time, or the scaled clock of a demo or simulation
+    _topics: dict[str, faust.TopicT] = field(default_factory=dict)
+
+    def topic(self, *topic_names: str) -> faust.TopicT:
+        """A topic of raw bytes (each stage parses with `schemas`), one object per name set."""
+        key = ",".join(topic_names)
+        if key not in self._topics:
+            self._topics[key] = self.app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
+        return self._topics[key]
+
+    def table(self, name: str) -> faust.Table:
+        """A table of JSON strings keyed by str, co-partitioned with the cityops topics."""
+        return self.app.Table(name, default=None, key_type=str, value_type=str,
+                              partitions=self.settings.topic_partitions)
+
+    def send(self, topic_name: str, key: str, message: BaseModel) -> None:
+        """Buffered: serialised once here, produced in the background, flushed before offsets commit."""
+        self.topic(topic_name).send_soon(key=key.encode(), value=message.model_dump_json().encode())
+
+    def send_manual(self, review: ManualReview) -> None:
+        """To the operator queue (the queue stage holds it): keyed by incident, like the rulings."""
+        self.send(self.names.manual, review.incident_id, review)
+        metrics.MANUAL_REVIEWS.labels(str(review.tanpai_refused).lower()).inc()
+
+    def open_tasks(self, incident: Incident, dispatches: list[Dispatch]) -> None:
+        """Each dispatch opens a task: a `dispatched` event on `task-events` carrying the dispatch
+        (the sink stores the dispatch from the task stage's update) and the report (for re-routing)."""
+        for d in dispatches:
+            self.send(self.names.task_events, d.dispatch_id, TaskEvent(
+                event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
+                incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
+                by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident))
+            metrics.DISPATCHES.labels(d.unit, d.role).inc()
+
+    def dead_letter(self, topic_name: str, partition: int, offset: int, value: bytes | None, stage: str,
+                    reason: str) -> None:
+        letter = DeadLetter(
+            dead_letter_id=ids.dead_letter_id(topic_name, partition, offset, stage),
+            topic=topic_name, partition=partition, offset=offset, stage=stage, reason=reason,
+            payload=(value or b"").decode("utf-8", errors="replace"), failed_at=self.now(),
+        )
+        self.send(self.names.dead_letters, letter.dead_letter_id, letter)
+        metrics.STAGE_FAILED.labels(stage).inc()
+        metrics.DEAD_LETTERS.labels(stage).inc()
+        # The reason names fields, never values, so it is safe to log.
+        log.warning("dead letter %s[%d]@%d stage=%s: %s", topic_name, partition, offset, stage, reason)
+
+    def dead_letter_event(self, event: EventT, stage: str, reason: str) -> None:
+        msg = event.message
+        self.dead_letter(msg.topic, msg.partition, msg.offset, event.value, stage, reason)
+
+    async def each_batch(self, stream, stage: str, model: type[BaseModel],
+                         handle: Callable[[Any], Awaitable[None] | None], *,
+                         refused: tuple[type[Exception], ...] = (), before: Callable[[], Awaitable[None]] | None = None,
+                         batch_size: int = 500, within: float = 0.05) -> None:
+        """The stage loop: a batch of events, each parsed with `model` and handled in order; what
+        fails is dead-lettered with its reason — a validation error, a refusal the stage explains
+        (`refused`), or a bug — and the stage goes on. `before` runs once per batch, inside the
+        loop (an agent's topic is subscribed only once it iterates: README, "One Faust agent per topic")."""
+        is_async = inspect.iscoroutinefunction(handle)
+        async for events in stream.take_events(batch_size, within=within):
+            if before is not None:
+                await before()
+            metrics.STAGE_IN.labels(stage).inc(len(events))
+            handled = []
+            for event in events:
+                # Tables write their changelog to the partition of the current event, a context
+                # variable that take_events leaves unset. Not via Stream._set_current_event: that also
+                # moves the stream's own `current_event`, which take_events' buffer reads.
+                _current_event.set(weakref.ref(event))
+                try:
+                    message = model.model_validate_json(event.value)
+                except ValidationError as exc:
+                    self.dead_letter_event(event, stage, describe_validation_error(exc))
+                    continue
+                try:
+                    if is_async:
+                        await handle(message)
+                    else:
+                        handle(message)
+                except refused as exc:
+                    self.dead_letter_event(event, stage, str(exc))
+                    continue
+                except Exception as exc:  # a bug must not stop the stream
+                    log.exception("%s failed", stage)
+                    self.dead_letter_event(event, stage, f"internal error: {exc!r}")
+                    continue
+                handled.append(event)
+            finished(stage, handled)
+
+
+def finished(stage: str, events: list[EventT]) -> None:
+    """Metrics for the events a stage handled (the failed ones are counted as dead letters)."""
+    if not events:
+        return
+    now = time.time()
+    metrics.STAGE_OUT.labels(stage).inc(len(events))
+    metrics.STAGE_LAST_PROCESSED.labels(stage).set(now)
+    for event in events:
+        metrics.STAGE_LATENCY.labels(stage).observe(max(0.0, now - event.message.timestamp))

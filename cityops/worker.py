@@ -1,0 +1,80 @@
+"""`cityops worker`: the stream stages in one Faust app. Run N of them on the same topics.
+
+    intake.* ──► intake ──► incidents ─────────────────────────────────────────► (sink, in `cityops api`)
+                   ├──► classified ──► callers ──► case-reports ──► cases ──┐
+                   ├──► case-reports (anonymous) ───────────────────────────┤
+                   ├──► task-events (whistles) ◄─────────────────────────────┘ dispatched / merged
+                   └──► manual ──► queue ◄── manual-decisions ──► operator ──► task-events
+    task-events ──► tasks (+ SLA timer) ──► task-updates, alerts ──► notify ──► webhooks
+    dutylists ──► every worker (agents/dutylists.py)
+
+One module per stage under `agents/`; `agents/wiring.py` holds what they share.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from agents.callers import add_caller_stage
+from agents.cases import add_case_stage
+from agents.dutylists import DutyLists
+from agents.intake import add_intake_stage
+from agents.notify import add_notify_stage
+from agents.queue import add_queue_stage
+from agents.tasks import add_task_stage
+from agents.topics import TopicNames
+from agents.views import add_views
+from agents.wiring import Wiring
+from infra.settings import Settings
+from pipeline.dedupe import MergePolicy
+from pipeline.dutylists import DutyBook
+from pipeline.textmodel import TopClassModel
+
+
+def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
+    """`bootstrap` is the duty list in force until a version is published on the topic; `model` the
+    trained text model (None: keywords alone, and more incidents for the operators)."""
+    servers = settings.kafka_bootstrap_servers
+    if not servers:
+        raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
+    if settings.kafka_flavor == "tansu":
+        from infra.broker import patch_faust_highwaters
+
+        patch_faust_highwaters(servers)
+
+    app = faust.App(
+        f"{settings.topic_prefix}{settings.app_id}",
+        broker=[f"kafka://{s.strip()}" for s in servers.split(",")],
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),  # default: a directory in the cwd
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.session_timeout_seconds,
+        # A few ms of linger: the stages send in batches, and one produce request per message is
+        # what kept the old stages slow.
+        producer_linger=settings.producer_linger_seconds,
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        web_in_thread=False,
+    )
+    wiring = Wiring(app, settings, TopicNames(settings.topic_prefix), settings.clock().now)
+    dutylists = DutyLists(wiring, bootstrap, model)
+
+    def ready() -> bool:
+        """Tables are complete only once recovery from their changelogs has finished."""
+        return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
+
+    merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
+    add_intake_stage(wiring, dutylists)
+    callers = add_caller_stage(wiring, dutylists, merge_policy)
+    cases = add_case_stage(wiring, dutylists, merge_policy)
+    waiting, routing = add_queue_stage(wiring, dutylists)
+    tasks, task_summaries = add_task_stage(wiring, dutylists, bootstrap.units, ready)
+    add_notify_stage(wiring)
+    add_views(app, dutylists, ready, {"callers": callers, "cases": cases, "waiting_for_operator": waiting,
+                                      "routing": routing, "tasks": tasks}, task_summaries, wiring.now)
+    return app

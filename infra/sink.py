@@ -1,0 +1,136 @@
+"""The ClickHouse sink: every output topic into its table, stored before its offsets move.
+
+    incidents, task-updates, manual, alerts, deadletters, dutylists,
+    manual-decisions, webhook-attempts ──► sink (consumer group `<app>-sink`) ──► ClickHouse
+
+It runs in `cityops api` (which owns the store on the embedded default), as its own consumer group:
+Faust acknowledges a message once every agent subscribed to its topic has, so a sink inside the
+worker beside another agent on the same topic saw one side miss messages after a restart. Alone in
+its group, the sink commits exactly what it has stored. Batches are inserted off the event loop with
+a dedup token; while ClickHouse is down the sink retries with backoff and reads nothing more
+(backpressure), so nothing is lost and a retry never doubles a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel, ValidationError
+
+from agents.topics import TopicNames
+from infra import metrics
+from infra.settings import Settings
+from infra.store import Store
+from pipeline import ids
+from schemas import (Alert, DeadLetter, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskUpdate,
+                     WebhookAttempt, describe_validation_error)
+
+log = logging.getLogger(__name__)
+
+
+def stored_models(names: TopicNames) -> dict[str, type[BaseModel]]:
+    """topic → the message model stored from it. Task events are stored as the task stage applied them
+    (task-updates, which also carry each dispatch): the raw topic also holds events the state machine
+    refused, which go to the dead letters instead."""
+    return {
+        names.incidents: Incident, names.task_updates: TaskUpdate, names.manual: ManualReview,
+        names.dead_letters: DeadLetter, names.dutylists: DutyListVersion, names.manual_decisions: OperatorDecision,
+        names.alerts: Alert, names.webhook_attempts: WebhookAttempt,
+    }
+
+
+# Read by a worker stage, which dead-letters what it cannot parse: the sink only skips those.
+DEAD_LETTERED_WHERE_READ = (DutyListVersion, OperatorDecision, ManualReview)
+
+
+class Sink:
+    def __init__(self, settings: Settings, store: Store, now: Callable[[], dt.datetime]):
+        self.settings, self.store, self.now = settings, store, now
+        self.names = TopicNames(settings.topic_prefix)
+        self.group = f"{settings.topic_prefix}{settings.app_id}-sink"
+        self.models = stored_models(self.names)
+        self.running = False  # the consumer has started and is reading
+        self.last_stored_at: float | None = None  # unix time of the last batch written
+
+    async def run(self) -> None:
+        settings = self.settings
+        consumer = AIOKafkaConsumer(
+            *self.models, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
+            max_poll_records=settings.sink_batch_size)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        await consumer.start()
+        self.running = True
+        try:
+            while True:
+                await self._one_batch(consumer, producer)
+        finally:
+            self.running = False
+            await consumer.stop()
+            await producer.stop()
+
+    async def _one_batch(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        fetched = await consumer.getmany(timeout_ms=int(self.settings.sink_flush_seconds * 1000),
+                                         max_records=self.settings.sink_batch_size)
+        batches: dict[type[BaseModel], list[BaseModel]] = defaultdict(list)
+        letters = []
+        for records in fetched.values():
+            metrics.STAGE_IN.labels("sink").inc(len(records))
+            for record in records:
+                model = self.models[record.topic]
+                try:
+                    batches[model].append(model.model_validate_json(record.value))
+                except ValidationError as exc:
+                    if model is DeadLetter:  # never loop a broken dead letter back onto its own topic
+                        log.error("unreadable dead letter at %s@%d: %s", record.topic, record.offset,
+                                  describe_validation_error(exc))
+                    elif model not in DEAD_LETTERED_WHERE_READ:
+                        letters.append(self._dead_letter(record, describe_validation_error(exc)))
+        for letter in letters:  # acknowledged by the broker before the offsets move
+            await (await producer.send(self.names.dead_letters, key=letter.dead_letter_id.encode(),
+                                       value=letter.model_dump_json().encode()))
+        for model, rows in batches.items():
+            await insert_until_stored(self.store, rows)
+            metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
+        if fetched:
+            await consumer.commit()
+            now = time.time()
+            self.last_stored_at = now
+            for records in fetched.values():
+                metrics.STAGE_OUT.labels("sink").inc(len(records))
+                metrics.STAGE_LAST_PROCESSED.labels("sink").set(now)
+                for record in records:
+                    metrics.STAGE_LATENCY.labels("sink").observe(max(0.0, now - record.timestamp / 1000))
+
+    def _dead_letter(self, record, reason: str) -> DeadLetter:
+        metrics.STAGE_FAILED.labels("sink").inc()
+        metrics.DEAD_LETTERS.labels("sink").inc()
+        log.warning("dead letter %s[%d]@%d stage=sink: %s", record.topic, record.partition, record.offset, reason)
+        return DeadLetter(dead_letter_id=ids.dead_letter_id(record.topic, record.partition, record.offset, "sink"),
+                          topic=record.topic, partition=record.partition, offset=record.offset, stage="sink",
+                          reason=reason, payload=(record.value or b"").decode("utf-8", errors="replace"),
+                          failed_at=self.now())
+
+
+async def insert_until_stored(store: Store, rows: list[BaseModel]) -> None:
+    """Retry with capped backoff: while the store is down the stream waits (backpressure) and
+    nothing is acknowledged, so nothing is lost. The dedup token makes the retries harmless."""
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(store.insert, rows)
+            return
+        except Exception as exc:
+            metrics.SINK_RETRIES.inc()
+            log.warning("ClickHouse insert of %d rows failed, retrying in %.1fs: %s", len(rows), delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
