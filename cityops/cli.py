@@ -617,6 +617,47 @@ def bench_classify(
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench_cli.command("pipeline")
+def bench_pipeline_command(
+    events: int = typer.Option(5000, help="events in the burst each contender gets"),
+    rates: str = typer.Option("200,1000", help="offered rates (events/s) for the latency runs, comma-separated"),
+    rate_seconds: float = typer.Option(5.0, help="how long each offered rate is held"),
+    seed: int = typer.Option(7),
+    profile: bool = typer.Option(False, help="sample the worker with py-spy during the burst (collapsed stacks in "
+                                 "var/bench/worker-profile.txt) and print where its time went"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The full pipeline against a raw aiokafka loop and a naive one-hop Faust agent, on one broker (the
+    embedded one, or KAFKA_BOOTSTRAP_SERVERS), same generated events; latency at fixed rates; CPU; RSS."""
+    import json
+    import tempfile
+
+    from infra.settings import Settings
+    from infra.shared_data import load_message_texts
+    from pipeline.modelfiles import ensure_trained
+
+    try:
+        offered = [float(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        typer.echo("--rates: comma-separated numbers, e.g. 200,1000", err=True)
+        raise typer.Exit(2) from None
+    if events < 1 or any(r <= 0 for r in offered):
+        typer.echo("--events and every rate must be positive", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress to stderr, figures to stdout
+    model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file, say)
+    texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
+    from infra.bench import run_pipeline_bench
+
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-") as work:
+        figures = run_pipeline_bench(events, offered, rate_seconds, seed, Path(work),
+                                     settings.model_dir.resolve() if model is not None else None, texts,
+                                     profile=_data_path(settings.data_dir / "bench", "worker-profile.txt")
+                                     if profile else None, log=say)
+    typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+
+
 def _data_path(data_dir: Path, name: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir / name

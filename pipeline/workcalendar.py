@@ -35,6 +35,9 @@ class WorkCalendar:
     workdays: frozenset[dt.date] = frozenset()  # …and adjusted working days (调休) on weekends
     tz: dt.tzinfo = CITY_TZ
     _warned: set[int] = field(default_factory=set, repr=False)
+    # Answers so far, per day: chinese-calendar validates its argument on every call, and every
+    # task opened walks a few weeks of days (the profile of the task stage put 15% of it there).
+    _days: dict[dt.date, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_file(cls, path: Path, **kwargs) -> WorkCalendar:
@@ -44,6 +47,12 @@ class WorkCalendar:
                    workdays=frozenset(_dates(data.get("workdays", []))), **kwargs)
 
     def is_workday(self, day: dt.date) -> bool:
+        known = self._days.get(day)
+        if known is None:
+            known = self._days[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: dt.date) -> bool:
         if day in self.workdays:
             return True
         if day in self.holidays:
