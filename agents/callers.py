@@ -37,7 +37,8 @@ def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy:
             policy_for = item_policies(dutylists.book_for(incident).items_for(incident.street), default_merge_policy)
             verdict = follow_repeat_calls(recent, incident, classified.dispatches[0].item_no if classified.dispatches
                                           else None, classified.case_key, policy_for)
-            callers[incident.reporter_hash] = json.dumps([r.to_json() for r in verdict.recent], ensure_ascii=False)
+            callers[incident.reporter_hash] = json.dumps([r.to_json() for r in verdict.recent],
+                                                         ensure_ascii=False).encode()
             classified = classified.model_copy(update={"case_key": verdict.case_key, "repeat_of": verdict.repeat_of})
         if classified.case_key is not None:
             wiring.send(wiring.names.case_reports, classified.case_key, classified)

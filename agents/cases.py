@@ -71,6 +71,6 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
                 wiring.send(names.alerts, alert.alert_id, alert)
                 metrics.ALERTS.labels("hotspot").inc()
         cases[classified.case_key] = json.dumps({"cases": deduper.state(), "hotspots": detector.state()},
-                                                ensure_ascii=False)
+                                                ensure_ascii=False).encode()
 
     return cases

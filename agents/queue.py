@@ -36,7 +36,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
             to, attempt = "manual", decision.attempt
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
-        routing[incident_id] = json.dumps({"to": to, "attempt": attempt}, ensure_ascii=False)
+        routing[incident_id] = json.dumps({"to": to, "attempt": attempt}, ensure_ascii=False).encode()
 
     def dispatched_since(review: ManualReview) -> bool:
         route = json.loads(routing.get(review.incident_id) or "null")
@@ -51,7 +51,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
             return
         waiting[review.incident_id] = json.dumps({"incident": review.incident.model_dump(mode="json"),
                                                   "review": review.model_dump(mode="json", exclude={"incident"})},
-                                                 ensure_ascii=False)
+                                                 ensure_ascii=False).encode()
         record_route(review.incident_id, review)
 
     @wiring.app.agent(wiring.topic(names.manual_decisions), name="operator", concurrency=1)

@@ -78,7 +78,7 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
                 record = record.model_copy(update={"task": after})
         except InvalidTransition as exc:
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
-        tasks[after.task_id] = record.model_dump_json()
+        tasks[after.task_id] = record.model_dump_json().encode()
         summaries[after.task_id] = Summary.of(after, sla)
         # The update carries the event without its copy of the incident (that has its own table).
         wiring.send(names.task_updates, after.task_id,

@@ -51,9 +51,15 @@ class Wiring:
         return self._topics[key]
 
     def table(self, name: str) -> faust.Table:
-        """A table of JSON strings keyed by str, co-partitioned with the cityops topics."""
-        return self.app.Table(name, default=None, key_type=str, value_type=str,
-                              partitions=self.settings.topic_partitions)
+        """A table keyed by str whose values are JSON as bytes, stored raw: serialised once by the stage
+        (Faust's json codec would encode the JSON string again, escaping every Chinese character).
+        Co-partitioned with the cityops topics."""
+        table = self.app.Table(name, default=None, key_type=str, value_type=bytes,
+                               partitions=self.settings.topic_partitions)
+        # Faust derives the codec from the type ("json" for bytes) and takes no argument for it; the
+        # store and the changelog topic read this attribute when they are first built, after this.
+        table.value_serializer = "raw"
+        return table
 
     def send(self, topic_name: str, key: str, message: BaseModel) -> None:
         """Buffered: serialised once here, produced in the background, flushed before offsets commit."""

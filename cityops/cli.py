@@ -623,6 +623,7 @@ def bench_pipeline_command(
     rates: str = typer.Option("200,1000", help="offered rates (events/s) for the latency runs, comma-separated"),
     rate_seconds: float = typer.Option(5.0, help="how long each offered rate is held"),
     seed: int = typer.Option(7),
+    workers: int = typer.Option(1, help="`cityops worker` processes sharing the 4 partitions"),
     profile: bool = typer.Option(False, help="sample the worker with py-spy during the burst (collapsed stacks in "
                                  "var/bench/worker-profile.txt) and print where its time went"),
     as_json: bool = typer.Option(False, "--json"),
@@ -641,8 +642,8 @@ def bench_pipeline_command(
     except ValueError:
         typer.echo("--rates: comma-separated numbers, e.g. 200,1000", err=True)
         raise typer.Exit(2) from None
-    if events < 1 or any(r <= 0 for r in offered):
-        typer.echo("--events and every rate must be positive", err=True)
+    if events < 1 or workers < 1 or any(r <= 0 for r in offered):
+        typer.echo("--events, --workers and every rate must be positive", err=True)
         raise typer.Exit(2)
     settings = Settings()
     say = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress to stderr, figures to stdout
@@ -654,7 +655,7 @@ def bench_pipeline_command(
         figures = run_pipeline_bench(events, offered, rate_seconds, seed, Path(work),
                                      settings.model_dir.resolve() if model is not None else None, texts,
                                      profile=_data_path(settings.data_dir / "bench", "worker-profile.txt")
-                                     if profile else None, log=say)
+                                     if profile else None, workers=workers, log=say)
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 
 

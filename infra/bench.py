@@ -364,7 +364,7 @@ class PipelineRun:
 
 def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent], events: Sequence[IntakeEvent],
                    rate_events: dict[float, Sequence[IntakeEvent]], work_dir: Path, model_dir: Path | None,
-                   broker_pid: int | None, profile: Path | None = None, log=print) -> dict:
+                   broker_pid: int | None, profile: Path | None = None, workers: int = 1, log=print) -> dict:
     """The full pipeline: a burst until every event is stored and routed, then fixed offered rates."""
     from infra.broker import ensure_cityops_topics
     from infra.processes import Deployment
@@ -376,14 +376,19 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
            "CITYOPS_API_READ_KEY": uuid.uuid4().hex}
     if model_dir is not None:
         env["CITYOPS_MODEL_DIR"] = str(model_dir)
-    deployment = Deployment.start(env, work_dir, workers=1)
+    deployment = Deployment.start(env, work_dir, workers=workers)
     run = PipelineRun(deployment, names, broker_pid)
     watcher = RoutedWatcher(servers, names).start()
     try:
         asyncio.run(produce(servers, names, warmup))
         wait_for(run.landed_and_routed(len(warmup)), timeout=300, idle=60, progress=run.progress, what="warm-up")
-        worker_pid, api_pid = deployment.worker.process.pid, deployment.api.process.pid
-        cpu_before = {"worker": cpu_seconds(worker_pid), "api": cpu_seconds(api_pid),
+        worker_pids, api_pid = [w.process.pid for w in deployment.workers], deployment.api.process.pid
+        worker_pid = worker_pids[0]
+
+        def workers_cpu() -> float:
+            return sum(cpu_seconds(pid) for pid in worker_pids)
+
+        cpu_before = {"worker": workers_cpu(), "api": cpu_seconds(api_pid),
                       "broker": cpu_seconds(broker_pid) if broker_pid else 0.0}
         profiler = Profiler.start(worker_pid, profile) if profile else None
         log(f"pipeline: burst of {len(events)} events…")
@@ -398,10 +403,10 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
         ended = max([stored, *routed])
         top = profiler.stop() if profiler else {}
         burst = Burst(len(events), ended - started, {
-            "worker": round(cpu_seconds(worker_pid) - cpu_before["worker"], 2),
+            "worker": round(workers_cpu() - cpu_before["worker"], 2),
             "api": round(cpu_seconds(api_pid) - cpu_before["api"], 2),
             "broker": round(cpu_seconds(broker_pid) - cpu_before["broker"], 2) if broker_pid else None})
-        rss = {"worker": rss_mb(worker_pid), "api": rss_mb(api_pid)}
+        rss = {"worker": max(rss_mb(pid) for pid in worker_pids), "api": rss_mb(api_pid)}
         latency = {}
         for rate, chunk in rate_events.items():
             log(f"pipeline: {len(chunk)} events offered at {rate:g}/s…")
@@ -436,7 +441,8 @@ def offered_rate(servers: str, names: TopicNames, events: Sequence[IntakeEvent],
 
 
 def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float, seed: int, work_dir: Path,
-                       model_dir: Path | None, texts, profile: Path | None = None, log=print) -> dict:
+                       model_dir: Path | None, texts, profile: Path | None = None, workers: int = 1,
+                       log=print) -> dict:
     """(a) raw aiokafka, (b) the naive Faust agent, (c) the full pipeline, on one broker, same events."""
     import platform
 
@@ -453,7 +459,7 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
         # The same events for every contender, each on its own topics (a fresh prefix), 2% broken.
         feed = list(generate(events + 50, seed=seed, run_tag=tag, texts=texts))
         warmup, burst = feed[:50], feed[50:]
-        figures: dict = {"events": events, "partitions": 4, "machine": {"cpus": os.cpu_count(),
+        figures: dict = {"events": events, "partitions": 4, "workers": workers, "machine": {"cpus": os.cpu_count(),
                          "python": platform.python_version(), "load_average": [round(x, 2) for x in os.getloadavg()]},
                          "broker": "embedded Tansu" if broker else servers}
         log("raw aiokafka loop…")
@@ -469,7 +475,8 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
                                            texts=texts, bad_fraction=0.0))
                        for n, rate in enumerate(rates)}
         result = bench_pipeline(servers, TopicNames(f"{tag}-pipe."), warmup, burst, rate_events, work_dir / "pipeline",
-                                model_dir, broker.process.pid if broker else None, profile=profile, log=log)
+                                model_dir, broker.process.pid if broker else None, profile=profile, workers=workers,
+                                log=log)
         pipeline = result["burst"]
         figures |= {
             "raw_eps": raw.eps, "faust_eps": naive.eps, "pipeline_eps": pipeline.eps,

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     sink_batch_size: int = 2000
     sink_flush_seconds: float = 1.0
+    # After the first records of a batch arrive, the sink reads on this long before it inserts.
+    sink_linger_seconds: float = Field(default=0.25, ge=0)
 
     # The SLA clock (pipeline.sla): pre-warning at this fraction of a limit, escalation to the
     # supervising unit this many working days after the finish deadline; the timer's period.

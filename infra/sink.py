@@ -79,8 +79,7 @@ class Sink:
             await producer.stop()
 
     async def _one_batch(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        fetched = await consumer.getmany(timeout_ms=int(self.settings.sink_flush_seconds * 1000),
-                                         max_records=self.settings.sink_batch_size)
+        fetched = await self._fetch(consumer)
         batches: dict[type[BaseModel], list[BaseModel]] = defaultdict(list)
         letters = []
         for records in fetched.values():
@@ -110,6 +109,23 @@ class Sink:
                 metrics.STAGE_LAST_PROCESSED.labels("sink").set(now)
                 for record in records:
                     metrics.STAGE_LATENCY.labels("sink").observe(max(0.0, now - record.timestamp / 1000))
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> dict:
+        """Up to `sink_batch_size` records: after the first arrive, keep reading for `sink_linger_seconds`
+        so each table gets one larger insert instead of many small ones (each insert has a fixed cost
+        in ClickHouse: the profile of the api put 40% of it in inserts of a few rows)."""
+        settings = self.settings
+        fetched = await consumer.getmany(timeout_ms=int(settings.sink_flush_seconds * 1000),
+                                         max_records=settings.sink_batch_size)
+        count = sum(len(records) for records in fetched.values())
+        deadline = time.monotonic() + settings.sink_linger_seconds
+        while fetched and count < settings.sink_batch_size and (left := deadline - time.monotonic()) > 0:
+            more = await consumer.getmany(timeout_ms=max(1, int(left * 1000)),
+                                          max_records=settings.sink_batch_size - count)
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
+        return fetched
 
     def _dead_letter(self, record, reason: str) -> DeadLetter:
         metrics.STAGE_FAILED.labels("sink").inc()

@@ -169,7 +169,7 @@ def test_table_recovers_a_changelog_whose_last_batch_holds_many_records(broker, 
     ensure_topics(broker.bootstrap_servers, [changelog], partitions=4)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=1000, batch_size=1 << 20)
     for i in range(500):
-        producer.send(changelog, key=json.dumps(f"reporter-{i}").encode(), value=json.dumps("[]").encode(),
+        producer.send(changelog, key=json.dumps(f"reporter-{i}").encode(), value=b"[]",
                       partition=i % 4)
     producer.flush()
     producer.close()
