@@ -63,7 +63,8 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     # Nothing in the list matches: the operator queue. A ruling that pushes a department's item
     # down to the street is refused; a ruling under a territorial item goes to the street.
     unmatched = send_ticket(broker, names, f"{prefix}3", "咨询", "请问这件事情应该找哪个单位反映")
-    worker.wait_until(lambda s: s["waiting_for_operator"] == 1, timeout=60)
+    # The queue is the worker's; /queue/ reads ClickHouse, a sink batch behind: wait for both.
+    worker.wait_until(lambda s: s["waiting_for_operator"] == 1 and s["manual"] >= 1, timeout=60)
     queue = worker.get_json("/queue/")
     assert [(q["incident_id"], q["street"], q["reason"].split(" (")[0]) for q in queue] == [
         (unmatched, "a7-s02", "no duty-list keyword in the text")]
