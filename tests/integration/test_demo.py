@@ -26,7 +26,10 @@ def test_demo_accounts_for_every_event_and_tasks_move_through_their_lives(tmp_pa
     for kind in ("dispatched", "accepted", "returned", "completed", "verified", "closed", "evaluated", "merged"):
         assert kinds.get(kind, 0) > 0, f"no {kind} events: {kinds}"
     assert summary["tasks_by_status"].get("evaluated", 0) > 0
-    assert summary["alerts"].get("prewarning", 0) > 0 and summary["alerts"].get("overdue", 0) > 0
+    # Overdue alerts must come. A pre-warning may not: at 7200× one timer period (0.5 s) is an hour
+    # of the city's time, and a short accept limit's 80% and 100% can pass in the same period (the
+    # state machine then raises only the overdue). It failed so on this test's first run of 2026-12-01.
+    assert summary["alerts"].get("overdue", 0) > 0
     # Every primary dispatch returned (退单) went on: to the next candidate, or back to the operators.
     assert summary["returned_primary"] == summary["rerouted"] + summary["requeued"] > 0
     sla = summary["sla"]
