@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hmac
 import logging
 import os
@@ -153,9 +152,7 @@ def serve(settings: Settings) -> None:
     app = create_api(settings, store, sink)
     log.info("cityops api on http://%s:%d/ (read key: %s)", settings.api_host, settings.api_port,
              "CITYOPS_API_READ_KEY" if settings.api_read_key else key_file(settings))
-    started = dt.datetime.now(dt.timezone.utc)
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False)
     finally:
         store.close()
-        log.info("cityops api stopped (up since %s)", started.isoformat())

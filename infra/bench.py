@@ -12,6 +12,7 @@ intake → dispatch latency is read from the broker's record timestamps (intake 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import statistics
@@ -147,12 +148,10 @@ async def bench_raw(servers: str, names: TopicNames, warmup: Sequence[IntakeEven
 
 
 async def bench_naive_faust(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent],
-                            events: Sequence[IntakeEvent], log_dir: Path, batched: bool = False,
-                            profile_dir: Path | None = None) -> Burst:
-    target = f"{names.prefix}bench.faust-out{'-batched' if batched else ''}"
+                            events: Sequence[IntakeEvent], log_dir: Path) -> Burst:
+    target = f"{names.prefix}bench.faust-out"
     ensure_topics(servers, [target], 4)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_BENCH_APP_ID": f"{names.prefix}bench-naive{int(batched)}",
-           "CITYOPS_BENCH_BATCHED": str(int(batched)),
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_BENCH_APP_ID": f"{names.prefix}bench-naive",
            "CITYOPS_BENCH_SOURCES": ",".join(names.intakes.values()), "CITYOPS_BENCH_TARGET": target,
            "CITYOPS_BENCH_WEB_PORT": str(free_port()), "CITYOPS_BENCH_DATADIR": str(log_dir / "naive-faust")}
     with open(log_dir / "naive-agent.log", "ab") as log:
@@ -162,11 +161,8 @@ async def bench_naive_faust(servers: str, names: TopicNames, warmup: Sequence[In
         await produce(servers, names, warmup)
         await count_until(servers, target, len(warmup), timeout=120)
         cpu_before = cpu_seconds(process.pid)
-        profiler = Profiler.start(process.pid, profile_dir / f"naive-faust{'-batched' if batched else ''}.txt") if profile_dir else None
         started = await produce(servers, names, events)
         ended = await count_until(servers, target, len(warmup) + len(events), timeout=600)
-        if profiler:
-            profiler.stop()
         return Burst(len(events), ended - started, {"naive agent": cpu_seconds(process.pid) - cpu_before})
     finally:
         process.kill()
@@ -324,10 +320,7 @@ def incident_ids_by_key(events: Sequence[IntakeEvent]) -> dict[str, str]:
     from pipeline.locate import Locator
     from pipeline.normalize import IntakeError, parse_intake, to_incident
 
-    locator, now, found = Locator(load_registry()), time.time(), {}
-    import datetime as dt
-
-    at = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    locator, at, found = Locator(load_registry()), dt.datetime.now(dt.timezone.utc), {}
     for event in events:
         try:
             found[event.key] = to_incident(parse_intake(event.source, event.value), salt="bench", now=at,
@@ -342,8 +335,6 @@ class PipelineRun:
     """A deployment (api + worker) on the bench's broker, with its own store and topic prefix."""
 
     deployment: object
-    names: TopicNames
-    broker_pid: int | None
     stats: dict = field(default_factory=dict)
 
     def landed_and_routed(self, total: int) -> Callable[[], bool]:
@@ -377,7 +368,7 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
     if model_dir is not None:
         env["CITYOPS_MODEL_DIR"] = str(model_dir)
     deployment = Deployment.start(env, work_dir, workers=workers)
-    run = PipelineRun(deployment, names, broker_pid)
+    run = PipelineRun(deployment)
     watcher = RoutedWatcher(servers, names).start()
     try:
         asyncio.run(produce(servers, names, warmup))

@@ -10,8 +10,7 @@ import os
 import faust
 
 
-def create_naive_app(servers: str, app_id: str, sources: list[str], target: str, web_port: int,
-                     batched: bool = False) -> faust.App:
+def create_naive_app(servers: str, app_id: str, sources: list[str], target: str, web_port: int) -> faust.App:
     app = faust.App(app_id, broker=[f"kafka://{s}" for s in servers.split(",")], store="memory://",
                     processing_guarantee="at_least_once", topic_replication_factor=1,
                     broker_session_timeout=6.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=6.0,
@@ -20,17 +19,10 @@ def create_naive_app(servers: str, app_id: str, sources: list[str], target: str,
     source = app.topic(*sources, key_serializer="raw", value_serializer="raw")
     out = app.topic(target, key_serializer="raw", value_serializer="raw")
 
-    if not batched:
-        @app.agent(source, name="forward", concurrency=1)
-        async def forward(stream):
-            async for event in stream.events():
-                await out.send(key=event.key, value=event.value)
-    else:  # what each cityops stage does instead: batches, sends buffered, flushed before the commit
-        @app.agent(source, name="forward", concurrency=1)
-        async def forward_batched(stream):
-            async for events in stream.take_events(1000, within=0.05):
-                for event in events:
-                    out.send_soon(key=event.key, value=event.value)
+    @app.agent(source, name="forward", concurrency=1)
+    async def forward(stream):
+        async for event in stream.events():
+            await out.send(key=event.key, value=event.value)
 
     return app
 
@@ -39,8 +31,7 @@ def main() -> None:
     env = os.environ
     app = create_naive_app(env["KAFKA_BOOTSTRAP_SERVERS"], env["CITYOPS_BENCH_APP_ID"],
                            env["CITYOPS_BENCH_SOURCES"].split(","), env["CITYOPS_BENCH_TARGET"],
-                           int(env.get("CITYOPS_BENCH_WEB_PORT", "6099")),
-                           batched=env.get("CITYOPS_BENCH_BATCHED") == "1")
+                           int(env.get("CITYOPS_BENCH_WEB_PORT", "6099")))
     # loglevel info, as `cityops worker` runs: at "warning" Faust's spinner sets the root logger to DEBUG
     faust.Worker(app, loglevel="info").execute_from_commandline()
 
