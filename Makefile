@@ -12,7 +12,7 @@ demo: $(INSTALLED)
 	$(BIN)/cityops demo
 
 test: $(INSTALLED) tools
-	$(BIN)/ruff check agents infra pipeline schemas scripts tests
+	$(BIN)/ruff check agents cityops infra pipeline schemas scripts tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(INSTALLED): pyproject.toml

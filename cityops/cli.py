@@ -64,10 +64,10 @@ def worker() -> None:
 
 @cli.command()
 def api() -> None:
-    """Serve the HTTP face on CITYOPS_API_HOST:CITYOPS_API_PORT (127.0.0.1:8080): figures, SLA board,
-    tasks, operator queue. With KAFKA_BOOTSTRAP_SERVERS set it also runs the ClickHouse sink; on the
+    """Serve the HTTP face on CITYOPS_API_HOST:CITYOPS_API_PORT (127.0.0.1:8080): intake, department and
+    operator actions, figures, SLA board (OpenAPI at /docs). With KAFKA_BOOTSTRAP_SERVERS set it also runs the ClickHouse sink; on the
     embedded default (chDB) it is the one process that opens the store."""
-    from infra.api import serve
+    from infra.api.app import serve
     from infra.settings import Settings
 
     settings = Settings()
@@ -240,6 +240,59 @@ def dispatch_queue(
     Console().print(table)
 
 
+keys_cli = typer.Typer(help="API keys for `cityops api`: one per integration, with scopes, stored hashed.",
+                       no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("issue")
+def keys_issue(
+    name: str = typer.Option(..., help="who holds it: the vendor, the department's system, the desk"),
+    scope: list[str] = typer.Option(..., help="intake | operator | read | department:<unit code> (repeat)"),
+    replace: bool = typer.Option(False, help="revoke the live keys of the same name first"),
+) -> None:
+    """Issue a key and print it once: only its hash is kept (CITYOPS_API_KEYS_FILE). A running api
+    takes it on its next request."""
+    from pydantic import ValidationError
+
+    from infra.api import keys
+    from infra.settings import Settings
+
+    path = Settings().resolved_api_keys_file()
+    try:
+        key, token = keys.issue(path, name, scope, replace=replace)
+    except ValidationError as exc:
+        typer.echo(f"cannot issue the key: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"issued key {key.key_id} ({key.name}: {', '.join(key.scopes)}) in {path}; it is shown only now:", err=True)
+    typer.echo(token)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """The keys in the file: id, name, scopes, when issued and revoked (never a secret)."""
+    from infra.api import keys
+    from infra.settings import Settings
+
+    for key in keys.read(Settings().resolved_api_keys_file()).keys:
+        revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+        typer.echo(f"{key.key_id}  {key.name}  {','.join(key.scopes)}  issued {key.created_at:%Y-%m-%d %H:%M}{revoked}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the key id (`cityops keys list`)")) -> None:
+    """Revoke a key: the api refuses it from its next request on."""
+    from infra.api import keys
+    from infra.settings import Settings
+
+    try:
+        key = keys.revoke(Settings().resolved_api_keys_file(), key_id)
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {key.key_id} ({key.name})")
+
+
 simulate_cli = typer.Typer(help="Simulated actors, for demos and load tests.", no_args_is_help=True)
 cli.add_typer(simulate_cli, name="simulate")
 
@@ -311,21 +364,20 @@ def _offline_pipeline(settings):
 
 
 def _api_get(base: str, path: str):
-    """GET from `cityops api` with the read key; a clear message (exit 2) instead of a traceback."""
+    """GET from `cityops api` with the key in CITYOPS_API_KEY; a clear message (exit 2) instead of a traceback."""
     import json
+    import os
     import urllib.error
     import urllib.request
 
-    from infra.api import read_key
-    from infra.settings import Settings
-
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}",
-                                     headers={"Authorization": f"Bearer {read_key(Settings())}"})
+    key = os.environ.get("CITYOPS_API_KEY", "")
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", headers={"Authorization": f"Bearer {key}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
-        typer.echo(f"{base}{path}: {exc.code} {json.load(exc).get('detail', exc.reason)}", err=True)
+        hint = " (set CITYOPS_API_KEY to a key with the read scope: `cityops keys issue`)" if exc.code in (401, 403) else ""
+        typer.echo(f"{base}{path}: {exc.code} {json.load(exc).get('detail', exc.reason)}{hint}", err=True)
     except OSError as exc:
         typer.echo(f"cannot reach the api at {base} ({exc}); is `cityops api` (or `cityops demo`) running?", err=True)
     raise typer.Exit(2)

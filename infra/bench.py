@@ -363,8 +363,7 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
     ensure_cityops_topics(servers, names, 4)
     env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_KAFKA_FLAVOR": os.environ.get("CITYOPS_KAFKA_FLAVOR", "tansu"),
            "CITYOPS_TOPIC_PREFIX": names.prefix, "CITYOPS_DATA_DIR": str(work_dir),
-           "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL") or f"chdb://{work_dir / 'clickhouse'}",
-           "CITYOPS_API_READ_KEY": uuid.uuid4().hex}
+           "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL") or f"chdb://{work_dir / 'clickhouse'}"}
     if model_dir is not None:
         env["CITYOPS_MODEL_DIR"] = str(model_dir)
     deployment = Deployment.start(env, work_dir, workers=workers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 import shutil
 import signal
 import threading
@@ -16,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agents.topics import TopicNames
+from infra.api import keys
 from infra.broker import ensure_cityops_topics, start_embedded_broker
 from infra.feeder import feed
 from infra.shared_data import load_message_texts, load_reply_days
@@ -39,9 +39,13 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     run_tag = f"demo{int(time.time())}"
 
     broker = None
-    read_key = secrets.token_urlsafe(18)  # the demo's own: printed below, gone with the run
+    # The demo's own keys, in its own keys file (gone with the run): a read-only one for screens and
+    # curl, an intake one to post a ticket by hand. Printed below.
+    keys_file = demo_dir / "api-keys.json"
+    read_key = keys.issue(keys_file, "demo-read", ["read"])[1]
+    intake_key = keys.issue(keys_file, "demo-intake", ["intake"])[1]
     env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
-           "CITYOPS_API_READ_KEY": read_key}
+           "CITYOPS_API_KEYS_FILE": str(keys_file)}
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
     # working day and runs `clock_scale` times faster (7200: one real second is two hours).
     clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
@@ -63,8 +67,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     try:
         ensure_cityops_topics(bootstrap, names, settings.topic_partitions)
         console.print("starting the worker (stream stages) and the api (ClickHouse sink, figures)…")
-        worker = Deployment.start(env, demo_dir, workers=1)
-        console.print(f"api at {worker.api.url}/ (read key {read_key})")
+        worker = Deployment.start(env, demo_dir, workers=1, api_key=read_key)
+        console.print(f"api at {worker.api.url}/docs (read-only key {read_key})")
 
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
@@ -135,10 +139,15 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         else:
             _print_summary(console, summary)
         if keep_running:
+            ticket = json.dumps({"ticket_no": f"{run_tag}-by-hand", "received_at": dt.datetime.now(CITY_TZ).isoformat(
+                timespec="seconds"), "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}, ensure_ascii=False)
             console.print(f"running, departments still simulated. The api: {worker.api.url}/docs, /stats/, "
-                          f"/sla/?by=unit, /tasks/?status=open, /queue/ (read key {read_key}), e.g.\n"
+                          f"/sla/?by=unit, /tasks/?status=open, /queue/ — e.g. with the read-only key:\n"
                           f"  curl -H 'Authorization: Bearer {read_key}' '{worker.api.url}/queue/?limit=5'\n"
-                          f"  CITYOPS_API_URL={worker.api.url} CITYOPS_API_READ_KEY={read_key} cityops dispatch queue\n"
+                          f"  CITYOPS_API_URL={worker.api.url} CITYOPS_API_KEY={read_key} cityops dispatch queue\n"
+                          f"post a hotline ticket with the intake key:\n"
+                          f"  curl -H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
+                          f"-d '{ticket}' {worker.api.url}/intake/hotline-tickets\n"
                           f"worker /health/ and /metrics/ on {worker.worker.url}/ — Ctrl-C stops\n"
                           f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
                           "cityops dutylist publish FILE")

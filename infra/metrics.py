@@ -38,3 +38,12 @@ TASKS = Gauge("cityops_tasks", "Tasks on this worker by status", ["status"])
 TASKS_OVERDUE = Gauge("cityops_tasks_overdue", "Open tasks past their deadline, by unit and limit", ["unit", "limit"])
 WEBHOOK_ATTEMPTS = Counter("cityops_webhook_attempts_total", "Alert webhook delivery attempts", ["delivered"])
 WEBHOOK_GAVE_UP = Counter("cityops_webhook_undelivered_total", "Alerts whose webhook delivery failed on every attempt")
+
+# cityops api
+API_INTAKE = Counter("cityops_api_intake_total", "Reports posted to the api, by source and outcome (accepted | "
+                     "rejected)", ["source", "outcome"])
+API_REQUEST_SECONDS = Histogram("cityops_api_request_seconds", "api requests by route template and status",
+                                ["method", "route", "status"],
+                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+API_TASK_ACTIONS = Counter("cityops_api_task_actions_total", "Department and operator actions, by kind and outcome "
+                           "(accepted | conflict)", ["kind", "outcome"])

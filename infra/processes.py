@@ -106,12 +106,14 @@ class Deployment:
 
     env: dict[str, str]
     log_dir: Path
+    api_key: str | None = None  # a `read` key (infra/api/keys.py): what get_json sends
     workers: list[Service] = field(default_factory=list)
     api: Service | None = None
 
     @classmethod
-    def start(cls, env: dict[str, str], log_dir: Path, *, workers: int = 1, timeout: float = 90) -> Deployment:
-        deployment = cls(env, log_dir)
+    def start(cls, env: dict[str, str], log_dir: Path, *, workers: int = 1, timeout: float = 90,
+              api_key: str | None = None) -> Deployment:
+        deployment = cls(env, log_dir, api_key)
         try:
             deployment.api = Service.start("api", env, log_dir / "api.log")
             for _ in range(workers):
@@ -149,13 +151,8 @@ class Deployment:
         """The api's port: where figures, tasks and the queue are read."""
         return self.api.web_port
 
-    @property
-    def read_headers(self) -> dict[str, str]:
-        key = self.env.get("CITYOPS_API_READ_KEY")
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
     def get_json(self, path: str):
-        return self.api.get_json(path, self.read_headers)
+        return self.api.get_json(path, {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
 
     def stats(self) -> dict:
         """The api's figures from ClickHouse, with what the live workers hold beside them."""

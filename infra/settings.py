@@ -26,6 +26,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CITYOPS_KAFKA_BOOTSTRAP_SERVERS"),
         description="host:port[,host:port]; unset = start the embedded Tansu broker",
     )
+    # Production clusters: TLS (a CA, optionally a client certificate) and SASL (PLAIN, SCRAM), the same
+    # for the workers, the api and the sink (infra/kafka_config.py turns these into each client's options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     # "tansu" switches on the work-arounds for the embedded broker's faults
     # (wrong ListOffsets(latest)); set automatically when cityops starts it.
     kafka_flavor: Literal["kafka", "tansu"] = "kafka"
@@ -71,8 +80,13 @@ class Settings(BaseSettings):
     api_port: int = 8080
     # How old the figures the screens poll (/stats) may be: computed at most this often, never per request.
     stats_refresh_seconds: float = Field(default=1.0, gt=0)
-    # Reads citizens' reports (/tasks, /queue). Unset: made on first start in <data_dir>/api-read-key.
-    api_read_key: SecretStr | None = None
+    # API keys (hashed, with scopes: infra/api/keys.py); `cityops keys issue` writes it. Unset: <data_dir>/api-keys.json.
+    api_keys_file: Path | None = None
+    # Requests per key ("600/minute", the `limits` notation); bodies larger than this are refused (413).
+    api_rate_limit: str = "600/minute"
+    api_max_body_bytes: int = Field(default=1 << 20, gt=0)
+    # An intake POST waits this long for the broker's acknowledgement, then answers 503 (retry later).
+    api_publish_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Duplicate merge and hotspots (defaults; see pipeline.dedupe and pipeline.hotspots).
     merge_within_m: float = 100.0
@@ -122,6 +136,9 @@ class Settings(BaseSettings):
                     else WorkCalendar(office_hours=hours))
         return SlaClock(calendar, self.sla_prewarning_fraction, self.sla_escalate_after_days)
 
+    def resolved_api_keys_file(self) -> Path:
+        return (self.api_keys_file or self.data_dir / "api-keys.json").resolve()
+
     def resolved_clickhouse_url(self) -> str:
         if self.clickhouse_url:
             return self.clickhouse_url
@@ -131,7 +148,7 @@ class Settings(BaseSettings):
         """Printable view: secrets masked, URL passwords hidden."""
         shown = self.model_dump()
         shown["pii_salt"] = "**********"
-        shown["api_read_key"] = None if self.api_read_key is None else "**********"
+        shown["kafka_sasl_password"] = None if self.kafka_sasl_password is None else "**********"
         shown["clickhouse_url"] = redact_url(self.resolved_clickhouse_url())
         return shown
 

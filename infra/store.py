@@ -1,9 +1,9 @@
 """The ClickHouse store: one code path through clickhouse-connect for a server (`http(s)://`)
 and for embedded chDB (`chdb:///abs/path`).
 
-Ownership: chDB locks its data directory to one process. In cityops that process is the
-worker (its sink agent writes; its web views answer reads such as `/stats`). Anything else
-that needs figures asks the worker over HTTP, or points at a ClickHouse server instead.
+Ownership: chDB locks its data directory to one process. In cityops that process is
+`cityops api` (its sink writes; its routes answer reads such as `/stats/`). Anything else
+that needs figures asks the api over HTTP, or points at a ClickHouse server instead.
 
 Idempotence, twice over: each batch carries an `insert_deduplication_token` made from its
 rows (a retried batch is dropped by the server), and every table is a ReplacingMergeTree

@@ -52,6 +52,24 @@ def parse_intake(source: str, raw: bytes) -> IntakeMessage:
         raise IntakeError(describe_validation_error(exc)) from None
 
 
+def source_id(msg: IntakeMessage) -> str:
+    """The report's own id at its source; with the source it makes the incident id."""
+    match msg:
+        case HotlineTicket():
+            return msg.ticket_no
+        case GridReport():
+            return msg.report_id
+        case SensorReading():  # a sensor reports again and again: each reading is its own report
+            return f"{msg.sensor_id}@{msg.measured_at.isoformat()}"
+        case Whistle():
+            return msg.whistle_id
+    raise TypeError(f"not an intake message: {type(msg).__name__}")
+
+
+def incident_id_of(msg: IntakeMessage) -> str:
+    return ids.incident_id(msg.source, source_id(msg))
+
+
 def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator,
                 dutylist_version: str | None = None) -> Incident:
     """The incident for `msg`, located, stamped with the duty-list version in force now."""
@@ -65,7 +83,7 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
             where = locator.resolve(lat=_lat(msg.location), lon=_lon(msg.location), street=msg.street,
                                     district=msg.district, address=msg.address, text=f"{msg.title} {text}")
             return Incident(
-                incident_id=ids.incident_id("hotline", msg.ticket_no),
+                incident_id=incident_id_of(msg),
                 source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
                 title=redact_text(msg.title), text=text, address=msg.address, location=msg.location,
                 reporter_hash=hash_contact(msg.caller_phone, salt), **_where(where),
@@ -73,16 +91,15 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
         case GridReport():
             where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)
             return Incident(
-                incident_id=ids.incident_id("grid", msg.report_id),
+                incident_id=incident_id_of(msg),
                 source="grid", source_id=msg.report_id, reported_at=msg.reported_at, normalized_at=now,
                 text=redact_text(msg.text), location=msg.location, category_hint=msg.category, **_where(where),
             )
         case SensorReading():
-            source_id = f"{msg.sensor_id}@{msg.measured_at.isoformat()}"
             where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)
             return Incident(
-                incident_id=ids.incident_id("sensor", source_id),
-                source="sensor", source_id=source_id, reported_at=msg.measured_at, normalized_at=now,
+                incident_id=incident_id_of(msg),
+                source="sensor", source_id=source_id(msg), reported_at=msg.measured_at, normalized_at=now,
                 title=_SENSOR_TITLES[msg.kind], text=f"{_SENSOR_TITLES[msg.kind]}：{msg.value:g}{msg.unit}",
                 location=msg.location, sensor_kind=msg.kind, sensor_value=msg.value, sensor_unit=msg.unit,
                 **_where(where),
@@ -91,7 +108,7 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
             # The whistle is blown by a street; where it happened is that street unless GPS says more.
             where = locator.resolve(lat=_lat(msg.location), lon=_lon(msg.location), street=msg.unit)
             return Incident(
-                incident_id=ids.incident_id("whistle", msg.whistle_id),
+                incident_id=incident_id_of(msg),
                 source="whistle", source_id=msg.whistle_id, reported_at=msg.blown_at, normalized_at=now,
                 title="街乡吹哨", text=redact_text(msg.text), location=msg.location,
                 whistle_unit=msg.unit, summoned_units=list(msg.summoned_units), **_where(where),

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from agents.topics import TopicNames
+from infra.api import keys
 from infra.broker import (
     EmbeddedBroker,
     ensure_cityops_topics,
@@ -65,7 +66,7 @@ def pipeline_env(broker, topic_prefix, tmp_path: Path, model_dir: Path) -> dict[
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CITYOPS_KAFKA_FLAVOR": "tansu",
         "CITYOPS_TOPIC_PREFIX": topic_prefix, "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
         "CITYOPS_DATA_DIR": str(tmp_path), "CITYOPS_SINK_FLUSH_SECONDS": "0.5",
-        "CITYOPS_STATS_REFRESH_SECONDS": "0.2", "CITYOPS_API_READ_KEY": "test-read-key",
+        "CITYOPS_STATS_REFRESH_SECONDS": "0.2", "CITYOPS_API_KEYS_FILE": str(tmp_path / "api-keys.json"),
     }
     ensure_cityops_topics(broker.bootstrap_servers, TopicNames(topic_prefix), partitions=4)
     return env
@@ -78,7 +79,8 @@ def start_worker(tmp_path: Path):
     started: list[Deployment] = []
 
     def start(env: dict[str, str], workers: int = 1) -> Deployment:
-        deployment = Deployment.start(env, tmp_path, workers=workers, timeout=90)
+        read_key = keys.issue(Path(env["CITYOPS_API_KEYS_FILE"]), "tests-read", ["read"], replace=True)[1]
+        deployment = Deployment.start(env, tmp_path, workers=workers, timeout=90, api_key=read_key)
         started.append(deployment)
         return deployment
 

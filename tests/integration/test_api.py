@@ -1,25 +1,32 @@
-"""`cityops api` on a real chDB store (no broker: no sink): the read key guards citizens' reports,
-and the figures screens poll come from a snapshot, not a query per request."""
+"""`cityops api` on a real chDB store (no broker: no sink): keys guard citizens' reports, errors are
+problem documents, and the figures screens poll come from a snapshot, not a query per request."""
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from infra.api import create_api
+from infra.api import keys
+from infra.api.app import create_api
 from infra.settings import Settings
 
 
-def test_citizens_reports_need_the_read_key_and_figures_come_from_a_snapshot(store, tmp_path):
-    settings = Settings(data_dir=tmp_path, api_read_key=SecretStr("right-key"), stats_refresh_seconds=60)
-    client = TestClient(create_api(settings, store, sink=None))
+def _client(store, tmp_path, **settings) -> TestClient:
+    return TestClient(create_api(Settings(data_dir=tmp_path, **settings), store, sink=None))
+
+
+def test_citizens_reports_need_a_read_key_and_figures_come_from_a_snapshot(store, tmp_path):
+    client = _client(store, tmp_path, stats_refresh_seconds=60)
+    read = keys.issue(tmp_path / "api-keys.json", "screen", ["read"])[1]
+    intake = keys.issue(tmp_path / "api-keys.json", "vendor", ["intake"])[1]
 
     assert client.get("/health").json()["ready"] is True
     for path in ("/queue/", "/tasks/"):
-        assert client.get(path).status_code == 401
-        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert "right-key" not in client.get(path).text
-        assert client.get(path, headers={"Authorization": "Bearer right-key"}).json() == []
+        refused = client.get(path)
+        assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+        assert client.get(path, headers={"Authorization": "Bearer co_0000_wrong"}).status_code == 401
+        assert client.get(path, headers={"Authorization": f"Bearer {read[:-1]}x"}).status_code == 401
+        assert client.get(path, headers={"Authorization": f"Bearer {intake}"}).status_code == 403  # wrong scope
+        assert client.get(path, headers={"Authorization": f"Bearer {read}"}).json() == []
 
     queries = []
     real_query = store.query
@@ -30,4 +37,23 @@ def test_citizens_reports_need_the_read_key_and_figures_come_from_a_snapshot(sto
     assert asked > 0 and len(queries) == asked  # the second request ran no query
     assert second["clickhouse_incidents"] == first["clickhouse_incidents"] == 0
     assert second["figures_age_seconds"] >= first["figures_age_seconds"]
-    assert client.get("/sla/?by=caller_phone").status_code == 400
+    problem = client.get("/sla/?by=caller_phone").json()
+    assert problem["status"] == 422 and problem["errors"][0]["field"] == "by"
+
+
+def test_a_revoked_key_is_refused_on_its_next_request_and_limits_hold(store, tmp_path):
+    client = _client(store, tmp_path, api_rate_limit="3/minute", api_max_body_bytes=100)
+    path = tmp_path / "api-keys.json"
+    key, token = keys.issue(path, "screen", ["read"])
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/tasks/", headers=auth).status_code == 200
+    keys.revoke(path, key.key_id)
+    assert client.get("/tasks/", headers=auth).status_code == 401
+
+    token = keys.issue(path, "vendor", ["intake"])[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    too_large = client.post("/intake/hotline-tickets", headers=auth, content=b"{" + b" " * 200 + b"}")
+    assert too_large.status_code == 413 and too_large.json()["title"] == "Content Too Large"
+    statuses = [client.get("/tasks/", headers=auth).status_code for _ in range(3)]  # refusals count too
+    limited = client.get("/tasks/", headers=auth)
+    assert statuses == [403, 403, 403] and limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1

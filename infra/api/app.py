@@ -1,52 +1,41 @@
-"""`cityops api`: the HTTP face (FastAPI). Figures, the SLA board, tasks and the operator queue,
-read from ClickHouse; on the embedded default it also owns the chDB directory and runs the sink.
+"""`cityops api`: the HTTP face (FastAPI), one router per audience. It puts what it accepts on the
+topics the workers read (infra/api/publisher.py) and reads figures, tasks and the queue from
+ClickHouse; on the embedded default it also owns the chDB directory and runs the sink.
 
+- `/intake/…`: hotline vendors, grid apps, sensor gateways, street offices (infra/api/intake.py);
 - `/health`: ready once the store is migrated and the sink reads (orchestrators, the demo, tests);
 - `/stats/`: the figures screens poll, computed at most every `CITYOPS_STATS_REFRESH_SECONDS` in a
   worker thread and served from that snapshot — never a FINAL scan per request;
-- `/sla/?by=…`: the SLA board; `/tasks/?unit=&status=` and `/queue/`: citizens' reports, so they
-  need the read key (`Authorization: Bearer …`);
-- `/metrics`: this process's Prometheus metrics (the sink's).
+- `/sla/?by=…`: the SLA board; `/tasks/`, `/queue/`: citizens' reports, for `read` keys;
+- `/metrics`: this process's Prometheus metrics (requests, intake, the sink's).
+Every request that reads citizens' data or changes anything needs an API key (infra/api/keys.py).
+Errors are RFC 9457 problem documents (infra/api/problems.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
-import secrets
 import time
-from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.topics import TopicNames
+from infra.api import problems
+from infra.api.auth import Gate, scoped
+from infra.api.idempotency import Replays
+from infra.api.intake import intake_router
+from infra.api.keys import KeyRing
+from infra.api.middleware import BodyLimit, RequestMetrics
+from infra.api.publisher import Publisher
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import SLA_DIMENSIONS, Store
 
 log = logging.getLogger(__name__)
-
-
-def read_key(settings: Settings) -> str:
-    """The key that reads citizens' data: CITYOPS_API_READ_KEY, else one made on first start and kept
-    in `<data_dir>/api-read-key` (readable by the owner only)."""
-    if settings.api_read_key is not None:
-        return settings.api_read_key.get_secret_value()
-    path = key_file(settings)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24))
-        log.info("made a read key for the API in %s", path)
-    return path.read_text().strip()
-
-
-def key_file(settings: Settings) -> Path:
-    return settings.data_dir.resolve() / "api-read-key"
 
 
 class FiguresCache:
@@ -69,10 +58,11 @@ class FiguresCache:
         return self.figures
 
 
-def create_api(settings: Settings, store: Store, sink: Sink | None) -> FastAPI:
+def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: Publisher | None = None) -> FastAPI:
     now = settings.clock().now
+    names = TopicNames(settings.topic_prefix)
     figures = FiguresCache(store, settings.stats_refresh_seconds)
-    key = read_key(settings)
+    publisher = publisher or Publisher(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -82,46 +72,49 @@ def create_api(settings: Settings, store: Store, sink: Sink | None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await asyncio.to_thread(publisher.close)
 
-    app = FastAPI(title="cityops", summary="City operations centre: incidents, dispatches, tasks, SLA figures.",
-                  lifespan=lifespan)
+    app = FastAPI(title="cityops", summary="City operations centre: intake, dispatch by duty list, tasks, SLA.",
+                  lifespan=lifespan, responses={401: problems.PROBLEM, 429: problems.PROBLEM})
+    app.state.gate = Gate(KeyRing(settings.resolved_api_keys_file()), settings.api_rate_limit)
+    app.state.publisher, app.state.replays, app.state.store = publisher, Replays(), store
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    app.include_router(intake_router(names))
+    reader = [Depends(scoped("read"))]
 
-    def citizens_data(authorization: str | None = Header(default=None, description="Bearer <read key>")) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), key.encode()):
-            raise HTTPException(401, "this reads citizens' reports: send Authorization: Bearer <read key>",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    @app.get("/health")
+    @app.get("/health", tags=["operations"])
     async def health(response: Response) -> dict:
         ready = sink is None or sink.running
         response.status_code = 200 if ready else 503
         return {"ready": ready, "sink": None if sink is None else {"running": sink.running,
                                                                    "last_stored_at": sink.last_stored_at}}
 
-    @app.get("/stats/")
+    @app.get("/stats/", tags=["figures"])
     async def stats() -> dict:
         """Counts from ClickHouse (no personal data), at most `stats_refresh_seconds` old."""
         snapshot = await figures.get()
         return snapshot | {"figures_age_seconds": round(time.monotonic() - figures.computed_at, 3),
                            "now": now().isoformat()}
 
-    @app.get("/sla/")
+    @app.get("/sla/", tags=["figures"], responses={422: problems.PROBLEM})
     async def sla(by: str = Query("unit", description=" | ".join(SLA_DIMENSIONS))) -> dict:
         if by not in SLA_DIMENSIONS:
-            raise HTTPException(400, f"by must be one of {', '.join(SLA_DIMENSIONS)}")
+            raise problems.Problem(422, "Invalid input", f"by must be one of {', '.join(SLA_DIMENSIONS)}",
+                                   errors=[problems.FieldError(field="by", message="not a dimension")])
         return await asyncio.to_thread(store.sla, by, now())
 
-    @app.get("/tasks/", dependencies=[Depends(citizens_data)])
+    @app.get("/tasks/", tags=["figures"], dependencies=reader, responses={403: problems.PROBLEM})
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),
                     limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
         return await asyncio.to_thread(store.tasks, unit, status, limit)
 
-    @app.get("/queue/", dependencies=[Depends(citizens_data)])
+    @app.get("/queue/", tags=["figures"], dependencies=reader, responses={403: problems.PROBLEM})
     async def queue(limit: int = Query(500, ge=1, le=10000)) -> list[dict]:
         return await asyncio.to_thread(store.queue, limit)
 
-    @app.get("/metrics")
+    @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -148,10 +141,10 @@ def serve(settings: Settings) -> None:
     store.migrate()
     sink = Sink(settings, store, settings.clock().now) if settings.kafka_bootstrap_servers else None
     if sink is None:
-        log.warning("KAFKA_BOOTSTRAP_SERVERS unset: serving what the store holds, no sink")
+        log.warning("KAFKA_BOOTSTRAP_SERVERS unset: serving what the store holds, no sink, no intake")
     app = create_api(settings, store, sink)
-    log.info("cityops api on http://%s:%d/ (read key: %s)", settings.api_host, settings.api_port,
-             "CITYOPS_API_READ_KEY" if settings.api_read_key else key_file(settings))
+    log.info("cityops api on http://%s:%d/ (API keys: %s)", settings.api_host, settings.api_port,
+             settings.resolved_api_keys_file())
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False)
     finally:

@@ -1,0 +1,133 @@
+"""Intake over HTTP, for hotline vendors, grid-worker apps, sensor gateways and street offices: each
+report is validated with the same models the workers read (schemas/intake.py), put on its intake topic
+keyed by its own id, and answered once the broker has it — with the incident id it will have.
+
+    POST /intake/hotline-tickets   one 12345 work order            201 receipt | 422 | 503
+    POST /intake/grid-reports      one grid worker's report         201 receipt | 422 | 503
+    POST /intake/sensor-readings   up to 1,000 readings             200, one result per reading | 503
+    POST /intake/whistles          one 街乡吹哨                      201 receipt | 422 | 503
+
+Every POST takes an `Idempotency-Key`; without one a retry is still harmless (the ticket number makes
+the incident id, and every stage after this one de-duplicates on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from agents.topics import TopicNames
+from infra import metrics
+from infra.api.auth import scoped
+from infra.api.keys import ApiKey
+from infra.api.problems import PROBLEM, FieldError, field_errors
+from pipeline.normalize import IntakeMessage, incident_id_of, source_id
+from schemas import GridReport, HotlineTicket, SensorReading, Whistle
+
+MAX_READINGS = 1000
+
+
+class IntakeReceipt(BaseModel):
+    """The broker has the report; the workers will make it this incident."""
+
+    accepted: bool = True
+    incident_id: str
+    source: str
+    source_id: str = Field(description="the report's own id: ticket number, report id, sensor@time, whistle id")
+    status_url: str | None = Field(default=None, description="hotline tickets: where the reporter's status is read")
+
+
+class ReadingResult(BaseModel):
+    index: int
+    accepted: bool
+    incident_id: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class SensorBatch(BaseModel):
+    # A reading that does not validate stays a plain object here, so the batch answers it by
+    # itself instead of refusing every reading with it.
+    readings: list[Annotated[SensorReading | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
+        min_length=1, max_length=MAX_READINGS)
+
+
+class SensorBatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[ReadingResult]
+
+
+ERRORS = {401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM}
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
+                                              description="retry with the same key: the first answer, nothing twice")]
+
+
+def intake_router(names: TopicNames) -> APIRouter:
+    router = APIRouter(prefix="/intake", tags=["intake"], responses=ERRORS)
+    intake_key = Depends(scoped("intake"))
+
+    async def publish(request: Request, message: IntakeMessage) -> IntakeReceipt:
+        await request.app.state.publisher.publish(names.intake(message.source), source_id(message),
+                                                  message.model_dump_json(exclude_none=True).encode())
+        metrics.API_INTAKE.labels(message.source, "accepted").inc()
+        return IntakeReceipt(incident_id=incident_id_of(message), source=message.source, source_id=source_id(message),
+                             status_url=f"/status/{message.ticket_no}" if isinstance(message, HotlineTicket) else None)
+
+    async def once(request: Request, key: ApiKey, idempotency_key: str | None, run):
+        fingerprint = hashlib.sha256(await request.body()).hexdigest()
+        scope = (key.key_id, idempotency_key) if idempotency_key else None
+        return await request.app.state.replays.answer(scope, fingerprint, run)
+
+    def single(message: IntakeMessage, request: Request, key: ApiKey, idempotency_key: str | None):
+        async def run():
+            return 201, (await publish(request, message)).model_dump(mode="json")
+        return once(request, key, idempotency_key, run)
+
+    @router.post("/hotline-tickets", status_code=201, response_model=IntakeReceipt)
+    async def hotline_ticket(ticket: HotlineTicket, request: Request, idempotency_key: IdempotencyKey = None,
+                             key: ApiKey = intake_key):
+        """A 12345 work order (工单). The caller's name and phone are accepted here and never stored in clear."""
+        return await single(ticket, request, key, idempotency_key)
+
+    @router.post("/grid-reports", status_code=201, response_model=IntakeReceipt)
+    async def grid_report(report: GridReport, request: Request, idempotency_key: IdempotencyKey = None,
+                          key: ApiKey = intake_key):
+        """A grid worker's (网格员) report: text, photo references, GPS and grid code."""
+        return await single(report, request, key, idempotency_key)
+
+    @router.post("/whistles", status_code=201, response_model=IntakeReceipt)
+    async def whistle(whistle: Whistle, request: Request, idempotency_key: IdempotencyKey = None,
+                      key: ApiKey = intake_key):
+        """街乡吹哨: a street summons the departments it names."""
+        return await single(whistle, request, key, idempotency_key)
+
+    @router.post("/sensor-readings", response_model=SensorBatchResult)
+    async def sensor_readings(batch: SensorBatch, request: Request, idempotency_key: IdempotencyKey = None,
+                              key: ApiKey = intake_key):
+        """Up to 1,000 readings; each is answered by its position. 503 when the broker did not
+        acknowledge them all: send the batch again (readings already taken are not taken twice)."""
+        async def run():
+            results: list[ReadingResult | None] = [None] * len(batch.readings)
+            valid = []
+            for n, reading in enumerate(batch.readings):
+                if isinstance(reading, SensorReading):
+                    valid.append((n, reading))
+                    continue
+                try:
+                    valid.append((n, SensorReading.model_validate(reading)))
+                except ValidationError as exc:
+                    results[n] = ReadingResult(index=n, accepted=False, errors=field_errors(exc))
+                    metrics.API_INTAKE.labels("sensor", "rejected").inc()
+            receipts = await asyncio.gather(*(publish(request, reading) for _, reading in valid))
+            for (n, _), receipt in zip(valid, receipts, strict=True):
+                results[n] = ReadingResult(index=n, accepted=True, incident_id=receipt.incident_id)
+            body = SensorBatchResult(accepted=len(valid), rejected=len(results) - len(valid), results=results)
+            return 200, body.model_dump(mode="json")
+
+        return await once(request, key, idempotency_key, run)
+
+    return router

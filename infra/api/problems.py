@@ -1,0 +1,80 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`): a title, the status, a detail a
+person can act on, and for invalid input each failing field by name and why — never its value
+(it may be a caller's phone number)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="dotted path of the field, e.g. `location.lat`, or `(body)`")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldError] = Field(default_factory=list, description="invalid input: each failing field")
+
+
+class Problem(Exception):
+    """Raise from a handler to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str = "", *, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(detail or title)
+        self.body = ProblemDetails(title=title, status=status, detail=detail, errors=errors or [])
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body.model_dump(mode="json"), status_code=self.body.status, headers=self.headers,
+                            media_type=MEDIA_TYPE)
+
+
+def field_errors(exc: ValidationError | RequestValidationError, *, drop_location: bool = False) -> list[FieldError]:
+    """Pydantic's errors without their `input` (FastAPI's default 422 echoes it: a phone, a name)."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if drop_location and loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        out.append(FieldError(field=".".join(loc) or "(body)", message=err["msg"]))
+    return out
+
+
+def invalid(errors: list[FieldError], what: str = "the request") -> Problem:
+    return Problem(422, "Invalid input", f"{what} has {len(errors)} invalid field(s): "
+                   + ", ".join(e.field for e in errors), errors=errors)
+
+
+def install(app: FastAPI) -> None:
+    """Every error the app answers, as a problem document."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return invalid(field_errors(exc)).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response()
+
+
+# For the OpenAPI document: what each error answer looks like.
+PROBLEM = {"model": ProblemDetails, "content": {MEDIA_TYPE: {}}}
