@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from agents.wiring import Wiring
 from infra import metrics
 from infra.broker import true_end_offsets
+from infra.kafka_config import aiokafka_security
 from pipeline.classify import Classifier
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.textmodel import TopClassModel
@@ -62,7 +63,8 @@ class DutyLists:
     async def _follow(self) -> None:
         servers, topic_name = self.wiring.settings.kafka_bootstrap_servers, self.wiring.names.dutylists
         tp = TopicPartition(topic_name, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(bootstrap_servers=servers, **aiokafka_security(self.wiring.settings),
+                                    enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
             consumer.assign([tp])

@@ -2,8 +2,10 @@
 
     manual (keyed by incident id) ──► queue ──► table `waiting`  (the incident and its review)
     manual-decisions (keyed by incident id) ──► operator ──► task-events: `dispatched` (the ruling's dispatches)
-                                                   └──► manual (a ruling refused, e.g. 摊派: back in the queue)
-                               table `routing`: incident id → the latest routing seen here (unit or manual, attempt)
+                                                   ├──► manual (a ruling refused, e.g. 摊派: back in the queue)
+                                                   └──  (close: out of the queue, no task; the sink keeps the ruling)
+                               table `routing`: incident id → the latest routing seen here (unit, manual or
+                                                closed; attempt)
 
 Reviews come from the intake stage (low confidence, no item, 摊派 refused), the caller and case
 stages (repeat calls), and the task stage (a return that cannot be re-routed). Both topics are keyed
@@ -31,8 +33,11 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
     waiting = wiring.table("waiting_for_operator")
     routing = wiring.table("routing")
 
-    def record_route(incident_id: str, decision: list[Dispatch] | ManualReview) -> None:
-        if isinstance(decision, ManualReview):
+    def record_route(incident_id: str, decision: list[Dispatch] | ManualReview | OperatorDecision,
+                     attempt: int = 0) -> None:
+        if isinstance(decision, OperatorDecision):
+            to = "closed"
+        elif isinstance(decision, ManualReview):
             to, attempt = "manual", decision.attempt
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
@@ -65,6 +70,10 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
             raise NotWaiting(f"incident {ruling.incident_id} is not waiting for an operator (unknown, or already "
                              "dispatched)")
         held = json.loads(entry)
+        if ruling.action == "close":
+            del waiting[ruling.incident_id]
+            record_route(ruling.incident_id, ruling, held["review"]["attempt"])
+            return
         incident = Incident.model_validate(held["incident"])
         decision = dispatch_item(incident, ruling.item_no, dutylists.book_for(incident), now=wiring.now(),
                                  reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),

@@ -37,6 +37,7 @@ def worker() -> None:
     from agents.topics import TopicNames
     from cityops.worker import create_worker_app
     from infra.broker import ensure_cityops_topics, start_embedded_broker
+    from infra.kafka_config import kafka_python_security
     from infra.settings import Settings
     from pipeline.dutylists import load_dutybook
     from pipeline.textmodel import TopClassModel
@@ -50,7 +51,8 @@ def worker() -> None:
         typer.echo(f"started embedded broker at {embedded.bootstrap_servers}")
     try:
         ensure_cityops_topics(settings.kafka_bootstrap_servers, TopicNames(settings.topic_prefix),
-                              settings.topic_partitions, settings.topic_replication_factor)
+                              settings.topic_partitions, settings.topic_replication_factor,
+                              security=kafka_python_security(settings))
         model = TopClassModel.load(settings.model_dir)
         if model is None:
             logging.getLogger(__name__).warning("no trained model in %s: keywords alone classify, so more incidents "
@@ -178,11 +180,11 @@ def dutylist_publish(
             typer.echo(problem.describe(str(file)), err=True)
         typer.echo(f"not published: {len(found)} problem(s)", err=True)
         raise typer.Exit(1)
-    bootstrap = _require_kafka(settings)
+    _require_kafka(settings)
     version = dutylist.version
     message = DutyListVersion(version=version, published_at=dt.datetime.now(dt.timezone.utc), published_by=by, yaml=text)
     topic = TopicNames(settings.topic_prefix).dutylists
-    offset = publish(bootstrap, topic, version, message)
+    offset = publish(settings, topic, version, message)
     typer.echo(f"published {version} to {topic} at offset {offset}; workers route new incidents by it")
 
 
@@ -209,13 +211,13 @@ def dispatch_manual(
     from schemas import OperatorDecision
 
     settings = Settings()
-    bootstrap = _require_kafka(settings)
+    _require_kafka(settings)
     now = dt.datetime.now(dt.timezone.utc)
     decision = OperatorDecision(decision_id=ids.stable_id("decision", incident_id, operator, now.isoformat()),
                                 incident_id=incident_id, item_no=item, units=unit, operator=operator, note=note,
                                 decided_at=now)
     topic = TopicNames(settings.topic_prefix).manual_decisions
-    offset = publish(bootstrap, topic, incident_id, decision)
+    offset = publish(settings, topic, incident_id, decision)
     typer.echo(f"decision {decision.decision_id} sent to {topic} at offset {offset}")
 
 
@@ -229,8 +231,10 @@ def dispatch_queue(
     from rich.console import Console
     from rich.table import Table
 
-    rows = _api_get(api, f"/queue/?limit={limit}")
-    table = Table(title=f"operator queue: {len(rows)} waiting")
+    page = _api_get(api, f"/operator/queue?limit={limit}")
+    rows = page["items"]
+    table = Table(title=f"operator queue: {page['total']} waiting" + (f", the oldest {len(rows)}" if
+                                                                       page["total"] > len(rows) else ""))
     table.add_column("incident", no_wrap=True, min_width=32)  # copied into `dispatch manual`: never cut
     for column in ("where", "title", "reason", "candidates"):
         table.add_column(column)

@@ -25,6 +25,7 @@ from agents.tasks import add_task_stage
 from agents.topics import TopicNames
 from agents.views import add_views
 from agents.wiring import Wiring
+from infra.kafka_config import faust_credentials
 from infra.settings import Settings
 from pipeline.dedupe import MergePolicy
 from pipeline.dutylists import DutyBook
@@ -45,6 +46,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=[f"kafka://{s.strip()}" for s in servers.split(",")],
+        broker_credentials=faust_credentials(settings),  # TLS / SASL on a production cluster
         store="memory://",
         datadir=str(settings.data_dir / "faust"),  # default: a directory in the cwd
         processing_guarantee="at_least_once",

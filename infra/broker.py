@@ -172,17 +172,20 @@ def patch_faust_highwaters(bootstrap_servers: str) -> None:
     AIOKafkaConsumerThread._cityops_patched = True
 
 
-def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions: int, replication: int = 1) -> None:
-    """Every topic cityops uses, created before anything produces to it."""
-    ensure_topics(bootstrap_servers, names.all(), partitions, replication=replication)
+def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions: int, replication: int = 1,
+                          security: Mapping | None = None) -> None:
+    """Every topic cityops uses, created before anything produces to it. `security`: TLS / SASL
+    options for kafka-python (infra.kafka_config.kafka_python_security)."""
+    ensure_topics(bootstrap_servers, names.all(), partitions, replication=replication, security=security)
     # Compacted: the latest record of each version is kept for ever (the embedded broker keeps
     # everything anyway). One partition, so every worker sees the versions in publication order.
     ensure_topics(bootstrap_servers, [names.dutylists], 1, configs={"cleanup.policy": "compact"},
-                  replication=replication)
+                  replication=replication, security=security)
 
 
 def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int,
-                  configs: Mapping[str, str] | None = None, replication: int = 1) -> None:
+                  configs: Mapping[str, str] | None = None, replication: int = 1,
+                  security: Mapping | None = None) -> None:
     """Create missing topics with the given partition count, before anything produces to them.
 
     Producing first would let the broker auto-create them with its own default count, and
@@ -191,7 +194,7 @@ def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int,
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {})) for n in names if n not in existing]

@@ -8,6 +8,8 @@ from kafka import KafkaProducer
 from pydantic import BaseModel
 
 from agents.topics import TopicNames
+from infra.kafka_config import kafka_python_security
+from infra.settings import Settings
 from pipeline.loadgen import IntakeEvent
 
 
@@ -27,9 +29,10 @@ def feed(bootstrap_servers: str, names: TopicNames, events: Iterable[IntakeEvent
     return sum(1 for f in futures if f.get(timeout=30) is not None)
 
 
-def publish(bootstrap_servers: str, topic: str, key: str, message: BaseModel) -> int:
+def publish(settings: Settings, topic: str, key: str, message: BaseModel) -> int:
     """Send one message and wait for the broker's acknowledgement; returns its offset."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", retries=5)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_python_security(settings),
+                             acks="all", retries=5)
     try:
         future = producer.send(topic, key=key.encode(), value=message.model_dump_json().encode())
         return future.get(timeout=30).offset

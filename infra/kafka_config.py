@@ -9,18 +9,18 @@ import ssl
 from infra.settings import Settings
 
 
-def kafka_python_options(settings: Settings) -> dict:
-    options: dict = {"bootstrap_servers": settings.kafka_bootstrap_servers,
-                     "security_protocol": settings.kafka_security_protocol}
+def kafka_python_security(settings: Settings) -> dict:
+    """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient."""
+    options: dict = {"security_protocol": settings.kafka_security_protocol}
     if "SSL" in settings.kafka_security_protocol:
         options |= {"ssl_cafile": _path(settings.kafka_ssl_cafile), "ssl_certfile": _path(settings.kafka_ssl_certfile),
                     "ssl_keyfile": _path(settings.kafka_ssl_keyfile), "ssl_check_hostname": True}
     return options | _sasl(settings)
 
 
-def aiokafka_options(settings: Settings) -> dict:
-    options: dict = {"bootstrap_servers": settings.kafka_bootstrap_servers,
-                     "security_protocol": settings.kafka_security_protocol}
+def aiokafka_security(settings: Settings) -> dict:
+    """Keyword arguments for aiokafka's AIOKafkaProducer and AIOKafkaConsumer."""
+    options: dict = {"security_protocol": settings.kafka_security_protocol}
     if "SSL" in settings.kafka_security_protocol:
         options["ssl_context"] = ssl_context(settings)
     return options | _sasl(settings)

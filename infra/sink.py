@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.topics import TopicNames
 from infra import metrics
+from infra.kafka_config import aiokafka_security
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
@@ -61,12 +62,14 @@ class Sink:
     async def run(self) -> None:
         settings = self.settings
         consumer = AIOKafkaConsumer(
-            *self.models, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=self.group,
+            *self.models, bootstrap_servers=settings.kafka_bootstrap_servers, **aiokafka_security(settings),
+            group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
             max_poll_records=settings.sink_batch_size)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, **aiokafka_security(settings),
+                                    acks="all")
         await producer.start()
         await consumer.start()
         self.running = True

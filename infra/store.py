@@ -56,16 +56,26 @@ ORDER BY tasks DESC, key
 
 QUEUE_SQL = """
 SELECT r.incident_id, i.source, i.title, substring(i.text, 1, 200), i.street, i.district, r.reason, r.candidates,
-       r.tanpai_refused, r.queued_at, r.attempt
+       r.top_class, r.tanpai_refused, r.queued_at, r.attempt, count() OVER () AS total
 FROM {db}.manual_reviews AS r FINAL
 LEFT JOIN (SELECT incident_id, max(attempt) AS attempt FROM {db}.dispatches FINAL GROUP BY incident_id) AS d
        ON d.incident_id = r.incident_id
 LEFT JOIN (SELECT incident_id, source, title, text, street, district FROM {db}.incidents FINAL) AS i
        ON i.incident_id = r.incident_id
-WHERE d.incident_id = '' OR d.attempt < r.attempt
+WHERE (d.incident_id = '' OR d.attempt < r.attempt)
+  AND r.incident_id NOT IN (SELECT incident_id FROM {db}.operator_decisions FINAL WHERE action = 'close')
+  {filters}
 ORDER BY r.queued_at, r.incident_id
-LIMIT %(limit)s
+LIMIT %(limit)s OFFSET %(offset)s
 """
+QUEUE_COLUMNS = ("incident_id", "source", "title", "text", "street", "district", "reason", "candidates", "top_class",
+                 "tanpai_refused", "queued_at", "attempt")
+# A department's view of its tasks: the task, what the problem is and where, and the duty item.
+TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "top_class", "dutylist_version",
+                "attempt", "reports", "district", "street", "community", "grid_code", "dispatched_at", "accept_by",
+                "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
+                "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
+OPEN_STATUSES = ("dispatched", "accepted", "extension_pending", "parked")
 
 
 def _jsonable(value):
@@ -239,13 +249,96 @@ class Store:
         return {"by": by, "now": now.isoformat(), "total": _sla_row(total[0]) if total else None,
                 "rows": [_sla_row(r) for r in rows]}
 
-    def queue(self, limit: int = 500) -> list[dict]:
-        """Incidents waiting for an operator, oldest first: the latest review of each incident that no
-        dispatch at that routing or a later one has answered, with what the operator needs to decide."""
-        rows = self.query(QUEUE_SQL, {"limit": limit})
-        columns = ("incident_id", "source", "title", "text", "street", "district", "reason", "candidates",
-                   "tanpai_refused", "queued_at", "attempt")
-        return [dict(zip(columns, r, strict=True)) | {"queued_at": r[9].isoformat()} for r in rows]
+    def queue(self, limit: int = 500, offset: int = 0, *, reason: str | None = None, top_class: str | None = None,
+              district: str | None = None) -> tuple[list[dict], int]:
+        """Incidents waiting for an operator, oldest first, and how many wait in all (with the filters):
+        the latest review of each incident that no dispatch at that routing or a later one has
+        answered and no operator closed, with what the operator needs to decide. `reason` matches
+        a part of the reason."""
+        filters, parameters = [], {"limit": limit, "offset": offset}
+        if reason:
+            filters.append("AND positionUTF8(r.reason, %(reason)s) > 0")
+            parameters["reason"] = reason
+        if top_class:
+            filters.append("AND r.top_class = %(top_class)s")
+            parameters["top_class"] = top_class
+        if district:
+            filters.append("AND i.district = %(district)s")
+            parameters["district"] = district
+        rows = self.query(QUEUE_SQL.replace("{filters}", " ".join(filters)), parameters)
+        total = rows[0][-1] if rows else 0
+        return [dict(zip(QUEUE_COLUMNS, r[:-1], strict=True)) | {"queued_at": r[10].isoformat()} for r in rows], total
+
+    def department_tasks(self, unit: str, status: str | None = "open", limit: int = 100, offset: int = 0,
+                         task_id: str | None = None) -> list[dict]:
+        """A unit's tasks as they last stood, most urgent first, each with the report (title, text with
+        PII masked, address, place) and the duty item (title, legal basis) it was dispatched under."""
+        where, parameters = ["unit = %(unit)s"], {"unit": unit, "limit": limit, "offset": offset}
+        if task_id:
+            where.append("task_id = %(task_id)s")
+            parameters["task_id"] = task_id
+        if status == "open":
+            where.append(f"status IN {OPEN_STATUSES}")
+        elif status:
+            where.append("status = %(status)s")
+            parameters["status"] = status
+        tasks = [dict(zip(TASK_COLUMNS, (_jsonable(v) for v in row), strict=True)) for row in self.query(
+            f"SELECT {', '.join(TASK_COLUMNS)} FROM {{db}}.tasks FINAL WHERE {' AND '.join(where)} "
+            "ORDER BY ifNull(finish_by, dispatched_at), task_id LIMIT %(limit)s OFFSET %(offset)s", parameters)]
+        if not tasks:
+            return []
+        reports = {r[0]: r[1:] for r in self.query(
+            "SELECT incident_id, source, title, text, address, lat, lon FROM {db}.incidents FINAL "
+            "WHERE incident_id IN %(ids)s", {"ids": list({t["incident_id"] for t in tasks})})}
+        items = {r[0]: r[1:] for r in self.query(
+            "SELECT dispatch_id, item_title, legal_basis FROM {db}.dispatches FINAL WHERE dispatch_id IN %(ids)s",
+            {"ids": [t["task_id"] for t in tasks]})}
+        for task in tasks:
+            source, title, text, address, lat, lon = reports.get(task["incident_id"], ("", "", "", None, None, None))
+            item_title, basis = items.get(task["task_id"], ("", ""))
+            task |= {"source": source, "title": title, "text": text, "address": address,
+                     "location": {"lat": lat, "lon": lon} if lat is not None else None,
+                     "item_title": item_title, "legal_basis": basis}
+        return tasks
+
+    def task_status(self, task_id: str) -> tuple[str, str, str, int] | None:
+        """(unit, incident id, status, version) of a task as ClickHouse last holds it."""
+        rows = self.query("SELECT unit, incident_id, status, version FROM {db}.tasks FINAL WHERE task_id = %(id)s",
+                          {"id": task_id})
+        return rows[0] if rows else None
+
+    def waiting(self, incident_id: str) -> bool:
+        """Whether the incident is in the operator queue (as ClickHouse last holds it)."""
+        return bool(self.query(QUEUE_SQL.replace("{filters}", "AND r.incident_id = %(id)s"),
+                               {"id": incident_id, "limit": 1, "offset": 0}))
+
+    def hotline_progress(self, ticket_no: str) -> dict | None:
+        """What a reporter may know of a hotline ticket: where it is and how it ended — no personal data.
+        The primary task of the latest routing speaks for the incident."""
+        found = self.query("SELECT incident_id, reported_at FROM {db}.incidents FINAL "
+                           "WHERE source = 'hotline' AND source_id = %(no)s", {"no": ticket_no})
+        if not found:
+            return None
+        incident_id, reported_at = found[0]
+        tasks = self.query(
+            "SELECT task_id, unit, status, item_no, dispatched_at, accepted_at, completed_at, closed_at, "
+            "evaluated_at, score, finish_by FROM {db}.tasks FINAL WHERE incident_id = %(id)s AND role = 'primary' "
+            "ORDER BY attempt DESC LIMIT 1", {"id": incident_id})
+        closed = self.query("SELECT note, decided_at FROM {db}.operator_decisions FINAL "
+                            "WHERE incident_id = %(id)s AND action = 'close' LIMIT 1", {"id": incident_id})
+        progress = {"ticket_no": ticket_no, "incident_id": incident_id, "received_at": reported_at.isoformat(),
+                    "task": None, "result": None, "closed_without_dispatch": None}
+        if closed:
+            progress["closed_without_dispatch"] = {"note": closed[0][0], "at": closed[0][1].isoformat()}
+        if tasks:
+            columns = ("task_id", "unit", "status", "item_no", "dispatched_at", "accepted_at", "completed_at",
+                       "closed_at", "evaluated_at", "score", "finish_by")
+            progress["task"] = dict(zip(columns, (_jsonable(v) for v in tasks[0]), strict=True))
+            result = self.query("SELECT result, at FROM {db}.task_events FINAL WHERE task_id = %(id)s "
+                                "AND kind = 'completed' ORDER BY at DESC LIMIT 1", {"id": tasks[0][0]})
+            if result:
+                progress["result"] = {"text": result[0][0], "at": result[0][1].isoformat()}
+        return progress
 
     def tasks(self, unit: str | None = None, status: str | None = None, limit: int = 1000) -> list[dict]:
         """Tasks as they last stood, as a department clerk lists them (status 'open': not yet completed)."""

@@ -81,6 +81,7 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
                                 f"({task.last_event_at.isoformat()})")
     if event.by == "sla" and not _still_due(task, event, clock):
         return task
+    require_details(event)
     changes: dict = {"status": to or task.status, "applied": [*task.applied, event.event_id],
                      "version": task.version + 1}
     if event.by != "sla" and event.kind != "merged":
@@ -91,22 +92,16 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
         case "accepted":
             changes |= {"accepted_at": event.at, "accept_working_hours": clock.working_hours(task.dispatched_at, event.at)}
         case "returned":
-            if event.reason not in RETURN_REASONS:
-                raise InvalidTransition(f"a return needs a reason: one of {', '.join(RETURN_REASONS)}")
             changes |= {"returned_at": event.at, "return_reason": event.reason}
         case "extension_requested":
             changes |= {"extensions_requested": task.extensions_requested + 1, "paused_since": event.at}
         case "extension_approved":
-            if not event.days:
-                raise InvalidTransition("an approved extension needs the granted working days")
             changes |= _resume(task, event, clock) | {"extension_days": task.extension_days + event.days}
         case "extension_refused" | "resumed":
             changes |= _resume(task, event, clock)
             if event.kind == "resumed":
                 changes |= {"parked_reason": None, "review_on": None}
         case "parked":
-            if not event.reason or event.review_on is None:
-                raise InvalidTransition("parking (挂账) needs a reason and a review date")
             changes |= {"parked_at": event.at, "parked_reason": event.reason, "review_on": event.review_on,
                         "paused_since": event.at}
         case "completed":
@@ -119,8 +114,6 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
         case "closed":
             changes["closed_at"] = event.at
         case "evaluated":
-            if event.score is None:
-                raise InvalidTransition("an evaluation scores 1 (不满意), 2 (基本满意) or 3 (满意)")
             changes |= {"score": event.score, "evaluated_at": event.at}
         case "supervised":
             changes["supervised"] = task.supervised + 1
@@ -138,6 +131,29 @@ def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:
     if changes.keys() & {"extension_days", "paused_seconds"}:  # what the finish deadline depends on
         moved = moved.model_copy(update=clock.deadlines(moved))
     return moved
+
+
+def next_status(status: str, event: TaskEvent) -> str:
+    """The status an actor's `event` leads to from `status`, or InvalidTransition saying why: what the
+    api checks before it sends an action (the task stage still decides, with `apply`)."""
+    allowed, to = TRANSITIONS[event.kind]
+    if status not in allowed:
+        raise InvalidTransition(f"{event.kind} is not possible when the task is {status}")
+    require_details(event)
+    return to or status
+
+
+def require_details(event: TaskEvent) -> None:
+    """The facts an event of its kind must carry."""
+    match event.kind:
+        case "returned" if event.reason not in RETURN_REASONS:
+            raise InvalidTransition(f"a return needs a reason: one of {', '.join(RETURN_REASONS)}")
+        case "extension_approved" if not event.days:
+            raise InvalidTransition("an approved extension needs the granted working days")
+        case "parked" if not event.reason or event.review_on is None:
+            raise InvalidTransition("parking (挂账) needs a reason and a review date")
+        case "evaluated" if event.score is None:
+            raise InvalidTransition("an evaluation scores 1 (不满意), 2 (基本满意) or 3 (满意)")
 
 
 def raised_alert(before: TaskState, after: TaskState) -> str | None:

@@ -79,13 +79,13 @@ def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Loc
 def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator) -> Incident:
     match msg:
         case HotlineTicket():
-            text = redact_text(msg.text)
+            text = redact_text(msg.text, (msg.caller_name,))
             where = locator.resolve(lat=_lat(msg.location), lon=_lon(msg.location), street=msg.street,
                                     district=msg.district, address=msg.address, text=f"{msg.title} {text}")
             return Incident(
                 incident_id=incident_id_of(msg),
                 source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
-                title=redact_text(msg.title), text=text, address=msg.address, location=msg.location,
+                title=redact_text(msg.title, (msg.caller_name,)), text=text, address=msg.address, location=msg.location,
                 reporter_hash=hash_contact(msg.caller_phone, salt), **_where(where),
             )
         case GridReport():

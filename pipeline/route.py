@@ -143,9 +143,10 @@ def _dispatches(incident: Incident, item: DutyItem, recipients: Recipients, book
 
 def _manual(incident: Incident, book: DutyBook, now: dt.datetime, reason: str, candidates: Sequence[str],
             *, tanpai_refused: bool = False, attempt: int = 0) -> ManualReview:
+    best = book.item(candidates[0], incident.street) if candidates else None
     return ManualReview(incident_id=incident.incident_id, reason=reason, candidates=list(candidates),
-                        tanpai_refused=tanpai_refused, dutylist_version=book.version, queued_at=now, attempt=attempt,
-                        incident=incident)
+                        tanpai_refused=tanpai_refused, dutylist_version=book.version,
+                        top_class=best.top_class if best else None, queued_at=now, attempt=attempt, incident=incident)
 
 
 def reroute_returned(incident: Incident, returned: Dispatch, returned_by_reason: str, note: str, book: DutyBook, *,

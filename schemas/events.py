@@ -82,6 +82,8 @@ class ManualReview(_Event):
     tanpai_refused: bool = Field(default=False, description="a dispatch to a street/community the list does not "
                                  "name was refused (no 摊派)")
     dutylist_version: str | None = None
+    top_class: str | None = Field(default=None, description="the class of the best candidate item (the queue's "
+                                  "filter)")
     queued_at: AwareDatetime
     attempt: int = Field(default=0, ge=0, description="routings so far: >0 when a unit returned the incident")
     incident: Incident | None = Field(default=None, description="the report, for the operator to read and decide "
@@ -223,16 +225,26 @@ class DutyListVersion(_Event):
 
 
 class OperatorDecision(_Event):
-    """An operator's ruling on an incident in the manual queue (`cityops dispatch manual`, later HTTP)."""
+    """An operator's ruling on an incident in the manual queue (`cityops dispatch manual`, or the api):
+    dispatch it under an item, or close it without a dispatch (answered directly, not a city matter)."""
 
     decision_id: str
     incident_id: str
-    item_no: str = Field(min_length=1)
+    action: Literal["dispatch", "close"] = "dispatch"
+    item_no: str = Field(default="", description="dispatch: the duty item")
     units: list[str] = Field(default_factory=list, description="empty: the units the item names; else the "
                              "operator's choice, first is primary (still subject to the 摊派 guard)")
     operator: str = Field(min_length=1, max_length=64)
     note: str = Field(default="", max_length=500)
     decided_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _dispatch_names_an_item(self) -> OperatorDecision:
+        if self.action == "dispatch" and not self.item_no:
+            raise ValueError("item_no: a dispatch names the duty item")
+        if self.action == "close" and not self.note:
+            raise ValueError("note: closing without a dispatch says why")
+        return self
 
 
 class ClassifiedIncident(_Event):

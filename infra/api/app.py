@@ -6,7 +6,10 @@ ClickHouse; on the embedded default it also owns the chDB directory and runs the
 - `/health`: ready once the store is migrated and the sink reads (orchestrators, the demo, tests);
 - `/stats/`: the figures screens poll, computed at most every `CITYOPS_STATS_REFRESH_SECONDS` in a
   worker thread and served from that snapshot — never a FINAL scan per request;
-- `/sla/?by=…`: the SLA board; `/tasks/`, `/queue/`: citizens' reports, for `read` keys;
+- `/departments/{unit}/tasks`, `/tasks/{id}/…`: departments and the operations centre act on tasks
+  (infra/api/tasks.py); `/operator/queue`: the operator queue and its rulings (infra/api/operators.py);
+  `/status/{ticket_no}`: a reporter's progress, without personal data (infra/api/status.py);
+- `/sla/?by=…`: the SLA board; `/tasks/`: every unit's tasks, for `read` keys (screens, reporting);
 - `/metrics`: this process's Prometheus metrics (requests, intake, the sink's).
 Every request that reads citizens' data or changes anything needs an API key (infra/api/keys.py).
 Errors are RFC 9457 problem documents (infra/api/problems.py).
@@ -30,10 +33,14 @@ from infra.api.idempotency import Replays
 from infra.api.intake import intake_router
 from infra.api.keys import KeyRing
 from infra.api.middleware import BodyLimit, RequestMetrics
+from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
+from infra.api.status import status_router
+from infra.api.tasks import tasks_router
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import SLA_DIMENSIONS, Store
+from pipeline.dutylists import load_registry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,8 @@ class FiguresCache:
 
 
 def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: Publisher | None = None) -> FastAPI:
-    now = settings.clock().now
+    clock = settings.clock()
+    now = clock.now
     names = TopicNames(settings.topic_prefix)
     figures = FiguresCache(store, settings.stats_refresh_seconds)
     publisher = publisher or Publisher(settings)
@@ -82,6 +90,10 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)
     app.include_router(intake_router(names))
+    app.include_router(tasks_router(names, store, clock))
+    app.include_router(operators_router(names, store, clock))
+    registry = load_registry(settings.units_file)
+    app.include_router(status_router(store, {unit.code: unit.name for unit in registry.units}))
     reader = [Depends(scoped("read"))]
 
     @app.get("/health", tags=["operations"])
@@ -109,10 +121,6 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),
                     limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
         return await asyncio.to_thread(store.tasks, unit, status, limit)
-
-    @app.get("/queue/", tags=["figures"], dependencies=reader, responses={403: problems.PROBLEM})
-    async def queue(limit: int = Query(500, ge=1, le=10000)) -> list[dict]:
-        return await asyncio.to_thread(store.queue, limit)
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
 
 from infra.api.problems import Problem
-from infra.kafka_config import kafka_python_options
+from infra.kafka_config import kafka_python_security
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class Publisher:
                     raise OSError("KAFKA_BOOTSTRAP_SERVERS is not set")
                 wait_ms = int(self.timeout * 1000)
                 self._producer = KafkaProducer(
-                    **kafka_python_options(self.settings), acks="all", enable_idempotence=True, linger_ms=2,
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers, **kafka_python_security(self.settings),
+                    acks="all", enable_idempotence=True, linger_ms=2,
                     # send() blocks at most this long for metadata; a delivery gives up after it.
                     max_block_ms=wait_ms, request_timeout_ms=wait_ms, delivery_timeout_ms=wait_ms + 100,
                     bootstrap_timeout_ms=wait_ms)

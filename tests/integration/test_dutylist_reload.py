@@ -7,6 +7,7 @@ import json
 
 from agents.topics import TopicNames
 from infra.feeder import publish
+from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import sample_path
@@ -47,13 +48,13 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     # A new version: street lighting moves to the power company.
     v3 = sample_path("dutylist.yaml").read_text(encoding="utf-8").replace('version: "A市-2026.2"', 'version: "A市-2026.3"')
     v3 = v3.replace("grid_classes: [部件/公用设施/路灯], primary_unit: cgj,", "grid_classes: [部件/公用设施/路灯], primary_unit: gdgs,")
-    publish(broker.bootstrap_servers, names.dutylists, "A市-2026.3",
+    publish(Settings(kafka_bootstrap_servers=broker.bootstrap_servers), names.dutylists, "A市-2026.3",
             DutyListVersion(version="A市-2026.3", published_at=now(), published_by="test", yaml=v3))
     worker.wait_until(lambda s: s["dutylist_version"] == "A市-2026.3", timeout=30)
 
     # A broken version is refused (dead-lettered with the reason); the good one stays in force.
     broken = v3.replace('version: "A市-2026.3"', 'version: "A市-2026.4"').replace("primary_unit: gdgs,", "primary_unit: nobody,")
-    publish(broker.bootstrap_servers, names.dutylists, "A市-2026.4",
+    publish(Settings(kafka_bootstrap_servers=broker.bootstrap_servers), names.dutylists, "A市-2026.4",
             DutyListVersion(version="A市-2026.4", published_at=now(), published_by="test", yaml=broken))
     # Another street: the same text from the same street would merge into the first case.
     after = send_ticket(broker, names, f"{prefix}2", "路灯不亮", "主干道路灯坏了一个星期", address="A7县泉塘街道")
@@ -63,13 +64,13 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     # Nothing in the list matches: the operator queue. A ruling that pushes a department's item
     # down to the street is refused; a ruling under a territorial item goes to the street.
     unmatched = send_ticket(broker, names, f"{prefix}3", "咨询", "请问这件事情应该找哪个单位反映")
-    # The queue is the worker's; /queue/ reads ClickHouse, a sink batch behind: wait for both.
+    # The queue is the worker's; /operator/queue reads ClickHouse, a sink batch behind: wait for both.
     worker.wait_until(lambda s: s["waiting_for_operator"] == 1 and s["manual"] >= 1, timeout=60)
-    queue = worker.get_json("/queue/")
+    queue = worker.get_json("/operator/queue")["items"]
     assert [(q["incident_id"], q["street"], q["reason"].split(" (")[0]) for q in queue] == [
         (unmatched, "a7-s02", "no duty-list keyword in the text")]
     for item, units in (("CJ-003", ["a7-s02"]), ("CJ-050", [])):
-        publish(broker.bootstrap_servers, names.manual_decisions, unmatched,
+        publish(Settings(kafka_bootstrap_servers=broker.bootstrap_servers), names.manual_decisions, unmatched,
                 OperatorDecision(decision_id=f"{prefix}{item}", incident_id=unmatched, item_no=item, units=units,
                                  operator="op7", decided_at=now()))
     worker.wait_until(lambda s: s["waiting_for_operator"] == 0 and s["dispatched"] >= 3 and s["tanpai_refused"] == 1,

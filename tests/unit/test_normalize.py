@@ -76,6 +76,15 @@ def test_redaction_masks_landlines_but_keeps_ordinary_numbers():
     assert redact_text("拖欠工资20000元") == "拖欠工资20000元"
 
 
+def test_names_typed_in_text_are_masked():
+    assert redact_text("我叫王小明，住3栋", ("王小明",)) == "我叫[姓名]，住3栋"
+    assert redact_text("王小明反映楼道堵塞，王小明多次投诉", ("王小明",)) == "[姓名]反映楼道堵塞，[姓名]多次投诉"
+    assert redact_text("联系人：李四，请回电") == "联系人：[姓名]，请回电"
+    assert redact_text("张先生说物业不管，刘阿姨也反映过") == "某先生说物业不管，某阿姨也反映过"
+    # words that merely start with a surname stay as they are
+    assert redact_text("高温天气，黄色预警，马路上积水") == "高温天气，黄色预警，马路上积水"
+
+
 def test_contact_hash_ignores_formatting_and_depends_on_the_salt():
     assert hash_contact("0731-84567890", "a") == hash_contact("073184567890", "a")
     assert hash_contact("13812345678", "a") != hash_contact("13812345678", "b")

@@ -1,0 +1,95 @@
+"""The operator queue: what the pipeline could not route with confidence, and the operators' rulings.
+
+    GET  /operator/queue?reason=&top_class=&district=&limit=&offset=     waiting incidents, oldest first
+    POST /operator/queue/{incident_id}/dispatch   {item_no, units?, note}   dispatch under a duty item
+    POST /operator/queue/{incident_id}/close      {note}                    close without a dispatch
+
+A ruling is an `OperatorDecision` on `manual-decisions`; the operator stage in the worker applies it
+(a dispatch the duty list refuses, e.g. 摊派 to a street it does not name, comes back to the queue
+with the reason). Answered 202 once the broker has it. The decision id is made of the incident and
+the ruling, so a retried ruling is the same decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from agents.topics import TopicNames
+from infra.api.auth import scoped
+from infra.api.keys import ApiKey
+from infra.api.problems import PROBLEM, Problem
+from infra.store import Store
+from pipeline import ids
+from pipeline.clock import Clock
+from schemas import OperatorDecision
+from schemas.intake import Code
+
+IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
+
+
+class QueuePage(BaseModel):
+    total: int = Field(description="waiting incidents that match the filters")
+    items: list[dict]
+
+
+class DispatchRuling(BaseModel):
+    item_no: Code = Field(description="the duty item, e.g. CJ-050")
+    units: list[Code] = Field(default_factory=list, max_length=10, description="empty: the units the item names; "
+                              "else these, the first primary (streets the list does not name are refused: no 摊派)")
+    note: str = Field(default="", max_length=500)
+
+
+class CloseRuling(BaseModel):
+    note: str = Field(min_length=1, max_length=500, description="why no dispatch: answered directly, not a city "
+                      "matter, a duplicate…")
+
+
+class RulingSent(BaseModel):
+    decision_id: str
+    incident_id: str
+    action: str
+
+
+def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
+    router = APIRouter(prefix="/operator", tags=["operators"],
+                       responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+    operator = Depends(scoped("operator"))
+
+    @router.get("/queue", dependencies=[Depends(scoped("operator", "read"))])
+    async def queue(reason: str | None = Query(None, max_length=100, description="a part of the reason"),
+                    top_class: str | None = Query(None, max_length=64, description="class of the best candidate"),
+                    district: str | None = Query(None, max_length=64),
+                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> QueuePage:
+        items, total = await asyncio.to_thread(store.queue, limit, offset, reason=reason, top_class=top_class,
+                                               district=district)
+        return QueuePage(total=total, items=items)
+
+    async def rule(request: Request, incident_id: str, key: ApiKey, action: str, **ruling) -> RulingSent:
+        if not await asyncio.to_thread(store.waiting, incident_id):
+            raise Problem(404, "Not Found", f"incident {incident_id} is not waiting for an operator (unknown, "
+                          "already decided, or not yet stored: a new entry shows within a second or two)")
+        decision = OperatorDecision(
+            decision_id=ids.stable_id("decision", incident_id, action, *ruling.values()), incident_id=incident_id,
+            action=action, operator=key.name, decided_at=clock.now(), **ruling)
+        await request.app.state.publisher.publish(names.manual_decisions, incident_id,
+                                                  decision.model_dump_json().encode())
+        return RulingSent(decision_id=decision.decision_id, incident_id=incident_id, action=action)
+
+    @router.post("/queue/{incident_id}/dispatch", status_code=202)
+    async def dispatch(incident_id: IncidentId, body: DispatchRuling, request: Request,
+                       key: ApiKey = operator) -> RulingSent:
+        """Dispatch under a duty item; the worker checks it against the list in force."""
+        return await rule(request, incident_id, key, "dispatch", item_no=body.item_no, units=body.units,
+                          note=body.note)
+
+    @router.post("/queue/{incident_id}/close", status_code=202)
+    async def close(incident_id: IncidentId, body: CloseRuling, request: Request,
+                    key: ApiKey = operator) -> RulingSent:
+        """Close without a dispatch: it leaves the queue, the reporter's status says why."""
+        return await rule(request, incident_id, key, "close", note=body.note)
+
+    return router
