@@ -312,33 +312,53 @@ class Store:
         return bool(self.query(QUEUE_SQL.replace("{filters}", "AND r.incident_id = %(id)s"),
                                {"id": incident_id, "limit": 1, "offset": 0}))
 
-    def hotline_progress(self, ticket_no: str) -> dict | None:
-        """What a reporter may know of a hotline ticket: where it is and how it ended — no personal data.
-        The primary task of the latest routing speaks for the incident."""
-        found = self.query("SELECT incident_id, reported_at FROM {db}.incidents FINAL "
-                           "WHERE source = 'hotline' AND source_id = %(no)s", {"no": ticket_no})
-        if not found:
-            return None
-        incident_id, reported_at = found[0]
-        tasks = self.query(
-            "SELECT task_id, unit, status, item_no, dispatched_at, accepted_at, completed_at, closed_at, "
-            "evaluated_at, score, finish_by FROM {db}.tasks FINAL WHERE incident_id = %(id)s AND role = 'primary' "
-            "ORDER BY attempt DESC LIMIT 1", {"id": incident_id})
-        closed = self.query("SELECT note, decided_at FROM {db}.operator_decisions FINAL "
-                            "WHERE incident_id = %(id)s AND action = 'close' LIMIT 1", {"id": incident_id})
-        progress = {"ticket_no": ticket_no, "incident_id": incident_id, "received_at": reported_at.isoformat(),
-                    "task": None, "result": None, "closed_without_dispatch": None}
-        if closed:
-            progress["closed_without_dispatch"] = {"note": closed[0][0], "at": closed[0][1].isoformat()}
-        if tasks:
-            columns = ("task_id", "unit", "status", "item_no", "dispatched_at", "accepted_at", "completed_at",
-                       "closed_at", "evaluated_at", "score", "finish_by")
-            progress["task"] = dict(zip(columns, (_jsonable(v) for v in tasks[0]), strict=True))
-            result = self.query("SELECT result, at FROM {db}.task_events FINAL WHERE task_id = %(id)s "
-                                "AND kind = 'completed' ORDER BY at DESC LIMIT 1", {"id": tasks[0][0]})
-            if result:
-                progress["result"] = {"text": result[0][0], "at": result[0][1].isoformat()}
-        return progress
+    def hotline_tickets(self, ticket_nos: Sequence[str] | None = None, start: dt.datetime | None = None,
+                        end: dt.datetime | None = None, limit: int = 1000) -> list[dict]:
+        """Hotline tickets, newest first, each with what a reporter may know: the primary task of the
+        latest routing (unit, status, item, deadlines, score), the result text of its completion, and
+        the operator's note when closed without a dispatch. No caller, no phone."""
+        where, parameters = ["source = 'hotline'"], {"limit": limit}
+        if ticket_nos is not None:
+            where.append("source_id IN %(nos)s")
+            parameters["nos"] = list(ticket_nos)
+        if start is not None:
+            where.append("reported_at >= %(start)s")
+            parameters["start"] = start
+        if end is not None:
+            where.append("reported_at <= %(end)s")
+            parameters["end"] = end
+        columns = ("ticket_no", "incident_id", "reported_at", "title", "text", "address", "lat", "lon", "category_hint")
+        tickets = [dict(zip(columns, (_jsonable(v) for v in row), strict=True)) for row in self.query(
+            f"SELECT source_id, {', '.join(columns[1:])} FROM {{db}}.incidents FINAL WHERE {' AND '.join(where)} "
+            "ORDER BY reported_at DESC, source_id LIMIT %(limit)s", parameters)]
+        if not tickets:
+            return []
+        incident_ids = [t["incident_id"] for t in tickets]
+        task_columns = ("task_id", "unit", "status", "item_no", "dispatched_at", "accepted_at", "completed_at",
+                        "closed_at", "evaluated_at", "score", "finish_by", "last_event_at")
+        latest: dict[str, dict] = {}
+        for row in self.query(f"SELECT incident_id, {', '.join(task_columns)} FROM {{db}}.tasks FINAL "
+                              "WHERE incident_id IN %(ids)s AND role = 'primary' ORDER BY attempt",
+                              {"ids": incident_ids}):
+            latest[row[0]] = dict(zip(task_columns, (_jsonable(v) for v in row[1:]), strict=True))
+        task_ids = [t["task_id"] for t in latest.values()] or [""]
+        titles = dict(self.query("SELECT dispatch_id, item_title FROM {db}.dispatches FINAL "
+                                 "WHERE dispatch_id IN %(ids)s", {"ids": task_ids}))
+        results = {task: (text, at) for task, text, at in self.query(
+            "SELECT task_id, result, at FROM {db}.task_events FINAL WHERE task_id IN %(ids)s AND kind = 'completed' "
+            "ORDER BY at", {"ids": task_ids})}
+        closed = {incident: (note, at) for incident, note, at in self.query(
+            "SELECT incident_id, note, decided_at FROM {db}.operator_decisions FINAL WHERE incident_id IN %(ids)s "
+            "AND action = 'close'", {"ids": incident_ids})}
+        for ticket in tickets:
+            task = latest.get(ticket["incident_id"])
+            result = results.get(task["task_id"]) if task else None
+            ticket |= {"task": task, "item_title": titles.get(task["task_id"]) if task else None,
+                       "result": {"text": result[0], "at": result[1].isoformat()} if result else None,
+                       "closed_without_dispatch": {"note": closed[ticket["incident_id"]][0],
+                                                   "at": closed[ticket["incident_id"]][1].isoformat()}
+                       if ticket["incident_id"] in closed else None}
+        return tickets
 
     def tasks(self, unit: str | None = None, status: str | None = None, limit: int = 1000) -> list[dict]:
         """Tasks as they last stood, as a department clerk lists them (status 'open': not yet completed)."""

@@ -140,9 +140,13 @@ class Classifier:
         in_force = self.book.items_for(incident.street, on=reported_on)
         candidates = {n for kw in in_title | in_text for n in self._items_with[kw]}
         hint = incident.category_hint
+
+        def hinted(item: DutyItem) -> bool:  # a grid worker's class, or a service (item number) chosen in an app
+            return bool(hint) and (hint == item.number or any(hint == c.rsplit("/", 1)[-1] or hint == c
+                                                               for c in item.grid_classes))
+
         if hint:
-            candidates |= {n for n, item in in_force.items()
-                           if any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes)}
+            candidates |= {n for n, item in in_force.items() if hinted(item)}
         matched = []
         for number in sorted(candidates):
             item = in_force.get(number)
@@ -151,10 +155,10 @@ class Classifier:
             hits = [kw for kw in (item.title, *item.keywords) if kw in in_title or kw in in_text]
             # A hit in the title says more about the subject than one buried in the text.
             score = sum(2 if kw in in_title else 1 for kw in hits)
-            if hint and any(hint == c.rsplit("/", 1)[-1] or hint == c for c in item.grid_classes):
-                # The worker's pick counts, but the text must not contradict it: one vote of several.
+            if hinted(item):
+                # The reporter's pick counts, but the text must not contradict it: one vote of several.
                 score += 3
-                hits.append(f"网格员分类:{hint}")
+                hits.append(f"{'网格员分类' if incident.source == 'grid' else '所选事项'}:{hint}")
             if score:
                 matched.append((score, item, hits))
         return matched

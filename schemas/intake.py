@@ -39,6 +39,8 @@ class HotlineTicket(_Message):
     location: GeoPoint | None = None
     district: str | None = None
     street: str | None = None
+    category: str | None = Field(default=None, max_length=64, description="the service the reporter chose (an "
+                                 "Open311 service_code: a duty item), a hint checked against the text")
 
 
 class GridReport(_Message):

@@ -29,10 +29,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.topics import TopicNames
 from infra.api import problems
 from infra.api.auth import Gate, scoped
+from infra.api.dutylist import CurrentDutyList
 from infra.api.idempotency import Replays
 from infra.api.intake import intake_router
 from infra.api.keys import KeyRing
 from infra.api.middleware import BodyLimit, RequestMetrics
+from infra.api.open311 import open311_router
 from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
 from infra.api.status import status_router
@@ -40,7 +42,7 @@ from infra.api.tasks import tasks_router
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import SLA_DIMENSIONS, Store
-from pipeline.dutylists import load_registry
+from pipeline.dutylists import load_dutybook
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,10 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app.include_router(intake_router(names))
     app.include_router(tasks_router(names, store, clock))
     app.include_router(operators_router(names, store, clock))
-    registry = load_registry(settings.units_file)
-    app.include_router(status_router(store, {unit.code: unit.name for unit in registry.units}))
+    bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)
+    unit_names = {code: unit.name for code, unit in bootstrap.units.items()}
+    app.include_router(status_router(store, unit_names))
+    app.include_router(open311_router(names, store, CurrentDutyList(store, bootstrap), clock, unit_names))
     reader = [Depends(scoped("read"))]
 
     @app.get("/health", tags=["operations"])

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 MEDIA_TYPE = "application/problem+json"
+OPEN311_PREFIX = "/open311/"
 
 
 class FieldError(BaseModel):
@@ -39,7 +40,15 @@ class Problem(Exception):
         self.body = ProblemDetails(title=title, status=status, detail=detail, errors=errors or [])
         self.headers = headers or {}
 
-    def response(self) -> JSONResponse:
+    def response(self, request: Request | None = None) -> JSONResponse:
+        if request is not None and request.url.path.startswith(OPEN311_PREFIX):
+            # GeoReport v2's own error format: a list of {code, description}; invalid input is a 400.
+            status = 400 if self.body.status == 422 else self.body.status
+            detail = self.body.detail or self.body.title
+            if self.body.errors:
+                detail = "; ".join(f"{e.field.removeprefix('body.').removeprefix('query.')}: {e.message}"
+                                   for e in self.body.errors)
+            return JSONResponse([{"code": status, "description": detail}], status_code=status, headers=self.headers)
         return JSONResponse(self.body.model_dump(mode="json"), status_code=self.body.status, headers=self.headers,
                             media_type=MEDIA_TYPE)
 
@@ -65,15 +74,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response()
+        return exc.response(request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return invalid(field_errors(exc)).response()
+        return invalid(field_errors(exc)).response(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response()
+        return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response(request)
 
 
 # For the OpenAPI document: what each error answer looks like.

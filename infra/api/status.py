@@ -24,10 +24,12 @@ def status_router(store: Store, unit_names: dict[str, str]) -> APIRouter:
     @router.get("/status/{ticket_no}", dependencies=[Depends(scoped("intake", "read", "operator"))])
     async def status(ticket_no: TicketNo) -> dict:
         """A ticket's progress: 已受理 → 已派单 → 已接单 → 已办结 → 已结案 → 已评价 (or 已退单, 已挂账, 已直接答复)."""
-        progress = await asyncio.to_thread(store.hotline_progress, ticket_no)
-        if progress is None:
+        found = await asyncio.to_thread(store.hotline_tickets, [ticket_no], None, None, 1)
+        if not found:
             raise Problem(404, "Not Found", f"no hotline ticket {ticket_no} (yet: a new ticket shows within a "
                           "second or two)")
+        progress = {k: found[0][k] for k in ("ticket_no", "incident_id", "reported_at", "task", "item_title",
+                                             "result", "closed_without_dispatch")}
         task = progress["task"]
         if progress["closed_without_dispatch"]:
             stage = "已直接答复"
