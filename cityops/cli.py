@@ -254,6 +254,7 @@ def keys_issue(
     name: str = typer.Option(..., help="who holds it: the vendor, the department's system, the desk"),
     scope: list[str] = typer.Option(..., help="intake | operator | read | department:<unit code> (repeat)"),
     replace: bool = typer.Option(False, help="revoke the live keys of the same name first"),
+    signed: bool = typer.Option(False, help="its requests must be signed (Standard Webhooks): prints the secret"),
 ) -> None:
     """Issue a key and print it once: only its hash is kept (CITYOPS_API_KEYS_FILE). A running api
     takes it on its next request."""
@@ -264,12 +265,15 @@ def keys_issue(
 
     path = Settings().resolved_api_keys_file()
     try:
-        key, token = keys.issue(path, name, scope, replace=replace)
+        key, token, signing_secret = keys.issue(path, name, scope, replace=replace, signed=signed)
     except ValidationError as exc:
         typer.echo(f"cannot issue the key: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"issued key {key.key_id} ({key.name}: {', '.join(key.scopes)}) in {path}; it is shown only now:", err=True)
     typer.echo(token)
+    if signing_secret:
+        typer.echo("signing secret (sign every request with it; `cityops keys rotate` rolls it):", err=True)
+        typer.echo(signing_secret)
 
 
 @keys_cli.command("list")
@@ -280,7 +284,24 @@ def keys_list() -> None:
 
     for key in keys.read(Settings().resolved_api_keys_file()).keys:
         revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
-        typer.echo(f"{key.key_id}  {key.name}  {','.join(key.scopes)}  issued {key.created_at:%Y-%m-%d %H:%M}{revoked}")
+        signed = f"  signed ({len(key.signing_secrets)} secret(s))" if key.signing_secrets else ""
+        typer.echo(f"{key.key_id}  {key.name}  {','.join(key.scopes)}  issued {key.created_at:%Y-%m-%d %H:%M}"
+                   f"{signed}{revoked}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(key_id: str = typer.Argument(..., help="the key id (`cityops keys list`)")) -> None:
+    """A new signing secret for a key; the previous one stays valid beside it until the next rotation."""
+    from infra.api import keys
+    from infra.settings import Settings
+
+    try:
+        secret = keys.rotate_signing_secret(Settings().resolved_api_keys_file(), key_id)
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(2) from None
+    typer.echo("new signing secret (the previous one stays valid until the next rotation):", err=True)
+    typer.echo(secret)
 
 
 @keys_cli.command("revoke")

@@ -1,4 +1,5 @@
-"""Who is calling: the API key in `Authorization: Bearer co_…`,
+"""Who is calling: the API key in `Authorization: Bearer co_…` (and, for keys that sign, a valid
+Standard Webhooks signature over the body),
 its scopes, and its rate limit. Handlers declare what they need as a dependency
 (`Depends(scoped("intake"))`); the key itself is found in the `KeyRing` (infra/api/keys.py)."""
 
@@ -11,18 +12,48 @@ from fastapi import Depends, Header, Request
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from standardwebhooks.webhooks import Webhook
 
 from infra.api.keys import ApiKey, KeyRing
 from infra.api.problems import Problem
 
+SIGNATURE_TOLERANCE_SECONDS = 300  # the standardwebhooks library's window
+
 
 class Gate:
-    """The key ring and the per-key rate limit ("600/minute": the `limits` notation)."""
+    """The key ring, signatures, and the per-key rate limit ("600/minute": the `limits` notation)."""
 
     def __init__(self, keys: KeyRing, rate_limit: str):
         self.keys = keys
         self.rate = parse(rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._seen_ids: dict[tuple[str, str], float] = {}  # (key id, webhook-id) → when seen
+
+    async def admit_request(self, request: Request, token: str) -> ApiKey:
+        key = self.admit(token)
+        if key.signing_secrets:
+            self.check_signature(key, dict(request.headers), await request.body())
+        return key
+
+    def check_signature(self, key: ApiKey, headers: dict[str, str], body: bytes) -> None:
+        """Standard Webhooks: any of the key's secrets (two during a rotation) verifies any of the
+        signatures sent; the timestamp within five minutes; each webhook-id once."""
+        for secret in key.signing_secrets:
+            try:
+                Webhook(secret).verify(body, headers, json_parse=False)
+                break
+            except Exception:  # wrong secret, malformed header, stale timestamp: try the next secret
+                continue
+        else:
+            raise Problem(401, "Unauthorized", "this key signs its requests: send webhook-id, webhook-timestamp "
+                          "(within five minutes) and webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body>)")
+        now = time.time()
+        seen = (key.key_id, headers.get("webhook-id", ""))
+        if seen in self._seen_ids:
+            raise Problem(409, "Conflict", "this webhook-id was used already: a replayed request")
+        self._seen_ids[seen] = now
+        if len(self._seen_ids) > 100_000:
+            self._seen_ids = {k: t for k, t in self._seen_ids.items() if now - t < SIGNATURE_TOLERANCE_SECONDS * 2}
 
     def admit(self, token: str) -> ApiKey:
         key = self.keys.find(token)
@@ -36,10 +67,10 @@ class Gate:
         return key
 
 
-def current_key(request: Request,
-                authorization: str | None = Header(default=None, description="Bearer <API key>")) -> ApiKey:
+async def current_key(request: Request,
+                      authorization: str | None = Header(default=None, description="Bearer <API key>")) -> ApiKey:
     scheme, _, token = (authorization or "").partition(" ")
-    return request.app.state.gate.admit(token.strip() if scheme.lower() == "bearer" else "")
+    return await request.app.state.gate.admit_request(request, token.strip() if scheme.lower() == "bearer" else "")
 
 
 def scoped(*scopes: str):

@@ -7,13 +7,21 @@ each with scopes, kept hashed in a JSON file the api re-reads when it changes.
     read                   figures, tasks and the queue (screens, reporting); changes nothing
 
 A key is shown once, when it is issued: `co_<key id>_<secret>`. The file keeps the key id, the scopes
-and the SHA-256 of the secret. The secret is 32 random bytes, so a plain hash is enough (a slow hash
+and the SHA-256 of the secret.
+
+A key may also sign its requests (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+`webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, five minutes' tolerance): then
+a request with the key but without a valid signature is refused, so a leaked bearer token alone is
+not enough. Signing secrets must be readable to check a signature, so they are kept as issued (the
+file is the owner's alone); a key holds at most two at once, so a vendor can roll to a new one
+(`cityops keys rotate`) while its requests still carry the old. The secret is 32 random bytes, so a plain hash is enough (a slow hash
 such as argon2 is for guessable passwords; it would only add latency to every request here).
 `cityops keys issue|list|revoke` edit the file; a running api picks up the change on its next request.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -23,7 +31,7 @@ import re
 import secrets
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -47,6 +55,8 @@ class ApiKey(BaseModel):
     secret_sha256: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    signing_secrets: list[str] = Field(default_factory=list, max_length=2,
+                                       description="whsec_…: when set, every request must be signed with one")
 
     @property
     def units(self) -> set[str]:
@@ -96,30 +106,55 @@ class KeyRing:
         return key
 
 
-def issue(path: Path, name: str, scopes: list[str], *, replace: bool = False) -> tuple[ApiKey, str]:
-    """Add a key to the file; returns it and its token (shown once, stored only hashed).
-    `replace`: revoke the live keys of the same name first (a demo issuing its key on each run)."""
+class Issued(NamedTuple):
+    key: ApiKey
+    token: str  # shown once; the file keeps its hash
+    signing_secret: str | None  # whsec_…, when the key signs its requests
+
+
+def issue(path: Path, name: str, scopes: list[str], *, replace: bool = False, signed: bool = False) -> Issued:
+    """Add a key to the file. `replace`: revoke the live keys of the same name first (a demo issuing
+    its key on each run). `signed`: its requests must carry a signature made with the secret returned."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
     now = dt.datetime.now(dt.timezone.utc)
-    key = ApiKey(key_id=key_id, name=name, scopes=scopes, secret_sha256=_digest(secret), created_at=now)
+    signing = [_signing_secret()] if signed else []
+    key = ApiKey(key_id=key_id, name=name, scopes=scopes, secret_sha256=_digest(secret), created_at=now,
+                 signing_secrets=signing)
     file = read(path)
     if replace:
         file.keys = [k.model_copy(update={"revoked_at": now}) if k.name == name and k.revoked_at is None else k
                      for k in file.keys]
     file.keys.append(key)
     _write(path, file)
-    return key, f"{PREFIX}_{key_id}_{secret}"
+    return Issued(key, f"{PREFIX}_{key_id}_{secret}", signing[0] if signing else None)
 
 
 def revoke(path: Path, key_id: str) -> ApiKey:
+    return _change(path, key_id, lambda key: key if key.revoked_at else key.model_copy(
+        update={"revoked_at": dt.datetime.now(dt.timezone.utc)}))
+
+
+def rotate_signing_secret(path: Path, key_id: str) -> str:
+    """A new signing secret for the key; the newest earlier one stays valid beside it until the next
+    rotation, so the vendor can switch without a refused request."""
+    secret = _signing_secret()
+    _change(path, key_id, lambda key: key.model_copy(update={"signing_secrets": [*key.signing_secrets[-1:], secret]}))
+    return secret
+
+
+def _change(path: Path, key_id: str, change) -> ApiKey:
     file = read(path)
     for n, key in enumerate(file.keys):
         if key.key_id == key_id:
-            if key.revoked_at is None:
-                file.keys[n] = key = key.model_copy(update={"revoked_at": dt.datetime.now(dt.timezone.utc)})
+            file.keys[n] = changed = change(key)
+            if changed != key:
                 _write(path, file)
-            return key
+            return changed
     raise KeyError(f"no key with id {key_id} in {path}")
+
+
+def _signing_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def read(path: Path) -> KeyFile:

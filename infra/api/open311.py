@@ -100,7 +100,7 @@ def open311_key(*scopes: str):
         if token is None:
             scheme, _, bearer = (authorization or "").partition(" ")
             token = bearer if scheme.lower() == "bearer" else ""
-        key = request.app.state.gate.admit(str(token).strip())
+        key = await request.app.state.gate.admit_request(request, str(token).strip())
         if not any(key.allows(s) for s in scopes):
             raise Problem(403, "Forbidden", f"this key lacks the scope for this: one of {', '.join(scopes)}")
         return key

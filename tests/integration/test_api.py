@@ -3,7 +3,10 @@ problem documents, and the figures screens poll come from a snapshot, not a quer
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
 
 from infra.api import keys
 from infra.api.app import create_api
@@ -44,7 +47,7 @@ def test_citizens_reports_need_a_read_key_and_figures_come_from_a_snapshot(store
 def test_a_revoked_key_is_refused_on_its_next_request_and_limits_hold(store, tmp_path):
     client = _client(store, tmp_path, api_rate_limit="3/minute", api_max_body_bytes=100)
     path = tmp_path / "api-keys.json"
-    key, token = keys.issue(path, "screen", ["read"])
+    key, token, _ = keys.issue(path, "screen", ["read"])
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/tasks/", headers=auth).status_code == 200
     keys.revoke(path, key.key_id)
@@ -57,3 +60,30 @@ def test_a_revoked_key_is_refused_on_its_next_request_and_limits_hold(store, tmp
     statuses = [client.get("/tasks/", headers=auth).status_code for _ in range(3)]  # refusals count too
     limited = client.get("/tasks/", headers=auth)
     assert statuses == [403, 403, 403] and limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+def _signed(secret: str, msg_id: str, body: bytes = b"", at: dt.datetime | None = None) -> dict[str, str]:
+    """What a vendor does with the standardwebhooks library (or 3 lines of HMAC in its own language)."""
+    at = at or dt.datetime.now(dt.timezone.utc)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode())}
+
+
+def test_a_signing_key_needs_a_fresh_signature_per_request_and_rotates_without_a_gap(store, tmp_path):
+    client = _client(store, tmp_path)
+    path = tmp_path / "api-keys.json"
+    key, token, secret = keys.issue(path, "vendor", ["read"], signed=True)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/tasks/", headers=auth).status_code == 401  # the bearer token alone is not enough
+    assert client.get("/tasks/", headers=auth | _signed(secret, "m1")).status_code == 200
+    assert client.get("/tasks/", headers=auth | _signed(secret, "m1")).status_code == 409  # replayed
+    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    assert client.get("/tasks/", headers=auth | _signed(secret, "m2", at=stale)).status_code == 401
+    forged = _signed(keys.issue(path, "other", ["read"], signed=True).signing_secret, "m3")
+    assert client.get("/tasks/", headers=auth | forged).status_code == 401
+
+    newer = keys.rotate_signing_secret(path, key.key_id)
+    assert client.get("/tasks/", headers=auth | _signed(secret, "m4")).status_code == 200  # the old one still
+    assert client.get("/tasks/", headers=auth | _signed(newer, "m5")).status_code == 200
+    keys.rotate_signing_secret(path, key.key_id)
+    assert client.get("/tasks/", headers=auth | _signed(secret, "m6")).status_code == 401  # two rotations on
