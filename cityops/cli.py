@@ -318,6 +318,19 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id (`cityops key
     typer.echo(f"revoked {key.key_id} ({key.name})")
 
 
+schemas_cli = typer.Typer(help="The message contracts.", no_args_is_help=True)
+cli.add_typer(schemas_cli, name="schemas")
+
+
+@schemas_cli.command("export")
+def schemas_export(folder: Path = typer.Argument(None, help="where to write; default: schemas/json in the checkout")) -> None:
+    """Write a JSON Schema file per message other systems send (intake reports, task events, rulings)."""
+    from schemas import jsonschema
+
+    for path in jsonschema.export(folder or jsonschema.FOLDER):
+        typer.echo(path)
+
+
 simulate_cli = typer.Typer(help="Simulated actors, for demos and load tests.", no_args_is_help=True)
 cli.add_typer(simulate_cli, name="simulate")
 
