@@ -61,7 +61,8 @@ class SensorBatchResult(BaseModel):
     results: list[ReadingResult]
 
 
-ERRORS = {401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM}
+# 409: a request with the same Idempotency-Key is still being processed.
+ERRORS = {401: PROBLEM, 403: PROBLEM, 409: PROBLEM, 413: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
                                               description="retry with the same key: the first answer, nothing twice")]
 

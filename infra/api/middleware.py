@@ -1,5 +1,6 @@
-"""Two ASGI wrappers around the app: a body-size limit (uvicorn has none) and request metrics by
-route template (never by path: ids in paths would make unbounded label values)."""
+"""Two ASGI wrappers around the app: a body-size limit and request metrics by route template (never
+by path: ids in paths would make unbounded label values). The limit is ours because uvicorn has none
+and FastAPI's own `max_body_size` answers `text/plain`, not a problem document."""
 
 from __future__ import annotations
 

@@ -83,23 +83,21 @@ class ServiceRequest(BaseModel):
     media_url: str | None = None
 
 
-ERRORS = {code: {"model": list[Open311Error]} for code in (400, 401, 403, 404, 429, 503)}
+ERRORS = {code: {"model": list[Open311Error]} for code in (400, 401, 403, 404, 413, 429, 503)}
 ServiceCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 RequestId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 
 
 def open311_key(*scopes: str):
-    """The spec's `api_key` parameter (query or form), or the Authorization header."""
+    """The Authorization header, else the spec's `api_key` parameter (query or form)."""
 
     async def check(request: Request, api_key: str | None = Query(None, description="the API key (the spec's "
                                                                   "parameter)"),
                     authorization: str | None = Header(None, description="or: Bearer <API key>")) -> ApiKey:
-        token = api_key
+        scheme, _, bearer = (authorization or "").partition(" ")
+        token = bearer if scheme.lower() == "bearer" else api_key
         if token is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             token = (await request.form()).get("api_key")
-        if token is None:
-            scheme, _, bearer = (authorization or "").partition(" ")
-            token = bearer if scheme.lower() == "bearer" else ""
         key = await request.app.state.gate.admit_request(request, str(token).strip())
         if not any(key.allows(s) for s in scopes):
             raise Problem(403, "Forbidden", f"this key lacks the scope for this: one of {', '.join(scopes)}")
@@ -187,8 +185,8 @@ def open311_router(names: TopicNames, store: Store, dutylist: CurrentDutyList, c
         jurisdiction_id: str | None = Query(None, max_length=64), key: ApiKey = reader,
     ) -> list[ServiceRequest]:
         """The spec's defaults: the last 90 days, at most 1,000, newest first."""
-        end = end_date or clock.now()
-        start = start_date or end - dt.timedelta(days=90)
+        end = _within_store_range(end_date or clock.now())
+        start = _within_store_range(start_date or end - dt.timedelta(days=90))
         ids = [i.strip() for i in service_request_id.split(",") if i.strip()] if service_request_id else None
         rows = await asyncio.to_thread(store.hotline_tickets, ids, start, end, 1000)
         requests = [as_request(r) for r in rows]
@@ -205,3 +203,11 @@ def open311_router(names: TopicNames, store: Store, dutylist: CurrentDutyList, c
         return [as_request(rows[0])]
 
     return router
+
+
+def _within_store_range(at: dt.datetime) -> dt.datetime:
+    """ClickHouse's DateTime64 holds 1900–2299: a date outside that range matches nothing anyway."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    low, high = dt.datetime(1900, 1, 2, tzinfo=dt.timezone.utc), dt.datetime(2299, 12, 30, tzinfo=dt.timezone.utc)
+    return min(max(at, low), high)

@@ -56,7 +56,7 @@ class RulingSent(BaseModel):
 
 def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/operator", tags=["operators"],
-                       responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+                       responses={403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 422: PROBLEM, 503: PROBLEM})
     operator = Depends(scoped("operator"))
 
     @router.get("/queue", dependencies=[Depends(scoped("operator", "read"))])

@@ -82,6 +82,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not parse the body (not JSON, not UTF-8): invalid input too
+            return invalid([FieldError(field="(body)", message=str(exc.detail))]).response(request)
         return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response(request)
 
 
