@@ -749,6 +749,28 @@ def bench_pipeline_command(
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench_cli.command("api")
+def bench_api_command(
+    requests: int = typer.Option(2000, help="intake POSTs in each run"),
+    concurrency: int = typer.Option(20, help="requests in flight in the concurrent run"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Latency of an intake POST answered after the broker's acknowledgement (p50/p90/p99), one at a
+    time and CONCURRENCY at once, on a live api and broker (the embedded one, or KAFKA_BOOTSTRAP_SERVERS)."""
+    import json
+    import tempfile
+
+    from infra.bench_api import run_api_bench
+
+    if requests < 1 or concurrency < 1:
+        typer.echo("--requests and --concurrency must be positive", err=True)
+        raise typer.Exit(2)
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-api-") as work:
+        figures = run_api_bench(requests, concurrency, Path(work), "主干道路灯坏了一个星期，晚上很黑，希望尽快修理", log=say)
+    typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+
+
 def _data_path(data_dir: Path, name: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir / name
@@ -758,6 +780,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python logs every connection at INFO; keep its warnings only.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     cli()
 
 
