@@ -31,6 +31,7 @@ class Publisher:
         self.timeout = settings.api_publish_timeout_seconds
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        self._known_topics: set[str] = set()  # metadata fetched: send() no longer blocks on them
 
     def _open(self) -> KafkaProducer:
         with self._lock:
@@ -54,14 +55,19 @@ class Publisher:
         def settle(method, arg) -> None:
             loop.call_soon_threadsafe(lambda: done.done() or getattr(done, method)(arg))
 
-        def send() -> None:  # in a thread: it may block on metadata while the broker is away
+        def send() -> None:
             future = self._open().send(topic, key=key.encode(), value=value)
             future.add_callback(lambda md: settle("set_result", md))
             future.add_errback(lambda exc: settle("set_exception", exc))
 
         try:
-            await asyncio.wait_for(asyncio.to_thread(send), self.timeout)
-            return await asyncio.wait_for(done, self.timeout)
+            if topic in self._known_topics:
+                send()  # only appends to the producer's buffer: no thread hop per request
+            else:  # the first send to a topic fetches its metadata, which may block while the broker is away
+                await asyncio.wait_for(asyncio.to_thread(send), self.timeout)
+            metadata = await asyncio.wait_for(done, self.timeout)
+            self._known_topics.add(topic)
+            return metadata
         except Exception as exc:
             log.warning("publishing to %s failed: %s", topic, type(exc).__name__)
             raise Problem(503, "Service Unavailable", "the message broker did not acknowledge the message; nothing "
