@@ -781,6 +781,9 @@ def main() -> None:
     # kafka-python logs every connection at INFO; keep its warnings only.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    # kafka-python 3 warns whenever one poll of its selector takes over 100 ms: on a busy 2-core
+    # machine that is every few seconds, and it says nothing an operator can act on.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     cli()
 
 

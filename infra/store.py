@@ -55,7 +55,7 @@ ORDER BY tasks DESC, key
 
 
 QUEUE_SQL = """
-SELECT r.incident_id, i.source, i.title, substring(i.text, 1, 200), i.street, i.district, r.reason, r.candidates,
+SELECT r.incident_id, i.source, i.title, substringUTF8(i.text, 1, 200), i.street, i.district, r.reason, r.candidates,
        r.top_class, r.tanpai_refused, r.queued_at, r.attempt, count() OVER () AS total
 FROM {db}.manual_reviews AS r FINAL
 LEFT JOIN (SELECT incident_id, max(attempt) AS attempt FROM {db}.dispatches FINAL GROUP BY incident_id) AS d
@@ -79,7 +79,10 @@ OPEN_STATUSES = ("dispatched", "accepted", "extension_pending", "parked")
 
 
 def _jsonable(value):
-    if isinstance(value, (dt.datetime, dt.date)):
+    """A value as JSON says it: instants in ISO 8601 with their offset (the store's are UTC, read naive)."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    if isinstance(value, dt.date):
         return value.isoformat()
     return value
 
@@ -267,7 +270,7 @@ class Store:
             parameters["district"] = district
         rows = self.query(QUEUE_SQL.replace("{filters}", " ".join(filters)), parameters)
         total = rows[0][-1] if rows else 0
-        return [dict(zip(QUEUE_COLUMNS, r[:-1], strict=True)) | {"queued_at": r[10].isoformat()} for r in rows], total
+        return [dict(zip(QUEUE_COLUMNS, r[:-1], strict=True)) | {"queued_at": _jsonable(r[10])} for r in rows], total
 
     def department_tasks(self, unit: str, status: str | None = "open", limit: int = 100, offset: int = 0,
                          task_id: str | None = None) -> list[dict]:
@@ -354,9 +357,9 @@ class Store:
             task = latest.get(ticket["incident_id"])
             result = results.get(task["task_id"]) if task else None
             ticket |= {"task": task, "item_title": titles.get(task["task_id"]) if task else None,
-                       "result": {"text": result[0], "at": result[1].isoformat()} if result else None,
+                       "result": {"text": result[0], "at": _jsonable(result[1])} if result else None,
                        "closed_without_dispatch": {"note": closed[ticket["incident_id"]][0],
-                                                   "at": closed[ticket["incident_id"]][1].isoformat()}
+                                                   "at": _jsonable(closed[ticket["incident_id"]][1])}
                        if ticket["incident_id"] in closed else None}
         return tickets
 

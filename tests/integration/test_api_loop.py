@@ -6,6 +6,7 @@ with the same idempotency key creates nothing; the operator closes an unroutable
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
 
     final = _eventually(lambda: hotline.get(f"/status/{TICKET['ticket_no']}").json(), lambda s: s["stage"] == "已评价")
     assert final["task"]["score"] == 3 and final["task"]["completed_at"]
+    assert dt.datetime.fromisoformat(final["reported_at"]) == dt.datetime.fromisoformat(TICKET["received_at"])
     assert final["result"]["text"] == "已更换灯泡，电话联系某先生（[电话]）确认恢复照明"
     stats = deployment.stats()
     assert stats["clickhouse_incidents"] == 1 and stats["deadlettered"] == 0  # the replay made nothing
@@ -77,7 +79,7 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
     unmatched = TICKET | {"ticket_no": "LOOP-2", "title": "咨询", "text": "请问这件事情应该找哪个单位反映"}
     incident_id = hotline.post("/intake/hotline-tickets", json=unmatched).json()["incident_id"]
     page = _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
-    assert page["items"][0]["incident_id"] == incident_id
+    assert page["items"][0]["incident_id"] == incident_id and page["items"][0]["text"] == unmatched["text"]
     assert operator.post(f"/operator/queue/{incident_id}/close", json={"note": "已直接答复"}).status_code == 202
     _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 0)
     assert hotline.get("/status/LOOP-2").json()["stage"] == "已直接答复"
