@@ -194,31 +194,29 @@ cli.add_typer(dispatch_cli, name="dispatch")
 
 @dispatch_cli.command("manual")
 def dispatch_manual(
-    incident_id: str = typer.Argument(..., help="an incident waiting in the manual queue"),
+    incident_id: str = typer.Argument(..., help="an incident waiting in the operator queue"),
     item: str = typer.Option(..., help="the duty item it falls under, e.g. CJ-050"),
     unit: list[str] = typer.Option([], help="send to this unit instead of the ones the item names (repeat; "
                                    "first is primary). Streets the list does not name are refused (no 摊派)."),
-    operator: str = typer.Option(..., help="your operator account"),
     note: str = typer.Option("", help="why"),
+    api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL", help="the api's address"),
 ) -> None:
-    """Decide an incident from the operator queue: the worker dispatches it under ITEM."""
-    import datetime as dt
+    """Dispatch an incident from the operator queue under ITEM (through the api, with an operator key
+    in CITYOPS_API_KEY: the decision is recorded under that key's name)."""
+    sent = _api_get(api, f"/operator/queue/{incident_id}/dispatch", {"item_no": item, "units": unit, "note": note},
+                    scope="operator")
+    typer.echo(f"decision {sent['decision_id']} sent: the worker dispatches {incident_id} under {item}")
 
-    from agents.topics import TopicNames
-    from infra.feeder import publish
-    from infra.settings import Settings
-    from pipeline import ids
-    from schemas import OperatorDecision
 
-    settings = Settings()
-    _require_kafka(settings)
-    now = dt.datetime.now(dt.timezone.utc)
-    decision = OperatorDecision(decision_id=ids.stable_id("decision", incident_id, operator, now.isoformat()),
-                                incident_id=incident_id, item_no=item, units=unit, operator=operator, note=note,
-                                decided_at=now)
-    topic = TopicNames(settings.topic_prefix).manual_decisions
-    offset = publish(settings, topic, incident_id, decision)
-    typer.echo(f"decision {decision.decision_id} sent to {topic} at offset {offset}")
+@dispatch_cli.command("close")
+def dispatch_close(
+    incident_id: str = typer.Argument(..., help="an incident waiting in the operator queue"),
+    note: str = typer.Option(..., help="why no dispatch: answered directly, not a city matter, a duplicate…"),
+    api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL", help="the api's address"),
+) -> None:
+    """Close an incident from the operator queue without a dispatch (operator key in CITYOPS_API_KEY)."""
+    sent = _api_get(api, f"/operator/queue/{incident_id}/close", {"note": note}, scope="operator")
+    typer.echo(f"decision {sent['decision_id']} sent: {incident_id} leaves the queue")
 
 
 @dispatch_cli.command("queue")
@@ -401,21 +399,27 @@ def _offline_pipeline(settings):
     return book, Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
 
 
-def _api_get(base: str, path: str):
-    """GET from `cityops api` with the key in CITYOPS_API_KEY; a clear message (exit 2) instead of a traceback."""
+def _api_get(base: str, path: str, body: dict | None = None, scope: str = "read"):
+    """GET (POST with `body`) from `cityops api` with the key in CITYOPS_API_KEY; a clear message
+    (exit 2) instead of a traceback."""
     import json
     import os
     import urllib.error
     import urllib.request
 
     key = os.environ.get("CITYOPS_API_KEY", "")
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}", headers={"Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(
+        f"{base.rstrip('/')}{path}", data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
-        hint = " (set CITYOPS_API_KEY to a key with the read scope: `cityops keys issue`)" if exc.code in (401, 403) else ""
-        typer.echo(f"{base}{path}: {exc.code} {json.load(exc).get('detail', exc.reason)}{hint}", err=True)
+        hint = (f" (set CITYOPS_API_KEY to a key with the {scope} scope: `cityops keys issue`)"
+                if exc.code in (401, 403) else "")
+        problem = json.load(exc)
+        fields = "".join(f"\n  {e['field']}: {e['message']}" for e in problem.get("errors", []))
+        typer.echo(f"{base}{path}: {exc.code} {problem.get('detail', exc.reason)}{hint}{fields}", err=True)
     except OSError as exc:
         typer.echo(f"cannot reach the api at {base} ({exc}); is `cityops api` (or `cityops demo`) running?", err=True)
     raise typer.Exit(2)

@@ -99,3 +99,9 @@ def test_eval_classify_on_a_fresh_checkout_trains_first_and_scores_unseen_rows(t
     assert set(report) >= {"accuracy", "macro_f1", "per_class", "coverage_curve"}
     assert sum(c["n"] for c in report["per_class"].values()) == 3
     assert "training one" in result.stderr and (tmp_path / "models" / "CURRENT").exists()
+
+
+def test_dispatch_without_a_running_api_says_so_and_exits_2():
+    result = runner.invoke(cli, ["dispatch", "manual", "abc123", "--item", "CJ-050", "--api",
+                                      "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "cannot reach the api" in result.output
