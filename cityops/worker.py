@@ -59,9 +59,14 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
         # A few ms of linger: the stages send in batches, and one produce request per message is
         # what kept the old stages slow.
         producer_linger=settings.producer_linger_seconds,
+        # web_host only names the URL: web_bind is the address listened on (Faust's default: every one).
+        web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         web_in_thread=False,
+        # Faust's own views serve table contents (a queued incident's text, GPS, address) to anyone:
+        # off. The worker serves /health/ and /metrics/ only; citizens' data is the api's, behind keys.
+        web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
     )
     wiring = Wiring(app, settings, TopicNames(settings.topic_prefix), settings.clock().now)
     dutylists = DutyLists(wiring, bootstrap, model)

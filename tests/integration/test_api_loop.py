@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from infra.api import keys
 
@@ -32,6 +33,13 @@ def _eventually(read, until, timeout: float = 60):
 def test_hotline_to_score_over_http(pipeline_env, start_worker):
     deployment = start_worker(pipeline_env)
     keys_file = Path(pipeline_env["CITYOPS_API_KEYS_FILE"])
+    # Closed by default: both ports listen on loopback only, and the worker serves no table contents.
+    for service in (deployment.api, deployment.worker):
+        listening = {c.laddr.ip for c in psutil.Process(service.process.pid).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == service.web_port}
+        assert listening == {"127.0.0.1"}, (service.role, listening)
+    for path in ("/table/tasks/", "/router/", "/graph/", "/stats/"):
+        assert httpx.get(f"{deployment.worker.url}{path}").status_code == 404, path
 
     def client(*scopes: str) -> httpx.Client:
         token = keys.issue(keys_file, f"test-{'-'.join(scopes)}", list(scopes))[1]
