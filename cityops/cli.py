@@ -537,16 +537,21 @@ cli.add_typer(eval_cli, name="eval")
 
 @model_cli.command("train")
 def model_train(
-    data: Path = typer.Option(None, help="labelled JSONL (title, text, label); default: the shared real messages"),
+    data: Path = typer.Option(None, exists=True, dir_okay=False, help="labelled JSONL (title, text, label); "
+                              "default: the shared labelled-large.jsonl (else labelled.jsonl)"),
     out: Path = typer.Option(None, help="model directory; default CITYOPS_MODEL_DIR"),
 ) -> None:
     """Train the top-level-class model and make it CURRENT in the model directory."""
     from infra.settings import Settings
-    from pipeline.modelfiles import train_from_files
+    from pipeline.modelfiles import train_from_files, training_file
 
     settings = Settings()
-    target = train_from_files(data or settings.messages_dir / "labelled.jsonl",
-                              settings.messages_dir / "taxonomy.csv", out or settings.model_dir,
+    data = data or training_file(settings.messages_dir)
+    if data is None:
+        typer.echo(f"no labelled messages under {settings.messages_dir}: pass --data FILE", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"training on {data}…", err=True)
+    target = train_from_files(data, settings.messages_dir / "taxonomy.csv", out or settings.model_dir,
                               settings.dutylist_file, settings.units_file)
     typer.echo(f"trained {target.name} in {target.parent}")
 

@@ -16,7 +16,18 @@ from pipeline.textmodel import (TopClassModel, coverage_curve, cross_validate, d
 CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9)
 
 
+# The training files, best first: the large gold-labelled set (7,210 messages), else the small one.
+TRAINING_FILES = ("labelled-large.jsonl", "labelled.jsonl")
+
+
+def training_file(messages_dir: Path) -> Path | None:
+    """The labelled file `cityops model train` uses by default, or None when there is none."""
+    return next((messages_dir / name for name in TRAINING_FILES if (messages_dir / name).exists()), None)
+
+
 def read_labelled(path: Path) -> list[dict]:
+    """Rows with `title`, `text` (either may be null or empty: some messages have only one) and
+    `label`; a row with neither title nor text has nothing to learn from and is left out."""
     rows = []
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -25,7 +36,9 @@ def read_labelled(path: Path) -> list[dict]:
                 missing = [k for k in ("title", "text", "label") if k not in row]
                 if missing:
                     raise ValueError(f"{path}:{n}: missing {', '.join(missing)}")
-                rows.append(row)
+                row = row | {"title": row["title"] or "", "text": row["text"] or ""}
+                if row["title"] or row["text"]:
+                    rows.append(row)
     return rows
 
 
@@ -51,9 +64,9 @@ def ensure_trained(model_dir: Path, messages_dir: Path, dutylist_file: Path | No
     """The model CURRENT in `model_dir`; if there is none, one trained first (offline, from the shared
     labelled messages in `messages_dir`). None when there is no model and no data to train one."""
     model = TopClassModel.load(model_dir)
-    labelled = messages_dir / "labelled.jsonl"
-    if model is None and labelled.exists():
-        say(f"no text model in {model_dir}: training one on the real labelled messages (once)…")
+    labelled = training_file(messages_dir)
+    if model is None and labelled is not None:
+        say(f"no text model in {model_dir}: training one on the real labelled messages in {labelled.name} (once)…")
         target = train_from_files(labelled, messages_dir / "taxonomy.csv", model_dir, dutylist_file, units_file)
         say(f"model {target.name} in {model_dir}")
         model = TopClassModel.load(model_dir)

@@ -50,12 +50,12 @@ def model_dir(tmp_path_factory) -> Path:
     """A text model trained on the real labelled messages, or an empty directory (keywords only)
     when the shared data is absent."""
     from infra.settings import Settings
-    from pipeline.modelfiles import train_from_files
+    from pipeline.modelfiles import train_from_files, training_file
 
     target = tmp_path_factory.mktemp("models")
     data = Settings().messages_dir
-    if (data / "labelled.jsonl").exists():
-        train_from_files(data / "labelled.jsonl", data / "taxonomy.csv", target)
+    if (labelled := training_file(data)) is not None:  # the large set: trained once per test session
+        train_from_files(labelled, data / "taxonomy.csv", target)
     return target
 
 

@@ -87,6 +87,13 @@ def test_eval_classify_on_a_fresh_checkout_trains_first_and_scores_unseen_rows(t
     import json
 
     monkeypatch.setenv("CITYOPS_MODEL_DIR", str(tmp_path / "models"))
+    # Only the small labelled file beside it, so this test trains in seconds (the session's one
+    # training on the large set is the integration tests' model).
+    messages = tmp_path / "shared" / "zh-gov-messages"
+    messages.mkdir(parents=True)
+    for name in ("labelled.jsonl", "taxonomy.csv"):
+        (messages / name).symlink_to(shared_data / "zh-gov-messages" / name)
+    monkeypatch.setenv("CITYOPS_SHARED_DATA_DIR", str(tmp_path / "shared"))
     rows = [{"title": "学校乱收补课费", "text": "某中学暑假组织学生补课，每人收取补课费两千元，家长负担很重", "label": "教育文体"},
             {"title": "小区门口垃圾无人清运", "text": "小区门口的垃圾堆放一个星期没人清运，臭气熏天，污染环境", "label": "环境保护"},
             {"title": "公交线路调整不合理", "text": "公交车线路调整后，站点离小区太远，上下班乘坐公交很不方便", "label": "交通运输"}]
@@ -98,7 +105,8 @@ def test_eval_classify_on_a_fresh_checkout_trains_first_and_scores_unseen_rows(t
     assert report["n"] == 3 and report["seen_in_training"] == 0 and report["method"].startswith("model ")
     assert set(report) >= {"accuracy", "macro_f1", "per_class", "coverage_curve"}
     assert sum(c["n"] for c in report["per_class"].values()) == 3
-    assert "training one" in result.stderr and (tmp_path / "models" / "CURRENT").exists()
+    assert "training one" in result.stderr and "labelled.jsonl" in result.stderr
+    assert (tmp_path / "models" / "CURRENT").exists()
 
 
 def test_dispatch_without_a_running_api_says_so_and_exits_2():

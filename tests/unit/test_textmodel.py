@@ -125,3 +125,24 @@ def test_stacked_prediction_equals_scikit_learns(model, halves):
     docs = [document(r["title"], r["text"]) for r in read_labelled(halves[1])]
     ours = np.array([[p[c] for c in model.classes] for p in model.predict(docs)])
     assert np.allclose(ours, model.pipeline.predict_proba(docs), rtol=0, atol=1e-12)
+
+
+def test_near_duplicates_share_a_group_and_empty_fields_group_nothing():
+    from pipeline.textmodel import near_duplicate_groups
+
+    rows = [{"title": "小区物业乱收费！", "text": "物业费年年涨"},          # 0
+            {"title": "小区物业乱收费", "text": "另一位业主的说法"},        # 1: same title once normalised
+            {"title": "", "text": "另一位业主的说法"},                      # 2: same text as 1
+            {"title": "", "text": "孩子入学学位紧张怎么办"},                # 3
+            {"title": "", "text": "公交线路调整不合理啊"}]                  # 4: an empty title is no match
+    groups = near_duplicate_groups(rows)
+    assert groups[0] == groups[1] == groups[2]
+    assert len({groups[0], groups[3], groups[4]}) == 3
+
+
+def test_rows_without_title_or_text_are_read_and_rows_with_neither_left_out(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"title": "只有标题", "text": None, "label": "城乡建设"}, {"title": None, "text": "只有正文", "label": "城乡建设"},
+        {"title": "", "text": "", "label": "城乡建设"}]), encoding="utf-8")
+    assert [(r["title"], r["text"]) for r in read_labelled(data)] == [("只有标题", ""), ("", "只有正文")]
