@@ -483,11 +483,15 @@ def report_locations(
 def report_routing(
     events: int = typer.Option(5000, help="generated events (hotline texts are the real messages when present)"),
     seed: int = typer.Option(7),
+    labelled: bool = typer.Option(False, "--labelled", help="also replay a held-out fifth of the labelled messages "
+                                  "as hotline tickets (a model trained on the other four fifths, about a minute): "
+                                  "the share dispatched automatically and how many of those are in the right class"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Route a generated feed through normalise → classify → route, offline, and count the outcomes."""
     import datetime as dt
     import json
+    import re
     from collections import Counter
 
     from infra.shared_data import load_message_texts
@@ -515,7 +519,9 @@ def report_routing(
         decision = route(incident, classifier.classify(incident), book, now=now, threshold=settings.classify_threshold)
         if isinstance(decision, ManualReview):
             outcome["manual"] += 1
-            reasons["摊派 refused" if decision.tanpai_refused else decision.reason.split(" (")[0].split(":")[0][:60]] += 1
+            # The kind of reason, without the item numbers and figures that make each one unique.
+            kind = re.sub(r"\d+(\.\d+)?", "N", re.sub(r"[A-Z]{2}-\d{3}", "<item>", decision.reason.split(" (")[0]))
+            reasons["摊派 refused" if decision.tanpai_refused else kind.split(":")[0][:60]] += 1
             by_source[(incident.source, "manual")] += 1
         else:
             outcome["dispatched"] += 1
@@ -523,10 +529,51 @@ def report_routing(
             by_source[(incident.source, "dispatched")] += 1
             if decision[0].local_list:
                 outcome["dispatched under a local list"] += 1
+    hotline = by_source[("hotline", "dispatched")] + by_source[("hotline", "manual")]
     report = {"events": events, "outcome": dict(outcome), "primary_unit_kind": dict(primary_kind),
+              "hotline_auto_share": round(by_source[("hotline", "dispatched")] / hotline, 4) if hotline else None,
               "manual_reasons": dict(reasons.most_common(8)),
               "by_source": {f"{s}/{o}": n for (s, o), n in sorted(by_source.items())}}
+    if labelled:
+        report["labelled_replay"] = _labelled_replay(settings, book, locator, now)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
+def _labelled_replay(settings, book, locator, now) -> dict:
+    """The labelled messages the model did not learn from, as hotline tickets: how many go out
+    automatically, and how many of those to an item of the right top-level class."""
+    import tempfile
+
+    from pipeline.classify import Classifier
+    from pipeline.modelfiles import lexicon, read_labelled, training_file
+    from pipeline.normalize import to_incident
+    from pipeline.route import route
+    from pipeline.textmodel import TopClassModel, held_out_split, train
+    from schemas import HotlineTicket, ManualReview
+
+    data = training_file(settings.messages_dir)
+    if data is None:
+        return {"skipped": f"no labelled messages under {settings.messages_dir}"}
+    rows = read_labelled(data)
+    learn, held_out = held_out_split(rows)
+    typer.echo(f"training on {len(learn)} of {len(rows)} labelled messages, replaying the other {len(held_out)}…",
+               err=True)
+    model = train(learn, lexicon(settings.messages_dir / "taxonomy.csv", {r["label"] for r in rows},
+                                 settings.dutylist_file, settings.units_file), trained_at=now.isoformat())
+    with tempfile.TemporaryDirectory() as scratch:  # save and load: the model exactly as a worker runs it
+        model = TopClassModel.load(model.save(Path(scratch)).parent)
+    classifier = Classifier(book, model)
+    tickets = [to_incident(HotlineTicket(ticket_no=f"labelled-{n}", received_at=now, title=r["title"][:500],
+                                         text=r["text"] or r["title"]), salt="report", now=now, locator=locator,
+                           dutylist_version=book.version) for n, r in enumerate(held_out)]
+    auto = right = 0
+    for row, incident, result in zip(held_out, tickets, classifier.classify_many(tickets), strict=True):
+        decision = route(incident, result, book, now=now, threshold=settings.classify_threshold)
+        if not isinstance(decision, ManualReview):
+            auto += 1
+            right += book.item(decision[0].item_no, incident.street).top_class == row["label"]
+    return {"file": data.name, "held_out": len(held_out), "auto_share": round(auto / len(held_out), 4),
+            "auto_class_accuracy": round(right / auto, 4) if auto else None}
 
 
 model_cli = typer.Typer(help="The text model: train it offline, from the real labelled messages.", no_args_is_help=True)

@@ -1,26 +1,31 @@
 """Incident → duty item, with a confidence the operator-queue threshold can mean.
 
-Three kinds of evidence, each where it is strong:
+Four kinds of evidence, each where it is strong:
 - **sensor rules**: a sensor kind raises one item, with certainty;
 - **the trained text model** (`pipeline.textmodel`): the top-level class, as a probability;
-- **the duty list's keywords** (and the class a grid worker picked, one vote among them): which
-  item within the class.
+- **the duty list's keywords** (and the class a grid worker or an app user picked, one vote among
+  them): which item within the class;
+- **the items' own words** (`ItemWords`: title, keywords, examples, taxonomy path, the law it rests
+  on), when no keyword matched: the item of the model's class whose words the text shares most,
+  else the class's general item (`fallback: true`). A confident class never waits for an operator
+  only because no keyword matched; an item choice that is itself a close call still does.
 
 The confidence is the model's probability for the item's class, divided among the items of that
-class that tie on keyword evidence. Without a model (not trained yet) keywords alone decide, as a
+class that tie on the evidence. Without a model (not trained yet) keywords alone decide, as a
 placeholder with honest behaviour: no keyword, no guess.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ahocorasick_rs
 
 from pipeline.dutylists import CITY_TZ, DutyBook
-from pipeline.textmodel import TopClassModel, document
+from pipeline.textmodel import TopClassModel, document, words
 from schemas import DutyItem, Incident
 
 # A class the model was not trained on (民政, 政法 …) is judged by keywords alone, discounted so
@@ -29,6 +34,18 @@ UNMODELLED_CLASS_WEIGHT = 0.8
 # A grid worker's pick is evidence, not a verdict: it multiplies the odds of the class it names
 # by this likelihood ratio. A text the model reads as clearly something else still wins.
 GRID_PICK_LIKELIHOOD_RATIO = 4.0
+# Two items of the class sharing the text's words this closely (runner-up / best) are a close call:
+# the confidence is divided between them, and below the threshold an operator picks from the top 3.
+ITEM_CLOSE_CALL = 0.75
+PICKED_PREFIXES = ("网格员分类:", "所选事项:")  # the evidence line a reporter's own pick adds
+# Below this an item's shared words are too weak to choose it (one common word such as 小区): the
+# class's general item takes the report instead.
+MIN_ITEM_WORDS_SCORE = 0.3
+# Keyword evidence this weak (one keyword; 2 if in the title) is stray when the model reads another class.
+STRAY_KEYWORD_SCORE = 2
+# Words of law titles and paths that say nothing about which matter it is.
+BOILERPLATE_WORDS = frozenset({"中华人民共和国", "条例", "办法", "规定", "管理", "实施", "意见", "关于", "暂行", "城市",
+                               "工作", "问题", "其他"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class Classifier:
                 self._items_with.setdefault(keyword, set()).add(item.number)
         self._keywords = list(self._items_with)
         self._automaton = ahocorasick_rs.AhoCorasick(self._keywords, matchkind=ahocorasick_rs.MatchKind.Standard)
+        self._words = ItemWords(book.every_item())
 
     def classify(self, incident: Incident) -> Classification:
         return self.classify_many([incident])[0]
@@ -97,10 +115,14 @@ class Classifier:
 
         matched = self._keyword_matches(incident)
         model_says = ""
+        by_words = None
         if proba:
             best_class = max(proba, key=proba.get)
             model_says = f"model: {best_class} {proba[best_class]:.2f}"
+            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says)
         if not matched:
+            if by_words is not None:
+                return by_words
             reason = "no duty-list keyword in the text" + (f" ({model_says})" if model_says else "")
             return Classification(None, None, 0.0, (), reason)
 
@@ -112,23 +134,62 @@ class Classifier:
                 class_weight = proba[item.top_class]
             else:
                 class_weight = UNMODELLED_CLASS_WEIGHT * (1 - max(proba.values()))
-            if proba is not None and any(h.startswith("网格员分类:") for h in hits):
+            if proba is not None and any(h.startswith(PICKED_PREFIXES) for h in hits):
                 odds = class_weight / max(1e-9, 1 - class_weight) * GRID_PICK_LIKELIHOOD_RATIO
                 class_weight = odds / (1 + odds)
             ranked.append((class_weight, score, item, hits))
+        # Items tied on keywords are told apart by how much of each one's words the text shares.
+        words_score = {i.number: sc for sc, i, _ in self._words.rank(f"{incident.title} {incident.text}",
+                                                                    [r[2] for r in ranked])}
         # The most probable class that has a matching item, then the item with most keyword evidence.
-        ranked.sort(key=lambda r: (-r[0], -r[1], r[2].number))
+        ranked.sort(key=lambda r: (-r[0], -r[1], -words_score.get(r[2].number, 0.0), r[2].number))
         class_weight, score, item, hits = ranked[0]
         if proba is None:  # keywords only: the lead over the runner-up is all there is
             runner_up = ranked[1][1] if len(ranked) > 1 else 0
             confidence = score / (score + runner_up + 1)
         else:
-            # Items of that class tied on evidence: which one is a coin toss, so the confidence halves.
-            tied = sum(1 for w, sc, other, _ in ranked if other.top_class == item.top_class and sc == score)
+            # Items of that class tied on both kinds of evidence: which one is a coin toss, so the
+            # confidence is shared among them.
+            best_words = words_score.get(item.number, 0.0)
+            tied = sum(1 for w, sc, other, _ in ranked if other.top_class == item.top_class and sc == score
+                       and words_score.get(other.number, 0.0) >= ITEM_CLOSE_CALL * best_words)
             confidence = class_weight / tied
         reason = "; ".join(filter(None, [model_says, "keywords: " + ",".join(hits[:5])]))
-        return Classification(item.number, item.top_class, round(confidence, 3),
-                              tuple(r[2].number for r in ranked[:3]), reason)
+        by_keywords = Classification(item.number, item.top_class, round(confidence, 3),
+                                     tuple(r[2].number for r in ranked[:3]), reason)
+        # Keywords of another class than the model's, and less sure than the model's class: the model's
+        # class wins (a stray keyword is no reason to send 教育 to 城建) — by its items' words, or its
+        # general item when the keyword evidence is one word only; several keywords (a local list's
+        # own item named in the title) are not stray.
+        if (by_words is not None and by_words.top_class != item.top_class and by_words.confidence > confidence
+                and ("item words:" in by_words.reason or score <= STRAY_KEYWORD_SCORE)):
+            return by_words
+        return by_keywords
+
+    def _by_item_words(self, incident: Incident, top_class: str, probability: float,
+                       model_says: str) -> Classification | None:
+        """The item of `top_class` whose words the text shares most, else the class's general item;
+        None when the list in force has neither for the class."""
+        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+        of_class = [i for i in in_force.values() if i.top_class == top_class]
+        general = next((i for i in of_class if i.fallback), None)
+        ranked = [r for r in self._words.rank(f"{incident.title} {incident.text}", [i for i in of_class if not i.fallback])
+                  if r[0] >= MIN_ITEM_WORDS_SCORE]
+        if not ranked:
+            if general is None:
+                return None
+            return Classification(general.number, top_class, round(probability, 3), (general.number,),
+                                  f"{model_says}; no item's words in the text: the general item of {top_class}")
+        # (a weak match of one common word counts as none: see MIN_ITEM_WORDS_SCORE)
+        (best_score, best, shared), *others = ranked
+        runner_up = others[0][0] if others else 0.0
+        close_call = runner_up >= ITEM_CLOSE_CALL * best_score
+        confidence = probability * (best_score / (best_score + runner_up) if close_call else 1.0)
+        candidates = tuple(i.number for _, i, _ in ranked[:3]) + ((general.number,) if general else ())
+        evidence = f"item words: {','.join(shared[:5])}" + (
+            f" (close call: {others[0][1].number} {runner_up:.2f} vs {best_score:.2f})" if close_call else "")
+        return Classification(best.number, top_class, round(confidence, 3), candidates[:3],
+                              f"{model_says}; {evidence}")
 
     def _found(self, text: str) -> set[str]:
         keywords = self._keywords
@@ -162,3 +223,41 @@ class Classifier:
             if score:
                 matched.append((score, item, hits))
         return matched
+
+
+class ItemWords:
+    """Each duty item's words — jieba words of its title, keywords, examples, taxonomy path and the
+    name of the law it rests on — weighted by how few items use them (idf), and found in a text in
+    one Aho-Corasick pass. An item's score is the weight of its words the text contains over the
+    weight of all its words (square-rooted, so an item with a long profile is not favoured)."""
+
+    def __init__(self, items: Iterable[DutyItem]):
+        profiles: dict[str, set[str]] = {}
+        for item in items:
+            law = item.legal_basis.split("》")[0].lstrip("《") if "《" in item.legal_basis else ""
+            text = " ".join([item.title, *item.keywords, *item.examples, *item.category[1:], law])
+            profiles.setdefault(item.number, set()).update(
+                {w for w in words(text) if w not in BOILERPLATE_WORDS} | {k for k in item.keywords if len(k) >= 2})
+        document_frequency = Counter(w for ws in profiles.values() for w in ws)
+        n = max(1, len(profiles))
+        self.idf = {w: math.log(1 + n / df) for w, df in document_frequency.items()}
+        self.profiles = profiles
+        self.norm = {number: math.sqrt(sum(self.idf[w] ** 2 for w in ws)) or 1.0 for number, ws in profiles.items()}
+        self.vocabulary = sorted(document_frequency)
+        self._automaton = ahocorasick_rs.AhoCorasick(self.vocabulary, matchkind=ahocorasick_rs.MatchKind.Standard)
+
+    def found(self, text: str) -> set[str]:
+        vocabulary = self.vocabulary
+        return {vocabulary[i] for i, _, _ in self._automaton.find_matches_as_indexes(text, overlapping=True)}
+
+    def rank(self, text: str, items: Iterable[DutyItem]) -> list[tuple[float, DutyItem, list[str]]]:
+        """(score, item, the shared words heaviest first) for each item sharing a word, best first."""
+        present = self.found(text)
+        ranked = []
+        for item in items:
+            shared = sorted(self.profiles.get(item.number, set()) & present, key=lambda w: -self.idf[w])
+            if shared:
+                score = sum(self.idf[w] for w in shared) / self.norm[item.number]
+                ranked.append((round(score, 4), item, shared))
+        ranked.sort(key=lambda r: (-r[0], r[1].number))
+        return ranked

@@ -122,11 +122,17 @@ def problems(dutylist: DutyList, registry: CityRegistry) -> list[Problem]:
                 found.append(Problem((*loc, "cooperating_units", j), f"unknown unit {code!r}"))
 
     numbers: set[str] = set()
+    fallback_of: dict[str, str] = {}  # class → its general item
     sensor_owner: dict[tuple[str, float | None], str] = {}
     sensor_unit: dict[str, str] = {}
     for i, item in enumerate(dutylist.items):
         if item.number in numbers:
             found.append(Problem(("items", i, "number"), f"duplicate number {item.number}"))
+        if item.fallback and item.top_class in fallback_of:
+            found.append(Problem(("items", i, "fallback"), f"{item.top_class} already has a general item "
+                                 f"({fallback_of[item.top_class]}): one per class"))
+        elif item.fallback:
+            fallback_of[item.top_class] = item.number
         numbers.add(item.number)
         check_units(("items", i), item.primary_unit, item.cooperating_units, local=False)
         for j, rule in enumerate(item.sensor_rules):

@@ -334,6 +334,14 @@ def _normalised(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
+def held_out_split(rows: Sequence[dict], *, folds: int = 5, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """One fold of `cross_validate`'s splits: (the rows to train on, the rows held out)."""
+    y = np.array([r["label"] for r in rows])
+    train_idx, test_idx = next(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y, groups=near_duplicate_groups(rows)))
+    return [rows[i] for i in train_idx], [rows[i] for i in test_idx]
+
+
 def cross_validate(rows: Sequence[dict], lexicon: Sequence[tuple[str, str]], *, folds: int = 5,
                    seed: int = 0) -> tuple[list[str], list[str], list[float]]:
     """Out-of-fold predictions for every labelled row, near-duplicates kept on one side of each

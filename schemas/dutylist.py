@@ -104,6 +104,8 @@ class DutyItem(_Strict):
     merge_within_hours: float | None = Field(default=None, gt=0, description="…and this recent; default: "
                                              "CITYOPS_MERGE_WITHIN_HOURS")
     effective_from: dt.date | None = None
+    fallback: bool = Field(default=False, description="the class's general item (其他事项): a report the model "
+                           "places confidently in this class that no other item fits goes here; one per class")
 
     @model_validator(mode="after")
     def _top_class_known(self) -> DutyItem:
@@ -120,6 +122,7 @@ class ItemOverride(_Strict):
     """A local list's entry: changes to a city item with the same number, or a new item (then complete)."""
 
     number: str = Field(min_length=1)
+    fallback: bool | None = None
     title: str | None = None
     category: list[str] | None = None
     keywords: list[str] | None = None

@@ -67,6 +67,21 @@ def test_report_routing_accounts_for_every_event():
     assert outcome["dispatched"] + outcome["manual"] + outcome["dead-lettered"] == 300
 
 
+def test_report_routing_replays_held_out_labelled_messages(tmp_path, shared_data, monkeypatch):
+    import json
+
+    messages = tmp_path / "shared" / "zh-gov-messages"
+    messages.mkdir(parents=True)
+    for name in ("labelled.jsonl", "taxonomy.csv"):  # the small file: a model in seconds
+        (messages / name).symlink_to(shared_data / "zh-gov-messages" / name)
+    monkeypatch.setenv("CITYOPS_SHARED_DATA_DIR", str(tmp_path / "shared"))
+    result = runner.invoke(cli, ["report", "routing", "--events", "50", "--labelled", "--json"])
+    assert result.exit_code == 0, result.output
+    replay = json.loads(result.stdout)["labelled_replay"]
+    assert replay["file"] == "labelled.jsonl" and 50 <= replay["held_out"] <= 70
+    assert 0 < replay["auto_share"] <= 1 and 0.5 <= replay["auto_class_accuracy"] <= 1
+
+
 def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path):
     import json
 
