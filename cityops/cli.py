@@ -211,11 +211,12 @@ def dispatch_manual(
 @dispatch_cli.command("close")
 def dispatch_close(
     incident_id: str = typer.Argument(..., help="an incident waiting in the operator queue"),
-    note: str = typer.Option(..., help="why no dispatch: answered directly, not a city matter, a duplicate…"),
+    reason: str = typer.Option(..., help="answered (咨询/直接答复), invalid (无效) or duplicate (重复)"),
+    note: str = typer.Option(..., help="what was answered, why invalid, which ticket it repeats"),
     api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL", help="the api's address"),
 ) -> None:
     """Close an incident from the operator queue without a dispatch (operator key in CITYOPS_API_KEY)."""
-    sent = _api_get(api, f"/operator/queue/{incident_id}/close", {"note": note}, scope="operator")
+    sent = _api_get(api, f"/operator/queue/{incident_id}/close", {"reason": reason, "note": note}, scope="operator")
     typer.echo(f"decision {sent['decision_id']} sent: {incident_id} leaves the queue")
 
 

@@ -230,6 +230,9 @@ class Store:
                 "SELECT count() FROM {db}.tasks FINAL WHERE status = 'returned' AND role = 'primary'")[0][0],
             "webhook_attempts": self.count("webhook_attempts"),
             "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
+            "closed_without_dispatch": dict(self.query(
+                "SELECT close_reason, count() FROM {db}.operator_decisions FINAL WHERE action = 'close' "
+                "GROUP BY close_reason")),
             "deadlettered": self.count("dead_letters"),
             "dispatched": sum(n for _, n in per_unit),
             "dispatched_per_unit": dict(per_unit),
@@ -350,17 +353,15 @@ class Store:
         results = {task: (text, at) for task, text, at in self.query(
             "SELECT task_id, result, at FROM {db}.task_events FINAL WHERE task_id IN %(ids)s AND kind = 'completed' "
             "ORDER BY at", {"ids": task_ids})}
-        closed = {incident: (note, at) for incident, note, at in self.query(
-            "SELECT incident_id, note, decided_at FROM {db}.operator_decisions FINAL WHERE incident_id IN %(ids)s "
-            "AND action = 'close'", {"ids": incident_ids})}
+        closed = {incident: {"reason": reason, "note": note, "at": _jsonable(at)} for incident, reason, note, at in
+                  self.query("SELECT incident_id, close_reason, note, decided_at FROM {db}.operator_decisions FINAL "
+                             "WHERE incident_id IN %(ids)s AND action = 'close'", {"ids": incident_ids})}
         for ticket in tickets:
             task = latest.get(ticket["incident_id"])
             result = results.get(task["task_id"]) if task else None
             ticket |= {"task": task, "item_title": titles.get(task["task_id"]) if task else None,
                        "result": {"text": result[0], "at": _jsonable(result[1])} if result else None,
-                       "closed_without_dispatch": {"note": closed[ticket["incident_id"]][0],
-                                                   "at": _jsonable(closed[ticket["incident_id"]][1])}
-                       if ticket["incident_id"] in closed else None}
+                       "closed_without_dispatch": closed.get(ticket["incident_id"])}
         return tickets
 
     def tasks(self, unit: str | None = None, status: str | None = None, limit: int = 1000) -> list[dict]:

@@ -115,12 +115,11 @@ class Classifier:
 
         matched = self._keyword_matches(incident)
         model_says = ""
-        by_words = None
         if proba:
             best_class = max(proba, key=proba.get)
             model_says = f"model: {best_class} {proba[best_class]:.2f}"
-            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says)
         if not matched:
+            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says) if proba else None
             if by_words is not None:
                 return by_words
             reason = "no duty-list keyword in the text" + (f" ({model_says})" if model_says else "")
@@ -138,11 +137,14 @@ class Classifier:
                 odds = class_weight / max(1e-9, 1 - class_weight) * GRID_PICK_LIKELIHOOD_RATIO
                 class_weight = odds / (1 + odds)
             ranked.append((class_weight, score, item, hits))
-        # Items tied on keywords are told apart by how much of each one's words the text shares.
-        words_score = {i.number: sc for sc, i, _ in self._words.rank(f"{incident.title} {incident.text}",
-                                                                    [r[2] for r in ranked])}
-        # The most probable class that has a matching item, then the item with most keyword evidence.
-        ranked.sort(key=lambda r: (-r[0], -r[1], -words_score.get(r[2].number, 0.0), r[2].number))
+        # The most probable class that has a matching item, then the item with most keyword evidence;
+        # items tied on that are told apart by how much of each one's words the text shares.
+        ranked.sort(key=lambda r: (-r[0], -r[1], r[2].number))
+        words_score: dict[str, float] = {}
+        if len(ranked) > 1 and ranked[0][:2] == ranked[1][:2]:
+            words_score = {i.number: sc for sc, i, _ in self._words.rank(f"{incident.title} {incident.text}",
+                                                                        [r[2] for r in ranked])}
+            ranked.sort(key=lambda r: (-r[0], -r[1], -words_score.get(r[2].number, 0.0), r[2].number))
         class_weight, score, item, hits = ranked[0]
         if proba is None:  # keywords only: the lead over the runner-up is all there is
             runner_up = ranked[1][1] if len(ranked) > 1 else 0
@@ -161,9 +163,11 @@ class Classifier:
         # class wins (a stray keyword is no reason to send 教育 to 城建) — by its items' words, or its
         # general item when the keyword evidence is one word only; several keywords (a local list's
         # own item named in the title) are not stray.
-        if (by_words is not None and by_words.top_class != item.top_class and by_words.confidence > confidence
-                and ("item words:" in by_words.reason or score <= STRAY_KEYWORD_SCORE)):
-            return by_words
+        if proba and item.top_class != best_class and proba[best_class] > confidence:
+            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says)
+            if (by_words is not None and by_words.confidence > confidence
+                    and ("item words:" in by_words.reason or score <= STRAY_KEYWORD_SCORE)):
+                return by_words
         return by_keywords
 
     def _by_item_words(self, incident: Incident, top_class: str, probability: float,
@@ -245,6 +249,10 @@ class ItemWords:
         self.norm = {number: math.sqrt(sum(self.idf[w] ** 2 for w in ws)) or 1.0 for number, ws in profiles.items()}
         self.vocabulary = sorted(document_frequency)
         self._automaton = ahocorasick_rs.AhoCorasick(self.vocabulary, matchkind=ahocorasick_rs.MatchKind.Standard)
+        self._items_with: dict[str, list[str]] = {}  # word → the items whose profile has it
+        for number, ws in profiles.items():
+            for w in ws:
+                self._items_with.setdefault(w, []).append(number)
 
     def found(self, text: str) -> set[str]:
         vocabulary = self.vocabulary
@@ -252,12 +260,15 @@ class ItemWords:
 
     def rank(self, text: str, items: Iterable[DutyItem]) -> list[tuple[float, DutyItem, list[str]]]:
         """(score, item, the shared words heaviest first) for each item sharing a word, best first."""
-        present = self.found(text)
+        wanted = {item.number: item for item in items}
+        shared: dict[str, list[str]] = {}
+        for word in self.found(text):  # from the words found to their items: no pass over every item
+            for number in self._items_with[word]:
+                if number in wanted:
+                    shared.setdefault(number, []).append(word)
         ranked = []
-        for item in items:
-            shared = sorted(self.profiles.get(item.number, set()) & present, key=lambda w: -self.idf[w])
-            if shared:
-                score = sum(self.idf[w] for w in shared) / self.norm[item.number]
-                ranked.append((round(score, 4), item, shared))
+        for number, ws in shared.items():
+            ws.sort(key=lambda w: (-self.idf[w], w))
+            ranked.append((round(sum(self.idf[w] for w in ws) / self.norm[number], 4), wanted[number], ws))
         ranked.sort(key=lambda r: (-r[0], r[1].number))
         return ranked

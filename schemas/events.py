@@ -232,6 +232,9 @@ class OperatorDecision(_Event):
     incident_id: str
     action: Literal["dispatch", "close"] = "dispatch"
     item_no: str = Field(default="", description="dispatch: the duty item")
+    close_reason: Literal["answered", "invalid", "duplicate"] | None = Field(
+        default=None, description="close: answered on the call (咨询/直接答复), invalid (无效), or a duplicate of "
+        "another ticket (重复)")
     units: list[str] = Field(default_factory=list, description="empty: the units the item names; else the "
                              "operator's choice, first is primary (still subject to the 摊派 guard)")
     operator: str = Field(min_length=1, max_length=64)
@@ -242,8 +245,8 @@ class OperatorDecision(_Event):
     def _dispatch_names_an_item(self) -> OperatorDecision:
         if self.action == "dispatch" and not self.item_no:
             raise ValueError("item_no: a dispatch names the duty item")
-        if self.action == "close" and not self.note:
-            raise ValueError("note: closing without a dispatch says why")
+        if self.action == "close" and (self.close_reason is None or not self.note):
+            raise ValueError("close_reason, note: closing without a dispatch says why")
         return self
 
 

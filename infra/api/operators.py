@@ -13,7 +13,7 @@ the ruling, so a retried ruling is the same decision.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -44,8 +44,11 @@ class DispatchRuling(BaseModel):
 
 
 class CloseRuling(BaseModel):
-    note: str = Field(min_length=1, max_length=500, description="why no dispatch: answered directly, not a city "
-                      "matter, a duplicate…")
+    reason: Literal["answered", "invalid", "duplicate"] = Field(
+        description="answered on the call (咨询/直接答复), invalid (无效: not a matter for the city), or a duplicate "
+        "of another ticket (重复)")
+    note: str = Field(min_length=1, max_length=500, description="what was answered, why invalid, which ticket it "
+                      "repeats")
 
 
 class RulingSent(BaseModel):
@@ -90,6 +93,6 @@ def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter
     async def close(incident_id: IncidentId, body: CloseRuling, request: Request,
                     key: ApiKey = operator) -> RulingSent:
         """Close without a dispatch: it leaves the queue, the reporter's status says why."""
-        return await rule(request, incident_id, key, "close", note=body.note)
+        return await rule(request, incident_id, key, "close", close_reason=body.reason, note=body.note)
 
     return router

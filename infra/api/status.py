@@ -15,6 +15,7 @@ from infra.store import Store
 
 STAGES = {"dispatched": "已派单", "accepted": "已接单", "extension_pending": "已接单", "parked": "已挂账",
           "completed": "已办结", "verified": "已办结", "closed": "已结案", "evaluated": "已评价", "returned": "已退单"}
+CLOSED_STAGES = {"answered": "已直接答复", "invalid": "无效工单", "duplicate": "重复工单"}
 TicketNo = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 
 
@@ -23,7 +24,8 @@ def status_router(store: Store, unit_names: dict[str, str]) -> APIRouter:
 
     @router.get("/status/{ticket_no}", dependencies=[Depends(scoped("intake", "read", "operator"))])
     async def status(ticket_no: TicketNo) -> dict:
-        """A ticket's progress: 已受理 → 已派单 → 已接单 → 已办结 → 已结案 → 已评价 (or 已退单, 已挂账, 已直接答复)."""
+        """A ticket's progress: 已受理 → 已派单 → 已接单 → 已办结 → 已结案 → 已评价 (or 已退单, 已挂账; closed
+        without a dispatch: 已直接答复, 无效工单, 重复工单)."""
         found = await asyncio.to_thread(store.hotline_tickets, [ticket_no], None, None, 1)
         if not found:
             raise Problem(404, "Not Found", f"no hotline ticket {ticket_no} (yet: a new ticket shows within a "
@@ -32,7 +34,7 @@ def status_router(store: Store, unit_names: dict[str, str]) -> APIRouter:
                                              "result", "closed_without_dispatch")}
         task = progress["task"]
         if progress["closed_without_dispatch"]:
-            stage = "已直接答复"
+            stage = CLOSED_STAGES.get(progress["closed_without_dispatch"]["reason"], "已办结")
         elif task is None:
             stage = "已受理"  # received; classified and waiting for dispatch or an operator
         else:

@@ -83,12 +83,17 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
     stats = deployment.stats()
     assert stats["clickhouse_incidents"] == 1 and stats["deadlettered"] == 0  # the replay made nothing
 
-    # A ticket nothing in the list matches waits for an operator, who closes it without a dispatch.
-    unmatched = TICKET | {"ticket_no": "LOOP-2", "title": "咨询", "text": "请问这件事情应该找哪个单位反映"}
+    # A territorial matter (属地) in no known street waits for an operator, who closes it without a dispatch.
+    unmatched = {k: v for k, v in TICKET.items() if k != "address"} | {
+        "ticket_no": "LOOP-2", "title": "占道经营", "text": "有人在路边摆摊占道经营，影响通行"}
     incident_id = hotline.post("/intake/hotline-tickets", json=unmatched).json()["incident_id"]
     page = _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
     assert page["items"][0]["incident_id"] == incident_id and page["items"][0]["text"] == unmatched["text"]
-    assert operator.post(f"/operator/queue/{incident_id}/close", json={"note": "已直接答复"}).status_code == 202
+    assert operator.post(f"/operator/queue/{incident_id}/close", json={"note": "已直接答复"}).status_code == 422
+    assert operator.post(f"/operator/queue/{incident_id}/close",
+                         json={"reason": "answered", "note": "已电话答复"}).status_code == 202
     _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 0)
     assert hotline.get("/status/LOOP-2").json()["stage"] == "已直接答复"
-    assert operator.post(f"/operator/queue/{incident_id}/close", json={"note": "again"}).status_code == 404
+    assert operator.post(f"/operator/queue/{incident_id}/close",
+                         json={"reason": "answered", "note": "again"}).status_code == 404
+    assert deployment.wait_until(lambda s: s["closed_without_dispatch"] == {"answered": 1}, 30)

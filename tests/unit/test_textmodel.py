@@ -124,7 +124,9 @@ def test_stacked_prediction_equals_scikit_learns(model, halves):
 
     docs = [document(r["title"], r["text"]) for r in read_labelled(halves[1])]
     ours = np.array([[p[c] for c in model.classes] for p in model.predict(docs)])
-    assert np.allclose(ours, model.pipeline.predict_proba(docs), rtol=0, atol=1e-12)
+    theirs = model.pipeline.predict_proba(docs)
+    assert np.allclose(ours, theirs, rtol=0, atol=1e-6)  # float32 weights
+    assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()
 
 
 def test_near_duplicates_share_a_group_and_empty_fields_group_nothing():
