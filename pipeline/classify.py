@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import ahocorasick_rs
 
 from pipeline.dutylists import CITY_TZ, DutyBook
-from pipeline.textmodel import TopClassModel, document, words
+from pipeline.textmodel import OUTSIDE, TopClassModel, document, words
 from schemas import DutyItem, Incident
 
 # A class the model was not trained on (民政, 政法 …) is judged by keywords alone, discounted so
@@ -117,11 +117,15 @@ class Classifier:
         model_says = ""
         if proba:
             best_class = max(proba, key=proba.get)
-            model_says = f"model: {best_class} {proba[best_class]:.2f}"
+            model_says = (f"model: {best_class} {proba[best_class]:.2f}" if best_class != OUTSIDE else
+                          f"model: outside the classes it knows {proba[best_class]:.2f}")
         if not matched:
-            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says) if proba else None
+            by_words = self._by_item_words(incident, best_class, proba, model_says) if proba else None
             if by_words is not None:
                 return by_words
+            if proba and best_class == OUTSIDE:
+                return Classification(None, None, 0.0, (), f"outside the classes the model knows, and no item's "
+                                      f"words in the text ({model_says})")
             reason = "no duty-list keyword in the text" + (f" ({model_says})" if model_says else "")
             return Classification(None, None, 0.0, (), reason)
 
@@ -131,8 +135,8 @@ class Classifier:
                 class_weight = 1.0
             elif item.top_class in proba:
                 class_weight = proba[item.top_class]
-            else:
-                class_weight = UNMODELLED_CLASS_WEIGHT * (1 - max(proba.values()))
+            else:  # a class the model has no messages of: as likely as "outside", discounted
+                class_weight = UNMODELLED_CLASS_WEIGHT * proba.get(OUTSIDE, 1 - max(proba.values()))
             if proba is not None and any(h.startswith(PICKED_PREFIXES) for h in hits):
                 odds = class_weight / max(1e-9, 1 - class_weight) * GRID_PICK_LIKELIHOOD_RATIO
                 class_weight = odds / (1 + odds)
@@ -164,25 +168,31 @@ class Classifier:
         # general item when the keyword evidence is one word only; several keywords (a local list's
         # own item named in the title) are not stray.
         if proba and item.top_class != best_class and proba[best_class] > confidence:
-            by_words = self._by_item_words(incident, best_class, proba[best_class], model_says)
+            by_words = self._by_item_words(incident, best_class, proba, model_says)
             if (by_words is not None and by_words.confidence > confidence
                     and ("item words:" in by_words.reason or score <= STRAY_KEYWORD_SCORE)):
                 return by_words
         return by_keywords
 
-    def _by_item_words(self, incident: Incident, top_class: str, probability: float,
+    def _by_item_words(self, incident: Incident, top_class: str, proba: dict[str, float],
                        model_says: str) -> Classification | None:
         """The item of `top_class` whose words the text shares most, else the class's general item;
-        None when the list in force has neither for the class."""
+        None when the list in force has neither for the class. OUTSIDE: the items of every class the
+        model has no messages of (discounted), and no general item (whose class would it be?)."""
         in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
-        of_class = [i for i in in_force.values() if i.top_class == top_class]
+        if top_class == OUTSIDE:
+            of_class = [i for i in in_force.values() if i.top_class not in proba and not i.fallback]
+            probability = UNMODELLED_CLASS_WEIGHT * proba[OUTSIDE]
+        else:
+            of_class = [i for i in in_force.values() if i.top_class == top_class]
+            probability = proba[top_class]
         general = next((i for i in of_class if i.fallback), None)
         ranked = [r for r in self._words.rank(f"{incident.title} {incident.text}", [i for i in of_class if not i.fallback])
                   if r[0] >= MIN_ITEM_WORDS_SCORE]
         if not ranked:
             if general is None:
                 return None
-            return Classification(general.number, top_class, round(probability, 3), (general.number,),
+            return Classification(general.number, general.top_class, round(probability, 3), (general.number,),
                                   f"{model_says}; no item's words in the text: the general item of {top_class}")
         # (a weak match of one common word counts as none: see MIN_ITEM_WORDS_SCORE)
         (best_score, best, shared), *others = ranked
@@ -192,7 +202,7 @@ class Classifier:
         candidates = tuple(i.number for _, i, _ in ranked[:3]) + ((general.number,) if general else ())
         evidence = f"item words: {','.join(shared[:5])}" + (
             f" (close call: {others[0][1].number} {runner_up:.2f} vs {best_score:.2f})" if close_call else "")
-        return Classification(best.number, top_class, round(confidence, 3), candidates[:3],
+        return Classification(best.number, best.top_class, round(confidence, 3), candidates[:3],
                               f"{model_says}; {evidence}")
 
     def _found(self, text: str) -> set[str]:

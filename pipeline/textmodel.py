@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
 ARTEFACT = "model.pkl"
 # Part of every model's version: a change of features or learner is a new model even on the same data.
-MODEL_KIND = "charhash1-3+lexiconwords-df2/tfidf/linearsvc-sigmoid"
+MODEL_KIND = "charhash1-3+lexiconwords-df2/tfidf/linearsvc-sigmoid/outside"
+# The label of "a class the labelled messages do not cover", learnt from the lexicon of those classes.
+OUTSIDE = "(outside)"
 
 
 def document(title: str, text: str) -> str:
@@ -58,10 +60,12 @@ def words(text: str) -> list[str]:
 
 
 def lexicon_documents(taxonomy: Iterable[Sequence[str]], dutylist: DutyList, classes: set[str]) -> list[tuple[str, str]]:
-    """Short labelled documents from the taxonomy rows (level1, level2, level3) and the duty items."""
-    docs = [(f"{row[1]} {row[2]}", row[0]) for row in taxonomy if row[0] in classes]
-    docs += [(" ".join([item.title, *item.keywords, *item.examples]), item.top_class)
-             for item in dutylist.items if item.top_class in classes]
+    """Short labelled documents from the taxonomy rows (level1, level2, level3) and the duty items.
+    Those of a class no labelled message has (民政, 政法, 党务政务…) are labelled OUTSIDE: the model
+    learns what lies beyond its classes instead of forcing such a message into one of them."""
+    docs = [(f"{row[1]} {row[2]}", row[0] if row[0] in classes else OUTSIDE) for row in taxonomy]
+    docs += [(" ".join([item.title, *item.keywords, *item.examples]),
+              item.top_class if item.top_class in classes else OUTSIDE) for item in dutylist.items]
     return docs
 
 

@@ -65,3 +65,20 @@ def test_a_class_has_one_general_item(sample_book):
         sample_book.item("CJ-099").model_copy(update={"number": "CJ-098"})]})
     found = [p.message for p in problems(doubled, sample_book.registry)]
     assert any("城乡建设 already has a general item (CJ-099)" in m for m in found)
+
+
+class SureItIsOutside(SureOf):
+    def predict(self, docs):
+        from pipeline.textmodel import OUTSIDE
+
+        return [{OUTSIDE: self.probability, **{c: (1 - self.probability) / 7 for c in
+                 ["城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生"]}} for _ in docs]
+
+
+def test_a_message_outside_the_models_classes_says_so_unless_an_items_words_claim_it(sample_book):
+    classifier = Classifier(sample_book, SureItIsOutside("", 0.9))
+    unknown = classifier.classify(incident("请领导关注", "希望尽快处理答复"))
+    assert unknown.item_no is None and "outside the classes the model knows" in unknown.reason
+    # 民政 is no class of the labelled messages; its items are still reached by their words (discounted).
+    pension = classifier.classify(incident("老人的事", "高龄老人补贴一直没有发放"))
+    assert pension.top_class == "民政" and pension.confidence <= 0.8 * 0.9, pension

@@ -13,7 +13,7 @@ from pipeline.textmodel import LexiconWords
 
 TRAINING = ["小区物业乱收停车费", "路灯不亮晚上出行不安全", "噪音扰民严重影响休息", "井盖缺失存在安全隐患",
             "公积金提取手续复杂", "学位紧张孩子入学难"]
-MODEL = LexiconWords().fit(TRAINING)
+MODEL = LexiconWords(min_df=1).fit(TRAINING)  # every word once: none would reach the default min_df of 2
 
 
 def every_occurrence(model: LexiconWords, docs: list[str]) -> sparse.csr_matrix:
@@ -36,6 +36,11 @@ def every_occurrence(model: LexiconWords, docs: list[str]) -> sparse.csr_matrix:
 def test_every_occurrence_is_counted(docs):
     assert MODEL.vocabulary_  # jieba found words in the training texts
     assert (MODEL.transform(docs) != every_occurrence(MODEL, docs)).nnz == 0
+
+
+def test_words_of_a_single_training_text_are_left_out():
+    model = LexiconWords().fit(["小区物业乱收停车费", "物业不作为", "路灯不亮"])
+    assert set(model.vocabulary_) == {"物业"}
 
 
 def test_real_messages(shared_data):
