@@ -510,6 +510,7 @@ def report_routing(
     reasons: Counter = Counter()
     primary_kind: Counter = Counter()
     by_source: Counter = Counter()
+    no_street: Counter = Counter()
     for event in generate(events, seed=seed, texts=texts, registry=book.registry):
         try:
             incident = to_incident(parse_intake(event.source, event.value), salt="report", now=now, locator=locator,
@@ -523,6 +524,8 @@ def report_routing(
             # The kind of reason, without the item numbers and figures that make each one unique.
             kind = re.sub(r"\d+(\.\d+)?", "N", re.sub(r"[A-Z]{2}-\d{3}", "<item>", decision.reason.split(" (")[0]))
             reasons["摊派 refused" if decision.tanpai_refused else kind.split(":")[0][:60]] += 1
+            if "is territorial" in decision.reason:  # 属地 item, and no street to give it to: why not
+                no_street[f"{incident.source}: located by {incident.location_method}"] += 1
             by_source[(incident.source, "manual")] += 1
         else:
             outcome["dispatched"] += 1
@@ -534,6 +537,7 @@ def report_routing(
     report = {"events": events, "outcome": dict(outcome), "primary_unit_kind": dict(primary_kind),
               "hotline_auto_share": round(by_source[("hotline", "dispatched")] / hotline, 4) if hotline else None,
               "manual_reasons": dict(reasons.most_common(8)),
+              "territorial_without_street": dict(no_street.most_common()),
               "by_source": {f"{s}/{o}": n for (s, o), n in sorted(by_source.items())}}
     if labelled:
         report["labelled_replay"] = _labelled_replay(settings, book, locator, now)

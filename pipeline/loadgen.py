@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from pipeline.locate import Locator
 from pipeline.dutylists import load_registry
 from schemas import CityRegistry
 
@@ -59,6 +60,7 @@ class _City:
         self.streets = [u for u in registry.units if u.kind == "street"]
         self.communities = [u.code for u in registry.units if u.kind == "community"]
         self.district_name = {u.code: units[u.parent].name for u in self.streets}
+        self.locator = Locator(registry)
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,17 @@ def _point(rng: random.Random, city: _City) -> dict:
 def _hotline(rng: random.Random, city: _City, i: int, run_tag: str, at: dt.datetime,
              texts: Sequence[tuple[str, str]]) -> dict:
     street = rng.choice(city.streets)
+    where: dict = {}
     if texts:
-        # Real messages name their own places (or none): no address field, as on a web form.
+        # A 12345 call-taker picks the district and street the caller names from the system's lists
+        # (unit codes); a message naming no place the registry knows gets none (as on a web form).
         title, text = texts[rng.randrange(len(texts))]
         address = None
+        named = city.locator.from_text(f"{title} {text}", "text")
+        if named is not None and named.district:
+            where["district"] = named.district
+            if named.street:
+                where["street"] = named.street
     else:
         title, template = rng.choice(_BUILTIN_TEXTS)
         text = template.format(street=street.name)
@@ -127,7 +136,7 @@ def _hotline(rng: random.Random, city: _City, i: int, run_tag: str, at: dt.datet
         "channel": rng.choice(["phone", "phone", "phone", "web", "app", "wechat"]),
         "caller_name": rng.choice(["张先生", "李女士", "王先生", "刘女士", None]),
         "caller_phone": f"1{rng.choice('3578')}{rng.randrange(10**9):09d}",
-        "title": title, "text": text,
+        "title": title, "text": text, **where,
     }
     if address:
         ticket["address"] = address

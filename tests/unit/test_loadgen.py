@@ -45,3 +45,12 @@ def test_real_texts_are_used_when_given():
     texts = [("标题甲", "真实留言内容甲"), ("标题乙", "真实留言内容乙")]
     hotline = [json.loads(e.value) for e in generate(100, texts=texts, bad_fraction=0) if e.source == "hotline"]
     assert hotline and {t["text"] for t in hotline} <= {"真实留言内容甲", "真实留言内容乙"}
+
+
+def test_a_call_taker_records_the_street_a_real_message_names_and_none_otherwise():
+    texts = [("A7县泉塘街道路灯不亮", "晚上很黑"), ("路灯不亮", "晚上很黑，没有地名")]
+    hotline = [json.loads(e.value) for e in generate(200, texts=texts, bad_fraction=0) if e.source == "hotline"]
+    named = [t for t in hotline if t["title"].startswith("A7县")]
+    unnamed = [t for t in hotline if not t["title"].startswith("A7县")]
+    assert named and all((t["district"], t["street"]) == ("a7", "a7-s01") for t in named)
+    assert unnamed and all("street" not in t and "district" not in t for t in unnamed)
