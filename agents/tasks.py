@@ -158,13 +158,16 @@ class Summary:
 
 
 def task_figures(summaries: dict[str, Summary], now: dt.datetime) -> dict:
-    """Tasks on this worker by status and open tasks past a deadline, by unit (for /stats and metrics)."""
+    """Tasks on this worker by status, and open tasks past a deadline by unit and the limit they broke
+    (for /health and metrics). Each task counts once: under "finish" when past its finish deadline
+    (the one overdue definition, as the SLA board's `overdue_open`), else under "accept" when not yet
+    accepted past the accept limit — so a unit's overdue tasks never outnumber its open ones."""
     by_status: Counter = Counter()
     overdue: Counter = Counter()
     for s in summaries.values():
         by_status[s.status] += 1
-        if s.status == "dispatched" and s.accept_by and s.accept_by < now:
-            overdue[(s.unit, "accept")] += 1
-        if s.status in ("dispatched", "accepted") and s.finish_by < now:
+        if s.status in ("dispatched", "accepted") and s.finish_by and s.finish_by < now:
             overdue[(s.unit, "finish")] += 1
+        elif s.status == "dispatched" and s.accept_by and s.accept_by < now:
+            overdue[(s.unit, "accept")] += 1
     return {"by_status": dict(by_status), "overdue": overdue}

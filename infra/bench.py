@@ -12,6 +12,7 @@ intake → dispatch latency is read from the broker's record timestamps (intake 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.topics import TopicNames
-from infra.broker import ensure_topics, free_port
+from infra.broker import EmbeddedBroker, ensure_topics, free_port
 from pipeline.loadgen import IntakeEvent
 
 
@@ -430,22 +431,32 @@ def offered_rate(servers: str, names: TopicNames, events: Sequence[IntakeEvent],
         "kept_up": achieved >= 0.95 * rate and missing == 0 and routed_last - fed_at <= 5.0}
 
 
+@contextlib.contextmanager
+def bench_broker(work_dir: Path) -> Iterator[tuple[str, EmbeddedBroker | None]]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker for the run: (servers, broker or None)."""
+    from infra.broker import start_embedded_broker
+
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if servers:
+        yield servers, None
+        return
+    broker = start_embedded_broker(log_file=work_dir / "tansu.log")
+    try:
+        yield broker.bootstrap_servers, broker
+    finally:
+        broker.stop()
+
+
 def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float, seed: int, work_dir: Path,
                        model_dir: Path | None, texts, profile: Path | None = None, workers: int = 1,
                        log=print) -> dict:
     """(a) raw aiokafka, (b) the naive Faust agent, (c) the full pipeline, on one broker, same events."""
     import platform
 
-    from infra.broker import start_embedded_broker
     from pipeline.loadgen import generate
 
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not servers:
-        broker = start_embedded_broker(log_file=work_dir / "tansu.log")
-        servers = broker.bootstrap_servers
     tag = f"bench{uuid.uuid4().hex[:6]}"
-    try:
+    with bench_broker(work_dir) as (servers, broker):
         # The same events for every contender, each on its own topics (a fresh prefix), 2% broken.
         feed = list(generate(events + 50, seed=seed, run_tag=tag, texts=texts))
         warmup, burst = feed[:50], feed[50:]
@@ -481,6 +492,4 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
         if profile:
             figures["profile_top"] = result["profile_top"]
         return figures
-    finally:
-        if broker:
-            broker.stop()
+

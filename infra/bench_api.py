@@ -17,8 +17,8 @@ import httpx
 
 from agents.topics import TopicNames
 from infra.api import keys
-from infra.bench import cpu_seconds
-from infra.broker import ensure_cityops_topics, start_embedded_broker
+from infra.bench import bench_broker, cpu_seconds
+from infra.broker import ensure_cityops_topics
 from infra.processes import Service
 
 
@@ -61,48 +61,40 @@ async def _concurrent(client: httpx.AsyncClient, bodies: list[bytes], concurrenc
 
 
 def run_api_bench(requests: int, concurrency: int, work_dir: Path, text: str, log=print) -> dict:
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not servers:
-        broker = start_embedded_broker(log_file=work_dir / "tansu.log")
-        servers = broker.bootstrap_servers
     tag = f"bench{uuid.uuid4().hex[:6]}"
     names = TopicNames(f"{tag}.")
     keys_file = work_dir / "api-keys.json"
     token = keys.issue(keys_file, "bench", ["intake"]).token
-    env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_KAFKA_FLAVOR": "tansu" if broker else "kafka",
-           "CITYOPS_TOPIC_PREFIX": names.prefix, "CITYOPS_DATA_DIR": str(work_dir),
-           "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL") or f"chdb://{work_dir / 'clickhouse'}",
-           "CITYOPS_API_KEYS_FILE": str(keys_file), "CITYOPS_API_RATE_LIMIT": "100000000/minute"}
-    api = None
-    try:
+    with bench_broker(work_dir) as (servers, broker):
+        env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_KAFKA_FLAVOR": "tansu" if broker else "kafka",
+               "CITYOPS_TOPIC_PREFIX": names.prefix, "CITYOPS_DATA_DIR": str(work_dir),
+               "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL") or f"chdb://{work_dir / 'clickhouse'}",
+               "CITYOPS_API_KEYS_FILE": str(keys_file), "CITYOPS_API_RATE_LIMIT": "100000000/minute"}
         ensure_cityops_topics(servers, names, 4)
         api = Service.start("api", env, work_dir / "api.log")
-        api.wait_ready(90)
-
-        async def measure() -> dict:
-            async with httpx.AsyncClient(base_url=api.url, timeout=30, headers={
-                    "Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                    limits=httpx.Limits(max_connections=concurrency)) as client:
-                await _sequential(client, [_ticket(f"{tag}-warm", n, text) for n in range(50)])
-                log(f"{requests} POSTs one at a time…")
-                one = await _sequential(client, [_ticket(f"{tag}-seq", n, text) for n in range(requests)])
-                log(f"{requests} POSTs, {concurrency} at a time…")
-                cpu_before = cpu_seconds(api.process.pid)
-                many, seconds = await _concurrent(client, [_ticket(f"{tag}-par", n, text) for n in range(requests)],
-                                                  concurrency)
-                api_cpu = cpu_seconds(api.process.pid) - cpu_before
-            return {"sequential_ms": _percentiles(one),
-                    "concurrent_ms": _percentiles(many) | {"concurrency": concurrency,
-                                                           "requests_per_second": round(requests / seconds, 1)},
-                    "api_cpu_ms_per_request": round(1000 * api_cpu / requests, 2)}
-
-        figures = asyncio.run(measure())
+        try:
+            api.wait_ready(90)
+            figures = asyncio.run(_measure(api, token, tag, text, requests, concurrency, log))
+        finally:
+            api.stop()
         return {"requests": requests, "broker": "embedded Tansu" if broker else servers,
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                             "load_average": [round(x, 2) for x in os.getloadavg()]}, **figures}
-    finally:
-        if api:
-            api.stop()
-        if broker:
-            broker.stop()
+
+
+async def _measure(api: Service, token: str, tag: str, text: str, requests: int, concurrency: int, log) -> dict:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=concurrency)) as client:
+        await _sequential(client, [_ticket(f"{tag}-warm", n, text) for n in range(50)])
+        log(f"{requests} POSTs one at a time…")
+        one = await _sequential(client, [_ticket(f"{tag}-seq", n, text) for n in range(requests)])
+        log(f"{requests} POSTs, {concurrency} at a time…")
+        cpu_before = cpu_seconds(api.process.pid)
+        many, seconds = await _concurrent(client, [_ticket(f"{tag}-par", n, text) for n in range(requests)],
+                                          concurrency)
+        api_cpu = cpu_seconds(api.process.pid) - cpu_before
+    return {"sequential_ms": _percentiles(one),
+            "concurrent_ms": _percentiles(many) | {"concurrency": concurrency,
+                                                   "requests_per_second": round(requests / seconds, 1)},
+            "api_cpu_ms_per_request": round(1000 * api_cpu / requests, 2)}

@@ -35,7 +35,8 @@ SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and
                      ["kind", "unit"])
 # Set when scraped, from the task table of this worker (its partitions).
 TASKS = Gauge("cityops_tasks", "Tasks on this worker by status", ["status"])
-TASKS_OVERDUE = Gauge("cityops_tasks_overdue", "Open tasks past their deadline, by unit and limit", ["unit", "limit"])
+TASKS_OVERDUE = Gauge("cityops_tasks_overdue", "Open tasks past a deadline, by unit and the limit broken (each task "
+                      "once: finish if past it, else accept)", ["unit", "limit"])
 WEBHOOK_ATTEMPTS = Counter("cityops_webhook_attempts_total", "Alert webhook delivery attempts", ["delivered"])
 WEBHOOK_GAVE_UP = Counter("cityops_webhook_undelivered_total", "Alerts whose webhook delivery failed on every attempt")
 

@@ -21,6 +21,20 @@ from pathlib import Path
 from infra.broker import free_port
 
 
+def poll_until(read: Callable[[], object], until: Callable[[object], bool], timeout: float = 60, interval: float = 0.3,
+               what: str = "condition"):
+    """`read()` again and again until `until` holds of what it returned (which is returned), or
+    TimeoutError after `timeout` seconds, showing the last value read."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        last = read()
+        if until(last):
+            return last
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached in {timeout}s; last: {last}")
+        time.sleep(interval)
+
+
 @dataclass
 class Service:
     role: str  # "worker" | "api"
@@ -168,22 +182,21 @@ class Deployment:
         return self.worker.metrics_text()
 
     def wait_until(self, predicate: Callable[[dict], bool], timeout: float, interval: float = 0.3) -> dict:
-        """Poll the figures until predicate(stats) holds; returns the last stats."""
-        deadline = time.monotonic() + timeout
-        stats: dict = {}
-        while time.monotonic() < deadline:
-            self.api.check_alive()
-            for worker in self.workers:
-                worker.check_alive()
+        """Poll the figures until predicate(stats) holds; returns the last stats. A process that died
+        meanwhile fails at once, with its log."""
+        def read() -> dict | None:
+            for service in [self.api, *self.workers]:
+                service.check_alive()
             try:
-                stats = self.stats()
+                return self.stats()
             except OSError:
-                time.sleep(interval)
-                continue
-            if predicate(stats):
-                return stats
-            time.sleep(interval)
-        raise TimeoutError(f"condition not reached in {timeout}s; last stats {stats}\n{self.log_tail()}")
+                return None
+
+        try:
+            return poll_until(read, lambda stats: stats is not None and predicate(stats), timeout, interval,
+                              what="the deployment's figures")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.log_tail()}") from None
 
     def kill(self) -> None:
         """SIGKILL every process (the stream state and the sink must both survive it)."""

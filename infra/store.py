@@ -99,7 +99,9 @@ def _sla_row(r: tuple) -> dict:
         "key": key, "tasks": tasks, "returned": returned, "open": open_, "parked": parked, "overdue_open": overdue_open,
         "handled": handled, "closed": closed, "evaluated": evaluated, "supervised": supervised, "escalated": escalated,
         "response_rate": _rate(accepted_in_time, accept_due), "handled_rate": _rate(handled, kept),
-        "closure_rate": _rate(closed, kept), "on_time_closure_rate": _rate(closed_on_time, closed),
+        # 按期结案率: closed by the deadline, of those closed and those still open past it — an overdue
+        # open task is late already, so counting closed tasks only read 100% while most were overdue.
+        "closure_rate": _rate(closed, kept), "on_time_closure_rate": _rate(closed_on_time, closed + overdue_open),
         "rework_rate": _rate(reworked, max(handled, reworked)), "resolution_rate": _rate(resolved, evaluated),
         "satisfaction_rate": _rate(satisfied, evaluated),
         "accept_hours_p50": _hours(accept_hours, 0), "accept_hours_p90": _hours(accept_hours, 1),
@@ -243,7 +245,8 @@ class Store:
         unit's share of an incident). Rates are fractions (None when nothing to divide by):
         response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
         completed), closure_rate (结案率, closed), on_time_closure_rate (按期结案率, completed by the
-        deadline, of closed), rework_rate (返工率, failed verification at least once, of completed),
+        deadline, of those closed and those open past the deadline: `overdue_open`, the one overdue
+        count — open, not parked, past its finish deadline), rework_rate (返工率, failed verification at least once, of completed),
         resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
         evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest)."""
         if by not in SLA_DIMENSIONS:

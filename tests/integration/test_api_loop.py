@@ -7,27 +7,17 @@ with the same idempotency key creates nothing; the operator closes an unroutable
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 
 from infra.api import keys
+from infra.processes import poll_until
 
 TICKET = {"ticket_no": "LOOP-1", "received_at": "2026-12-01T09:30:00+08:00", "caller_phone": "13812345678",
           "caller_name": "赵六", "title": "路灯不亮", "text": "主干道路灯坏了一个星期，赵六多次反映",
           "address": "A7县泉塘街道"}
-
-
-def _eventually(read, until, timeout: float = 60):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = read()
-        if until(last):
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"not reached in {timeout}s; last: {last}")
 
 
 def test_hotline_to_score_over_http(pipeline_env, start_worker):
@@ -51,7 +41,7 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
     replay = hotline.post("/intake/hotline-tickets", json=TICKET, headers={"Idempotency-Key": "loop-1"})
     assert replay.json() == first.json() and replay.headers["Idempotent-Replayed"] == "true"
 
-    status = _eventually(lambda: hotline.get(f"/status/{TICKET['ticket_no']}"),
+    status = poll_until(lambda: hotline.get(f"/status/{TICKET['ticket_no']}"),
                          lambda r: r.status_code == 200 and r.json()["stage"] == "已派单").json()
     task_id, unit = status["task"]["task_id"], status["task"]["unit"]
     assert "13812345678" not in str(status) and "赵六" not in str(status)
@@ -76,7 +66,7 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
     assert operator.post(f"/tasks/{task_id}/close").json()["status"] == "closed"
     assert hotline.post(f"/tasks/{task_id}/evaluate", json={"score": 3}).json()["status"] == "evaluated"
 
-    final = _eventually(lambda: hotline.get(f"/status/{TICKET['ticket_no']}").json(), lambda s: s["stage"] == "已评价")
+    final = poll_until(lambda: hotline.get(f"/status/{TICKET['ticket_no']}").json(), lambda s: s["stage"] == "已评价")
     assert final["task"]["score"] == 3 and final["task"]["completed_at"]
     assert dt.datetime.fromisoformat(final["reported_at"]) == dt.datetime.fromisoformat(TICKET["received_at"])
     assert final["result"]["text"] == "已更换灯泡，电话联系某先生（[电话]）确认恢复照明"
@@ -87,12 +77,12 @@ def test_hotline_to_score_over_http(pipeline_env, start_worker):
     unmatched = {k: v for k, v in TICKET.items() if k != "address"} | {
         "ticket_no": "LOOP-2", "title": "占道经营", "text": "有人在路边摆摊占道经营，影响通行"}
     incident_id = hotline.post("/intake/hotline-tickets", json=unmatched).json()["incident_id"]
-    page = _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
+    page = poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
     assert page["items"][0]["incident_id"] == incident_id and page["items"][0]["text"] == unmatched["text"]
     assert operator.post(f"/operator/queue/{incident_id}/close", json={"note": "已直接答复"}).status_code == 422
     assert operator.post(f"/operator/queue/{incident_id}/close",
                          json={"reason": "answered", "note": "已电话答复"}).status_code == 202
-    _eventually(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 0)
+    poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 0)
     assert hotline.get("/status/LOOP-2").json()["stage"] == "已直接答复"
     assert operator.post(f"/operator/queue/{incident_id}/close",
                          json={"reason": "answered", "note": "again"}).status_code == 404

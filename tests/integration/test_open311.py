@@ -4,12 +4,12 @@ back, errors as `[{"code", "description"}]`."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
 from infra.api import keys
+from infra.processes import poll_until
 
 # Fields the spec lists for each response (required ones, and the optional ones a city may omit).
 SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
@@ -39,16 +39,6 @@ class GeoReportClient:
 
     def request(self, request_id: str) -> httpx.Response:
         return self.http.get(f"/requests/{request_id}.json", params={"api_key": self.api_key})
-
-
-def _eventually(read, until, timeout: float = 60):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = read()
-        if until(last):
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"not reached in {timeout}s; last: {last}")
 
 
 def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, start_worker):
@@ -83,7 +73,7 @@ def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, st
     [receipt] = created.json()
     request_id = receipt["service_request_id"]
 
-    [open_] = _eventually(lambda: app.request(request_id).json(),
+    [open_] = poll_until(lambda: app.request(request_id).json(),
                           lambda r: r and isinstance(r, list) and r[0].get("agency_responsible"))
     assert set(open_) <= REQUEST_FIELDS and open_["status"] == "open"
     assert open_["service_code"] == lamps["service_code"] and open_["expected_datetime"]
@@ -95,7 +85,7 @@ def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, st
     department = httpx.Client(base_url=deployment.api.url, timeout=15, headers={"Authorization": f"Bearer {token}"})
     assert department.post(f"/tasks/{task['task_id']}/accept").status_code == 200
     assert department.post(f"/tasks/{task['task_id']}/complete", json={"result": "已修复"}).status_code == 200
-    [closed] = _eventually(lambda: app.request(request_id).json(), lambda r: r[0]["status"] == "closed")
+    [closed] = poll_until(lambda: app.request(request_id).json(), lambda r: r[0]["status"] == "closed")
     assert closed["status_notes"] == "已修复"
     assert [r["service_request_id"] for r in app.requests(status="closed").json()] == [request_id]
     assert app.requests(status="open").json() == []
