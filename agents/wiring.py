@@ -82,11 +82,9 @@ class Wiring:
 
     def dead_letter(self, topic_name: str, partition: int, offset: int, value: bytes | None, stage: str,
                     reason: str) -> None:
-        letter = DeadLetter(
-            dead_letter_id=ids.dead_letter_id(topic_name, partition, offset, stage),
-            topic=topic_name, partition=partition, offset=offset, stage=stage, reason=reason,
-            payload=(value or b"").decode("utf-8", errors="replace"), failed_at=self.now(),
-        )
+        letter = DeadLetter.of(value, dead_letter_id=ids.dead_letter_id(topic_name, partition, offset, stage),
+                               topic=topic_name, partition=partition, offset=offset, stage=stage, reason=reason,
+                               failed_at=self.now())
         self.send(self.names.dead_letters, letter.dead_letter_id, letter)
         metrics.STAGE_FAILED.labels(stage).inc()
         metrics.DEAD_LETTERS.labels(stage).inc()

@@ -134,10 +134,10 @@ class Sink:
         metrics.STAGE_FAILED.labels("sink").inc()
         metrics.DEAD_LETTERS.labels("sink").inc()
         log.warning("dead letter %s[%d]@%d stage=sink: %s", record.topic, record.partition, record.offset, reason)
-        return DeadLetter(dead_letter_id=ids.dead_letter_id(record.topic, record.partition, record.offset, "sink"),
-                          topic=record.topic, partition=record.partition, offset=record.offset, stage="sink",
-                          reason=reason, payload=(record.value or b"").decode("utf-8", errors="replace"),
-                          failed_at=self.now())
+        return DeadLetter.of(record.value, dead_letter_id=ids.dead_letter_id(record.topic, record.partition,
+                                                                            record.offset, "sink"),
+                             topic=record.topic, partition=record.partition, offset=record.offset, stage="sink",
+                             reason=reason, failed_at=self.now())
 
 
 async def insert_until_stored(store: Store, rows: list[BaseModel]) -> None:

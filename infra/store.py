@@ -127,7 +127,8 @@ def _incident_row(m: Incident) -> dict:
 
 def _dead_letter_row(m: DeadLetter) -> dict:
     row = m.model_dump(exclude={"payload"})
-    row["payload_sha256"] = hashlib.sha256(m.payload.encode()).hexdigest()
+    # Letters written before the hash travelled with them: the payload they carry (then never cut).
+    row["payload_sha256"] = m.payload_sha256 or hashlib.sha256(m.payload.encode()).hexdigest()
     return row
 
 

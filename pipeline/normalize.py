@@ -35,17 +35,37 @@ class IntakeError(ValueError):
     """A message that cannot become an incident; the text says which field and why."""
 
 
+# A report's own time must be a real one: not before the city's oldest records (history replays
+# go back years) and not in the future beyond clock skew. Years 1 or 9999 once crashed the dispatcher.
+EARLIEST_REPORT = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc)
+MAX_CLOCK_SKEW = dt.timedelta(hours=24)
+TIME_FIELDS = {"hotline": "received_at", "grid": "reported_at", "sensor": "measured_at", "whistle": "blown_at"}
+
+
+def check_time(msg: IntakeMessage, now: dt.datetime, *, earliest: dt.datetime = EARLIEST_REPORT,
+               skew: dt.timedelta = MAX_CLOCK_SKEW) -> None:
+    """IntakeError naming the time field when the report's time is outside [earliest, now + skew]."""
+    field = TIME_FIELDS[msg.source]
+    at = getattr(msg, field)
+    if at < earliest:
+        raise IntakeError(f"{field}: before {earliest.date().isoformat()}, earlier than any record the city keeps")
+    if at > now + skew:
+        raise IntakeError(f"{field}: more than {skew.total_seconds() / 3600:g} h in the future")
+
+
 def parse_intake(source: str, raw: bytes) -> IntakeMessage:
     model = INTAKE_MODELS[source]
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise IntakeError("not JSON this service reads: nested too deeply") from None
     if isinstance(payload, dict):
-        # The topic decides the source; a message claiming another is misrouted.
-        claimed = payload.get("source", source)
-        if claimed != source:
-            raise IntakeError(f"source: message says {claimed!r} but arrived on the {source!r} intake topic")
+        # The topic decides the source; a message claiming another is misrouted. (The reason names
+        # the topic's source, never what the message says: that is whatever a client typed.)
+        if payload.get("source", source) != source:
+            raise IntakeError(f"source: not {source!r}, the source of the intake topic it arrived on")
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -73,6 +93,7 @@ def incident_id_of(msg: IntakeMessage) -> str:
 def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator,
                 dutylist_version: str | None = None) -> Incident:
     """The incident for `msg`, located, stamped with the duty-list version in force now."""
+    check_time(msg, now)
     return _incident(msg, salt=salt, now=now, locator=locator).model_copy(update={"dutylist_version": dutylist_version})
 
 

@@ -7,7 +7,8 @@ same ids and every consumer (tables, ClickHouse) can de-duplicate.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import hashlib
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -203,7 +204,9 @@ class TaskUpdate(_Event):
 
 
 class DeadLetter(_Event):
-    """A message that failed a stage, with where it came from and why. Nothing is dropped."""
+    """A message that failed a stage, with where it came from and why. Nothing is dropped: a payload
+    too large to carry (a 1 MB text, NUL bytes that grow sixfold in JSON) is cut, and its size and
+    hash say what it was — the dead letter itself must never be what fails to send."""
 
     dead_letter_id: str
     topic: str
@@ -211,8 +214,22 @@ class DeadLetter(_Event):
     offset: int
     stage: str
     reason: str
-    payload: str = Field(description="the original bytes as text; may hold PII, so it stays on the topic")
+    payload: str = Field(description="the original bytes as text (cut to MAX_PAYLOAD_CHARS); may hold PII, so it "
+                         "stays on the topic")
+    payload_bytes: int = Field(default=0, ge=0, description="size of the original message value")
+    payload_sha256: str = Field(default="", description="SHA-256 of the original bytes (the store keeps only this)")
+    payload_truncated: bool = False
     failed_at: AwareDatetime
+
+    MAX_PAYLOAD_CHARS: ClassVar[int] = 64 * 1024  # ≤ 384 KB as JSON even if every character is escaped
+
+    @classmethod
+    def of(cls, value: bytes | None, **fields) -> DeadLetter:
+        raw = value or b""
+        text = raw.decode("utf-8", errors="replace")
+        return cls(payload=text[:cls.MAX_PAYLOAD_CHARS], payload_bytes=len(raw),
+                   payload_sha256=hashlib.sha256(raw).hexdigest(), payload_truncated=len(text) > cls.MAX_PAYLOAD_CHARS,
+                   **fields)
 
 
 class DutyListVersion(_Event):

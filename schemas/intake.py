@@ -20,8 +20,8 @@ class _Message(BaseModel):
 class GeoPoint(_Message):
     """WGS-84 coordinates (what phones and GPS modules report)."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
 class HotlineTicket(_Message):
@@ -37,8 +37,8 @@ class HotlineTicket(_Message):
     text: NonEmpty
     address: str | None = Field(default=None, max_length=500)
     location: GeoPoint | None = None
-    district: str | None = None
-    street: str | None = None
+    district: str | None = Field(default=None, max_length=64)
+    street: str | None = Field(default=None, max_length=64)
     category: str | None = Field(default=None, max_length=64, description="the service the reporter chose (an "
                                  "Open311 service_code: a duty item), a hint checked against the text")
 
@@ -54,7 +54,8 @@ class GridReport(_Message):
     text: NonEmpty
     photo_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
     location: GeoPoint
-    category: str | None = Field(default=None, description="the class the worker picked, checked later against the text")
+    category: str | None = Field(default=None, max_length=64,
+                                 description="the class the worker picked, checked later against the text")
 
 
 SensorKind = Literal["water_level", "manhole_tilt", "smoke", "noise", "gas", "air_quality"]
@@ -66,7 +67,8 @@ class SensorReading(_Message):
     source: Literal["sensor"] = "sensor"
     sensor_id: Code
     kind: SensorKind
-    value: float
+    # Finite and within what any device reports: a 1e308 cm water level is a broken sensor, not a flood.
+    value: float = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
     unit: str = Field(min_length=1, max_length=16)
     measured_at: AwareDatetime
     location: GeoPoint

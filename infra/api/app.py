@@ -91,7 +91,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)
-    app.include_router(intake_router(names))
+    app.include_router(intake_router(names, clock))
     app.include_router(tasks_router(names, store, clock))
     app.include_router(operators_router(names, store, clock))
     bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)

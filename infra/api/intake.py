@@ -24,8 +24,9 @@ from agents.topics import TopicNames
 from infra import metrics
 from infra.api.auth import scoped
 from infra.api.keys import ApiKey
-from infra.api.problems import PROBLEM, FieldError, field_errors
-from pipeline.normalize import IntakeMessage, incident_id_of, source_id
+from infra.api.problems import PROBLEM, FieldError, field_errors, invalid
+from pipeline.clock import Clock
+from pipeline.normalize import IntakeError, IntakeMessage, check_time, incident_id_of, source_id
 from schemas import GridReport, HotlineTicket, SensorReading, Whistle
 
 MAX_READINGS = 1000
@@ -67,11 +68,15 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                               description="retry with the same key: the first answer, nothing twice")]
 
 
-def intake_router(names: TopicNames) -> APIRouter:
+def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/intake", tags=["intake"], responses=ERRORS)
     intake_key = Depends(scoped("intake"))
 
     async def publish(request: Request, message: IntakeMessage) -> IntakeReceipt:
+        try:
+            check_time(message, clock.now())  # what the workers would refuse, refused here and now
+        except IntakeError as exc:
+            raise invalid(_errors_of(exc), "the report") from None
         await request.app.state.publisher.publish(names.intake(message.source), source_id(message),
                                                   message.model_dump_json(exclude_none=True).encode())
         metrics.API_INTAKE.labels(message.source, "accepted").inc()
@@ -115,13 +120,12 @@ def intake_router(names: TopicNames) -> APIRouter:
             results: list[ReadingResult | None] = [None] * len(batch.readings)
             valid = []
             for n, reading in enumerate(batch.readings):
-                if isinstance(reading, SensorReading):
-                    valid.append((n, reading))
-                    continue
                 try:
-                    valid.append((n, SensorReading.model_validate(reading)))
-                except ValidationError as exc:
-                    results[n] = ReadingResult(index=n, accepted=False, errors=field_errors(exc))
+                    reading = reading if isinstance(reading, SensorReading) else SensorReading.model_validate(reading)
+                    check_time(reading, clock.now())
+                    valid.append((n, reading))
+                except (ValidationError, IntakeError) as exc:
+                    results[n] = ReadingResult(index=n, accepted=False, errors=_errors_of(exc))
                     metrics.API_INTAKE.labels("sensor", "rejected").inc()
             receipts = await asyncio.gather(*(publish(request, reading) for _, reading in valid))
             for (n, _), receipt in zip(valid, receipts, strict=True):
@@ -132,3 +136,10 @@ def intake_router(names: TopicNames) -> APIRouter:
         return await once(request, key, idempotency_key, run)
 
     return router
+
+
+def _errors_of(exc: ValidationError | IntakeError) -> list[FieldError]:
+    if isinstance(exc, ValidationError):
+        return field_errors(exc)
+    field, _, why = str(exc).partition(": ")  # IntakeError texts start with the field they name
+    return [FieldError(field=field, message=why)]

@@ -62,6 +62,8 @@ def test_bad_input_names_the_field_and_never_echoes_its_value(api):
     assert [e["field"] for e in unknown["errors"]] == ["body.priority"]
     assert api.post("/intake/hotline-tickets", content=b"{not json", headers={"Content-Type": "application/json"}
                     ).status_code == 422
+    future = api.post("/intake/hotline-tickets", json=TICKET | {"received_at": "9999-01-01T00:00:00+08:00"}).json()
+    assert future["status"] == 422 and [e["field"] for e in future["errors"]] == ["received_at"]
 
 
 def test_a_retry_with_the_same_idempotency_key_creates_nothing(api, broker, topic_prefix):
@@ -78,13 +80,14 @@ def test_a_retry_with_the_same_idempotency_key_creates_nothing(api, broker, topi
 
 
 def test_a_sensor_batch_answers_each_reading(api, broker, topic_prefix):
-    readings = [READING, READING | {"kind": "lava"}, READING | {"measured_at": "2026-12-01T10:05:00+08:00"}]
+    readings = [READING, READING | {"kind": "lava"}, READING | {"measured_at": "2026-12-01T10:05:00+08:00"},
+                READING | {"value": 1e308}, READING | {"measured_at": "2400-01-01T00:00:00+08:00"}]
     answer = api.post("/intake/sensor-readings", json={"readings": readings})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["accepted"], body["rejected"]) == (2, 1)
-    assert [r["accepted"] for r in body["results"]] == [True, False, True]
-    assert body["results"][1]["errors"][0]["field"] == "kind"
+    assert (body["accepted"], body["rejected"]) == (2, 3)
+    assert [r["accepted"] for r in body["results"]] == [True, False, True, False, False]
+    assert [r["errors"][0]["field"] for r in body["results"] if not r["accepted"]] == ["kind", "value", "measured_at"]
     assert len(_on_topic(broker, f"{topic_prefix}intake.sensor")) == 2
     assert api.post("/intake/sensor-readings", json={"readings": [READING] * 1001}).status_code == 422
 

@@ -63,7 +63,7 @@ def test_whistle_keeps_the_units_it_summons():
 @pytest.mark.parametrize(("payload", "reason"), [
     (b'{"ticket_no": "x', "not JSON"),
     (b"\xff\xfe", "not JSON"),
-    (raw({**TICKET, "source": "grid"}), "source: message says 'grid'"),
+    (raw({**TICKET, "source": "grid"}), "source: not 'hotline', the source of the intake topic"),
     (raw({k: v for k, v in TICKET.items() if k != "text"}), "text: Field required"),
 ])
 def test_bad_input_raises_a_clear_intake_error(payload, reason):
@@ -101,3 +101,33 @@ def test_hotline_location_comes_from_the_address_when_there_is_no_gps():
     ticket = {**TICKET, "address": "A7县泉塘街道某小区"}
     incident = to_incident(parse_intake("hotline", raw(ticket)), salt="s", now=NOW, locator=LOCATOR)
     assert (incident.street, incident.district, incident.location_method) == ("a7-s01", "a7", "address")
+
+
+def test_hostile_values_are_refused_naming_the_field_never_echoing_it():
+    import json as _json
+
+    import pytest as _pytest
+
+    from pipeline.normalize import IntakeError, parse_intake, to_incident
+
+    base = {"ticket_no": "H-1", "received_at": "2026-11-02T09:00:00+08:00", "text": "路灯坏了"}
+    now = dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.timezone.utc)
+    for year, field in ((1, "received_at"), (1899, "received_at"), (2400, "received_at"), (9999, "received_at")):
+        message = parse_intake("hotline", _json.dumps(base | {"received_at": f"{year:04d}-11-02T09:00:00+08:00"}).encode())
+        with _pytest.raises(IntakeError, match=f"^{field}: "):
+            to_incident(message, salt="s", now=now, locator=LOCATOR)
+    reading = {"sensor_id": "S1", "kind": "water_level", "unit": "cm", "measured_at": "2026-11-02T09:00:00+08:00",
+               "location": {"lat": 28.2, "lon": 112.9}}
+    for value in ("1e308", "NaN", "Infinity", "-1e9"):
+        with _pytest.raises(IntakeError, match="^value: ") as refused:
+            parse_intake("sensor", (_json.dumps(reading)[:-1] + f', "value": {value}}}').encode())
+        assert value not in str(refused.value)
+    with _pytest.raises(IntakeError, match="^category: "):
+        parse_intake("grid", _json.dumps({"report_id": "G1", "worker_id": "w", "grid_code": "g",
+                                          "reported_at": "2026-11-02T09:00:00+08:00", "text": "x", "category": "类" * 510_000,
+                                          "location": {"lat": 28.2, "lon": 112.9}}).encode())
+    with _pytest.raises(IntakeError, match="nested too deeply"):
+        parse_intake("hotline", b"[" * 100_000 + b"]" * 100_000)
+    with _pytest.raises(IntakeError, match="^source: ") as misrouted:
+        parse_intake("hotline", _json.dumps(base | {"source": "<script>"}).encode())
+    assert "<script>" not in str(misrouted.value)

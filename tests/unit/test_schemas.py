@@ -65,3 +65,20 @@ def test_whistle_must_summon_someone():
     message = error_of(Whistle, {"whistle_id": "w1", "unit": "jd-xingsha", "blown_at": "2026-11-02T08:30:00+08:00",
                                  "text": "联合执法", "summoned_units": []})
     assert message.startswith("summoned_units: ")
+
+
+def test_a_dead_letter_of_any_size_fits_the_producers_limit_and_says_what_it_cut():
+    import datetime as dt
+    import hashlib
+
+    from schemas import DeadLetter
+
+    for value in ("路" * 1_000_000).encode(), b"\x00" * 200_000, b"\xff" * 2_000_000:
+        letter = DeadLetter.of(value, dead_letter_id="d", topic="t", partition=0, offset=1, stage="intake",
+                               reason="text: too long", failed_at=dt.datetime.now(dt.timezone.utc))
+        assert len(letter.model_dump_json().encode()) < 1_000_000  # Kafka's default max message size
+        assert letter.payload_truncated and letter.payload_bytes == len(value)
+        assert letter.payload_sha256 == hashlib.sha256(value).hexdigest()
+    small = DeadLetter.of(b'{"a": 1}', dead_letter_id="d", topic="t", partition=0, offset=1, stage="s", reason="r",
+                          failed_at=dt.datetime.now(dt.timezone.utc))
+    assert small.payload == '{"a": 1}' and not small.payload_truncated
