@@ -111,7 +111,10 @@ class CharNgrams(BaseEstimator, TransformerMixin):
             rows.append(row_of[:-2][keep])
         # One sort of (row, column) keys both orders each row's columns and brings duplicate n-grams
         # together to be counted: cheaper than scipy's COO → CSR, per-row sort and duplicate sum.
-        keys = np.concatenate(rows) * self.dim + (np.concatenate(grams) % np.uint64(self.dim)).astype(np.int64)
+        # int32 keys when they fit (a batch of up to 2,047 documents): half the bytes, half the sort.
+        key_type = np.int32 if len(docs) * self.dim < 2**31 else np.int64
+        keys = (np.concatenate(rows).astype(key_type) * key_type(self.dim)
+                + (np.concatenate(grams) % np.uint64(self.dim)).astype(key_type))
         keys.sort()
         firsts = np.flatnonzero(np.diff(keys, prepend=-1))  # where each distinct key starts
         unique = keys[firsts]
