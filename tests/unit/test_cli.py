@@ -82,9 +82,10 @@ def test_report_routing_replays_held_out_labelled_messages(tmp_path, shared_data
     assert 0 < replay["auto_share"] <= 1 and 0.5 <= replay["auto_class_accuracy"] <= 1
 
 
-def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path):
+def test_report_cases_merges_a_repeat_and_finds_a_hotspot(tmp_path, monkeypatch):
     import json
 
+    monkeypatch.setenv("CITYOPS_MODEL_DIR", str(tmp_path / "no-model"))  # keywords alone: the same on any machine
     rows = [{"id": n, "user": f"u{n if n < 3 else 9}", "time": f"2019-12-20T1{n}:00:00", "title": "丽发新城搅拌站扰民",
              "text": f"A2区暮云街道丽发新城小区旁搅拌站{'噪音' if n % 2 else '粉尘'}扰民第{n}次"} for n in range(5)]
     rows.append({"id": 9, "user": "u9", "time": "2019-12-20T16:00:00", "title": "丽发新城搅拌站扰民",
