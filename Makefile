@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Rebuilt whenever the project's dependencies change.
 INSTALLED := $(VENV)/.installed
+# The screen's one browser dependency (ECharts), pinned by package-lock.json, served by `cityops api`.
+WEB := infra/api/web
+WEB_INSTALLED := $(WEB)/node_modules/.installed
 
 .PHONY: demo test tools clean
 
-demo: $(INSTALLED)
+demo: $(INSTALLED) $(WEB_INSTALLED)
 	$(BIN)/cityops demo
 
-test: $(INSTALLED) tools
+test: $(INSTALLED) $(WEB_INSTALLED) tools
 	$(BIN)/ruff check agents cityops infra pipeline schemas scripts tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -21,11 +24,17 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# promtool and amtool check the alert rules and routing (tests/integration/test_alert_rules.py).
+$(WEB_INSTALLED): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# promtool and amtool check the alert rules and routing (tests/integration/test_alert_rules.py);
+# Chromium and CJK fonts show the screen to Playwright (tests/integration/test_screen.py).
 tools:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null || \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v chromium >/dev/null && \
+	  test -d /usr/share/fonts/opentype/noto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager >/dev/null)
+	    prometheus prometheus-alertmanager chromium fonts-noto-cjk >/dev/null)
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info $(WEB)/node_modules

@@ -68,7 +68,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         ensure_cityops_topics(bootstrap, names, settings.topic_partitions)
         console.print("starting the worker (stream stages) and the api (ClickHouse sink, figures)…")
         worker = Deployment.start(env, demo_dir, workers=1, api_key=read_key)
-        console.print(f"api at {worker.api.url}/docs (read-only key {read_key})", soft_wrap=True)
+        console.print(f"api at {worker.api.url}/docs (read-only key {read_key}); the wall screen: "
+                      f"{worker.api.url}/screen/", soft_wrap=True)
 
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
@@ -141,7 +142,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         if keep_running:
             ticket = json.dumps({"ticket_no": f"{run_tag}-by-hand", "received_at": dt.datetime.now(CITY_TZ).isoformat(
                 timespec="seconds"), "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}, ensure_ascii=False)
-            console.print(f"running, departments still simulated. The api: {worker.api.url}/docs, /stats/, "
+            console.print(f"running, departments still simulated. The screen: {worker.api.url}/screen/ — "
+                          f"the api: {worker.api.url}/docs, /stats/, "
                           f"/sla/?by=unit, /tasks/?status=open, /operator/queue — e.g. with the read-only key:\n"
                           f"  curl -H 'Authorization: Bearer {read_key}' '{worker.api.url}/operator/queue?limit=5'\n"
                           f"  CITYOPS_API_URL={worker.api.url} CITYOPS_API_KEY={read_key} cityops dispatch queue\n"

@@ -10,7 +10,8 @@ ClickHouse; on the embedded default it also owns the chDB directory and runs the
   (infra/api/tasks.py); `/operator/queue`: the operator queue and its rulings (infra/api/operators.py);
   `/status/{ticket_no}`: a reporter's progress, without personal data (infra/api/status.py);
 - `/sla/?by=…`: the SLA board; `/tasks/`: every unit's tasks, for `read` keys (screens, reporting);
-- `/metrics`: this process's Prometheus metrics (requests, intake, the sink's).
+- `/metrics`: this process's Prometheus metrics (requests, intake, the sink's);
+- `/screen/`: the operations-centre wall screen (infra/api/screen.py).
 Every request that reads citizens' data or changes anything needs an API key (infra/api/keys.py).
 Errors are RFC 9457 problem documents (infra/api/problems.py).
 """
@@ -37,12 +38,13 @@ from infra.api.middleware import BodyLimit, RequestMetrics
 from infra.api.open311 import open311_router
 from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
+from infra.api.screen import screen_router
 from infra.api.status import status_router
 from infra.api.tasks import tasks_router
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import SLA_DIMENSIONS, Store
-from pipeline.dutylists import load_dutybook
+from pipeline.dutylists import load_dutybook, sample_path
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     unit_names = {code: unit.name for code, unit in bootstrap.units.items()}
     app.include_router(status_router(store, unit_names))
     app.include_router(open311_router(names, store, CurrentDutyList(store, bootstrap), clock, unit_names))
+    units_file = settings.units_file or sample_path("units.yaml")
+    app.include_router(screen_router(units_file.with_name("grids.geojson")))
     reader = [Depends(scoped("read"))]
 
     @app.get("/health", tags=["operations"])
@@ -119,7 +123,12 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
         if by not in SLA_DIMENSIONS:
             raise problems.Problem(422, "Invalid input", f"by must be one of {', '.join(SLA_DIMENSIONS)}",
                                    errors=[problems.FieldError(field="by", message="not a dimension")])
-        return await asyncio.to_thread(store.sla, by, now())
+        board = await asyncio.to_thread(store.sla, by, now())
+        names = unit_names if by in ("unit", "district", "street", "community") else (
+            {i.number: i.title for i in bootstrap.every_item()} if by == "item_no" else {})
+        for row in board["rows"]:
+            row["name"] = names.get(row["key"], row["key"])  # names beside the codes, for people
+        return board
 
     @app.get("/tasks/", tags=["figures"], dependencies=reader, responses={403: problems.PROBLEM})
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),

@@ -1,0 +1,37 @@
+"""The operations-centre screen: one static page (`web/index.html`), the ECharts build it uses
+(pinned in `web/package.json`, installed by `make demo` / `make test` with npm, never a CDN), and the
+registry's grid polygons for its map. No citizens' data: the page reads `/stats/` and `/sla/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from infra.api.problems import PROBLEM, Problem
+
+WEB = Path(__file__).with_name("web")
+ECHARTS = WEB / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+
+
+def screen_router(grids_file: Path) -> APIRouter:
+    router = APIRouter(prefix="/screen", tags=["screen"], responses={404: PROBLEM})
+
+    @router.get("/", response_class=FileResponse)
+    async def page() -> FileResponse:
+        """The wall screen: figures, the grid map, the SLA board; refreshed every 3 s."""
+        return FileResponse(WEB / "index.html", media_type="text/html")
+
+    @router.get("/echarts.min.js", response_class=FileResponse)
+    async def echarts() -> FileResponse:
+        if not ECHARTS.exists():
+            raise Problem(404, "Not Found", f"ECharts is not installed in {WEB}: run `npm ci` there "
+                          "(`make demo` and `make test` do)")
+        return FileResponse(ECHARTS, media_type="text/javascript")
+
+    @router.get("/grids.geojson", response_class=FileResponse)
+    async def grids() -> FileResponse:
+        return FileResponse(grids_file, media_type="application/geo+json")
+
+    return router

@@ -1,0 +1,85 @@
+"""The operations-centre screen in a real browser (Debian's Chromium driven by Playwright): it loads,
+shows names rather than codes, and its figures are the api's; a screenshot is kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.api.screen import ECHARTS
+from infra.processes import Service
+from infra.store import Store
+from pipeline.lifecycle import apply, open_task
+from pipeline.sla import SlaClock
+from pipeline.workcalendar import WorkCalendar
+from schemas import Dispatch, TaskEvent, TaskUpdate
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+def _tasks() -> list[TaskUpdate]:
+    """A few tasks of three units in three grids: closed on time, closed late, open and overdue."""
+    clock = SlaClock(WorkCalendar())
+    updates = []
+    plan = [("cgj", "430102001001001", [("accepted", 1), ("completed", 5), ("verified", 6), ("closed", 6.5)]),
+            ("cgj", "430102001001002", [("accepted", 3), ("completed", 60), ("verified", 61), ("closed", 62)]),
+            ("zjj", "430102001001001", [("accepted", 1)]),
+            ("scjgj", "430102001002001", [])]
+    for n, (unit, grid, steps) in enumerate(plan):
+        d = Dispatch(dispatch_id=f"t{n}", incident_id=f"i{n}", unit=unit, role="primary", item_no="CJ-029",
+                     item_title="路灯", top_class="城乡建设", dutylist_version="v", legal_basis="b", confidence=1,
+                     reason="r", dispatched_at=T0, accept_within_hours=2, finish_within_days=1)
+        event = TaskEvent(event_id=f"t{n}-0", task_id=d.dispatch_id, incident_id=d.incident_id, unit=unit,
+                          kind="dispatched", at=T0, dispatch=d)
+        task = open_task(event, clock).model_copy(update={"grid_code": grid})
+        updates.append(TaskUpdate(event=event, task=task))
+        for k, (kind, hours) in enumerate(steps, start=1):
+            event = TaskEvent(event_id=f"t{n}-{k}", task_id=d.dispatch_id, incident_id=d.incident_id, unit=unit,
+                              kind=kind, at=T0 + dt.timedelta(hours=hours))
+            task = apply(task, event, clock)
+            updates.append(TaskUpdate(event=event, task=task))
+    return updates
+
+
+def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
+    if not Path(CHROMIUM).exists() or not ECHARTS.exists():
+        pytest.skip("Chromium or the ECharts build is missing (make test installs both)")
+    url = f"chdb://{tmp_path / 'clickhouse'}"
+    with Store(url) as store:  # filled before the api opens it: chDB is one process per directory
+        store.migrate()
+        store.insert(_tasks())
+    api = Service.start("api", {"CLICKHOUSE_URL": url, "CITYOPS_DATA_DIR": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": ""},
+                        tmp_path / "api.log")
+    try:
+        api.wait_ready(60)
+        board = httpx.get(f"{api.url}/sla/?by=unit").json()
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{api.url}/screen/")
+            page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+            page.wait_for_timeout(500)  # the map and the chart draw after the figures
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "screen.png"), full_page=True)
+            on_time = page.inner_text("#f-ontime")
+            overdue = page.inner_text("#f-overdue")
+            first_unit = page.inner_text("#board tbody tr:first-child td:first-child")
+            page.click("#lang")
+            english_title = page.inner_text("h1")
+            browser.close()
+        assert not errors, errors
+        total = board["total"]
+        assert on_time == f"{100 * total['on_time_closure_rate']:.1f}%" and overdue == str(total["overdue_open"])
+        assert first_unit == board["rows"][0]["name"] == "市城市管理和综合执法局"  # a name, not the code cgj
+        assert english_title == "City Operations Centre"
+    finally:
+        api.stop()
