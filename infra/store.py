@@ -384,6 +384,17 @@ class Store:
             + " ORDER BY finish_by, task_id LIMIT %(limit)s", parameters)
         return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
 
+    def overdue(self, now: dt.datetime, limit: int = 50) -> list[dict]:
+        """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first:
+        who has it, under which item, where — no report text, no caller."""
+        columns = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_by",
+                   "supervised", "escalated_at")
+        rows = self.query(
+            f"SELECT {', '.join(columns)} FROM {{db}}.tasks FINAL WHERE status IN ('dispatched', 'accepted') "
+            "AND finish_by < toDateTime64(%(now)s, 3) ORDER BY finish_by, task_id LIMIT %(limit)s",
+            {"now": now.timestamp(), "limit": limit})
+        return [dict(zip(columns, (_jsonable(v) for v in row), strict=True)) for row in rows]
+
     def _query_result(self, sql: str, parameters: dict | None = None):
         with self._lock:
             return self._client.query(sql.replace("{db}", self.database), parameters=parameters)

@@ -97,6 +97,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app.include_router(tasks_router(names, store, clock))
     app.include_router(operators_router(names, store, clock))
     bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)
+    items = {i.number: i.title for i in bootstrap.every_item()}
     unit_names = {code: unit.name for code, unit in bootstrap.units.items()}
     app.include_router(status_router(store, unit_names))
     app.include_router(open311_router(names, store, CurrentDutyList(store, bootstrap), clock, unit_names))
@@ -125,10 +126,17 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
                                    errors=[problems.FieldError(field="by", message="not a dimension")])
         board = await asyncio.to_thread(store.sla, by, now())
         names = unit_names if by in ("unit", "district", "street", "community") else (
-            {i.number: i.title for i in bootstrap.every_item()} if by == "item_no" else {})
+            items if by == "item_no" else {})
         for row in board["rows"]:
             row["name"] = names.get(row["key"], row["key"])  # names beside the codes, for people
         return board
+
+    @app.get("/overdue/", tags=["figures"])
+    async def overdue(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
+        """Overdue tasks, longest first, with names: unit, item, street (no report text, no caller)."""
+        rows = await asyncio.to_thread(store.overdue, now(), limit)
+        return [r | {"unit_name": unit_names.get(r["unit"], r["unit"]), "item_title": items.get(r["item_no"], ""),
+                     "street_name": unit_names.get(r["street"] or "", r["street"] or "")} for r in rows]
 
     @app.get("/tasks/", tags=["figures"], dependencies=reader, responses={403: problems.PROBLEM})
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),

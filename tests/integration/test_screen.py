@@ -73,6 +73,7 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             on_time = page.inner_text("#f-ontime")
             overdue = page.inner_text("#f-overdue")
             first_unit = page.inner_text("#board tbody tr:first-child td:first-child")
+            overdue_units = page.locator("#overdue tbody tr td:first-child").all_inner_texts()
             page.click("#lang")
             english_title = page.inner_text("h1")
             browser.close()
@@ -81,5 +82,7 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
         assert on_time == f"{100 * total['on_time_closure_rate']:.1f}%" and overdue == str(total["overdue_open"])
         assert first_unit == board["rows"][0]["name"] == "市城市管理和综合执法局"  # a name, not the code cgj
         assert english_title == "City Operations Centre"
+        listed = httpx.get(f"{api.url}/overdue/").json()
+        assert overdue_units == [r["unit_name"] for r in listed] and len(listed) == total["overdue_open"] == 2
     finally:
         api.stop()
