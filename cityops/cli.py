@@ -372,15 +372,20 @@ def sla(
     api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL",
                             help="the api's address (`cityops demo` prints it)"),
     as_json: bool = typer.Option(False, "--json", help="print the api's JSON instead of the table"),
+    since: str = typer.Option(None, help="only tasks dispatched at or after this ISO time"),
+    until: str = typer.Option(None, help="only tasks dispatched before this ISO time"),
+    as_of: str = typer.Option(None, "--as-of", help="the figures as of this ISO time (what was overdue then)"),
 ) -> None:
     """The SLA board from ClickHouse: 响应率, 处置率, 结案率, 按期结案率, 返工率, 解决率, 满意率, 督办."""
     import json
+    import urllib.parse
 
     from rich.console import Console
 
     from infra.demo import sla_board
 
-    board = _api_get(api, f"/sla/?by={by}")
+    window = {k: v for k, v in (("since", since), ("until", until), ("as_of", as_of)) if v}
+    board = _api_get(api, f"/sla/?{urllib.parse.urlencode({'by': by, **window})}")
     if as_json:
         typer.echo(json.dumps(board, ensure_ascii=False))
     elif board["total"] is None:

@@ -49,6 +49,7 @@ SELECT {key} AS key,
     quantilesTDigestIf(0.5, 0.9)(accept_working_hours, accept_working_hours IS NOT NULL) AS accept_hours,
     quantilesTDigestIf(0.5, 0.9)(finish_working_hours, finish_working_hours IS NOT NULL) AS finish_hours
 FROM {db}.tasks FINAL
+WHERE dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3)
 GROUP BY key
 ORDER BY tasks DESC, key
 """
@@ -85,6 +86,14 @@ def _jsonable(value):
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def within_store_range(at: dt.datetime) -> dt.datetime:
+    """`at` as ClickHouse can compare it: an instant without an offset is taken as UTC, and one outside
+    DateTime64's 1900–2299 is moved to its edge (it matches nothing anyway)."""
+    at = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    low, high = dt.datetime(1900, 1, 2, tzinfo=dt.timezone.utc), dt.datetime(2299, 12, 30, tzinfo=dt.timezone.utc)
+    return min(max(at, low), high)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -241,7 +250,8 @@ class Store:
             "dispatched_per_unit": dict(per_unit),
         }
 
-    def sla(self, by: str = "unit", now: dt.datetime | None = None) -> dict:
+    def sla(self, by: str = "unit", now: dt.datetime | None = None, since: dt.datetime | None = None,
+            until: dt.datetime | None = None) -> dict:
         """The figures city platforms publish, per `by` and in total, from the tasks table (a task is one
         unit's share of an incident). Rates are fractions (None when nothing to divide by):
         response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
@@ -249,15 +259,19 @@ class Store:
         deadline, of those closed and those open past the deadline: `overdue_open`, the one overdue
         count — open, not parked, past its finish deadline), rework_rate (返工率, failed verification at least once, of completed),
         resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
-        evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest)."""
+        evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest).
+        `now`: the instant the figures are as of (what is overdue then); `since`/`until`: the tasks
+        dispatched in that window only."""
         if by not in SLA_DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(SLA_DIMENSIONS)}")
         now = now or dt.datetime.now(dt.timezone.utc)
-        rows = self.query(SLA_SQL.replace("{key}", f"ifNull(toString({by}), '')"),
-                          {"now": now.timestamp()})
-        total = self.query(SLA_SQL.replace("{key}", "'total'"), {"now": now.timestamp()})
-        return {"by": by, "now": now.isoformat(), "total": _sla_row(total[0]) if total else None,
-                "rows": [_sla_row(r) for r in rows]}
+        parameters = {"now": now.timestamp(), "since": since.timestamp() if since else 0.0,
+                      "until": until.timestamp() if until else 1e11}  # 1e11 s: beyond year 5000
+        rows = self.query(SLA_SQL.replace("{key}", f"ifNull(toString({by}), '')"), parameters)
+        total = self.query(SLA_SQL.replace("{key}", "'total'"), parameters)
+        return {"by": by, "now": now.isoformat(), "since": since.isoformat() if since else None,
+                "until": until.isoformat() if until else None,
+                "total": _sla_row(total[0]) if total else None, "rows": [_sla_row(r) for r in rows]}
 
     def queue(self, limit: int = 500, offset: int = 0, *, reason: str | None = None, top_class: str | None = None,
               district: str | None = None) -> tuple[list[dict], int]:

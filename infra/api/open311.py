@@ -28,7 +28,7 @@ from agents.topics import TopicNames
 from infra.api.dutylist import CurrentDutyList
 from infra.api.keys import ApiKey
 from infra.api.problems import Problem, field_errors, invalid
-from infra.store import Store
+from infra.store import Store, within_store_range
 from pipeline.clock import Clock
 from pipeline.normalize import incident_id_of, source_id
 from schemas import GeoPoint, HotlineTicket
@@ -185,8 +185,8 @@ def open311_router(names: TopicNames, store: Store, dutylist: CurrentDutyList, c
         jurisdiction_id: str | None = Query(None, max_length=64), key: ApiKey = reader,
     ) -> list[ServiceRequest]:
         """The spec's defaults: the last 90 days, at most 1,000, newest first."""
-        end = _within_store_range(end_date or clock.now())
-        start = _within_store_range(start_date or end - dt.timedelta(days=90))
+        end = within_store_range(end_date or clock.now())
+        start = within_store_range(start_date or end - dt.timedelta(days=90))
         ids = [i.strip() for i in service_request_id.split(",") if i.strip()] if service_request_id else None
         rows = await asyncio.to_thread(store.hotline_tickets, ids, start, end, 1000)
         requests = [as_request(r) for r in rows]
@@ -204,10 +204,3 @@ def open311_router(names: TopicNames, store: Store, dutylist: CurrentDutyList, c
 
     return router
 
-
-def _within_store_range(at: dt.datetime) -> dt.datetime:
-    """ClickHouse's DateTime64 holds 1900–2299: a date outside that range matches nothing anyway."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.timezone.utc)
-    low, high = dt.datetime(1900, 1, 2, tzinfo=dt.timezone.utc), dt.datetime(2299, 12, 30, tzinfo=dt.timezone.utc)
-    return min(max(at, low), high)

@@ -40,6 +40,10 @@ def test_citizens_reports_need_a_read_key_and_figures_come_from_a_snapshot(store
     assert asked > 0 and len(queries) == asked  # the second request ran no query
     assert second["clickhouse_incidents"] == first["clickhouse_incidents"] == 0
     assert second["figures_age_seconds"] >= first["figures_age_seconds"]
+    window = client.get("/sla/?by=street&since=2026-01-01T00:00:00%2B08:00&until=2026-02-01&as_of=0078-03-21").json()
+    assert window["total"] is None  # an empty store
+    assert dt.datetime.fromisoformat(window["since"]) == dt.datetime(2025, 12, 31, 16, tzinfo=dt.timezone.utc)
+    assert dt.datetime.fromisoformat(window["until"]) == dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)  # no offset: UTC
     problem = client.get("/sla/?by=caller_phone").json()
     assert problem["status"] == 422 and problem["errors"][0]["field"] == "by"
 

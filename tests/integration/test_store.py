@@ -166,5 +166,9 @@ def test_sla_figures_from_task_updates(store: Store):
     assert total["closure_rate"] == round(2 / 3, 4) and total["on_time_closure_rate"] == round(1 / 3, 4)
     assert (cgj["rework_rate"], cgj["resolution_rate"], cgj["satisfaction_rate"]) == (0.5, 0.5, 0.5)
     assert cgj["accept_hours_p50"] is not None and 1 <= cgj["accept_hours_p50"] <= 3
+    # A window of dispatch times, and figures as of another instant: the same definitions.
+    assert store.sla("unit", now=t0 + dt.timedelta(days=3), since=t0 + dt.timedelta(hours=1))["total"] is None
+    early = store.sla("unit", now=t0 + dt.timedelta(hours=3), until=t0 + dt.timedelta(hours=1))["total"]
+    assert early["tasks"] == 4 and early["overdue_open"] == 0  # d is not late yet three hours in
     with pytest.raises(ValueError, match="by must be one of"):
         store.sla("phone")
