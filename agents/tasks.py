@@ -29,7 +29,7 @@ from infra import metrics
 from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.route import reroute_returned
-from pipeline.sla import SlaClock
+from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, SlaClock
 from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,8 @@ def task_figures(summaries: dict[str, Summary], now: dt.datetime) -> dict:
     overdue: Counter = Counter()
     for s in summaries.values():
         by_status[s.status] += 1
-        if s.status in ("dispatched", "accepted") and s.finish_by and s.finish_by < now:
+        if s.status in FINISH_RUNNING and s.finish_by and s.finish_by < now:
             overdue[(s.unit, "finish")] += 1
-        elif s.status == "dispatched" and s.accept_by and s.accept_by < now:
+        elif s.status in ACCEPT_RUNNING and s.accept_by and s.accept_by < now:
             overdue[(s.unit, "accept")] += 1
     return {"by_status": dict(by_status), "overdue": overdue}

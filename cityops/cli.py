@@ -203,7 +203,7 @@ def dispatch_manual(
 ) -> None:
     """Dispatch an incident from the operator queue under ITEM (through the api, with an operator key
     in CITYOPS_API_KEY: the decision is recorded under that key's name)."""
-    sent = _api_get(api, f"/operator/queue/{incident_id}/dispatch", {"item_no": item, "units": unit, "note": note},
+    sent = _api(api, f"/operator/queue/{incident_id}/dispatch", {"item_no": item, "units": unit, "note": note},
                     scope="operator")
     typer.echo(f"decision {sent['decision_id']} sent: the worker dispatches {incident_id} under {item}")
 
@@ -216,7 +216,7 @@ def dispatch_close(
     api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL", help="the api's address"),
 ) -> None:
     """Close an incident from the operator queue without a dispatch (operator key in CITYOPS_API_KEY)."""
-    sent = _api_get(api, f"/operator/queue/{incident_id}/close", {"reason": reason, "note": note}, scope="operator")
+    sent = _api(api, f"/operator/queue/{incident_id}/close", {"reason": reason, "note": note}, scope="operator")
     typer.echo(f"decision {sent['decision_id']} sent: {incident_id} leaves the queue")
 
 
@@ -230,7 +230,7 @@ def dispatch_queue(
     from rich.console import Console
     from rich.table import Table
 
-    page = _api_get(api, f"/operator/queue?limit={limit}")
+    page = _api(api, f"/operator/queue?limit={limit}")
     rows = page["items"]
     table = Table(title=f"operator queue: {page['total']} waiting" + (f", the oldest {len(rows)}" if
                                                                        page["total"] > len(rows) else ""))
@@ -385,7 +385,7 @@ def sla(
     from infra.demo import sla_board
 
     window = {k: v for k, v in (("since", since), ("until", until), ("as_of", as_of)) if v}
-    board = _api_get(api, f"/sla/?{urllib.parse.urlencode({'by': by, **window})}")
+    board = _api(api, f"/sla/?{urllib.parse.urlencode({'by': by, **window})}")
     if as_json:
         typer.echo(json.dumps(board, ensure_ascii=False))
     elif board["total"] is None:
@@ -405,7 +405,7 @@ def _offline_pipeline(settings):
     return book, Locator(book.registry), Classifier(book, TopClassModel.load(settings.model_dir))
 
 
-def _api_get(base: str, path: str, body: dict | None = None, scope: str = "read"):
+def _api(base: str, path: str, body: dict | None = None, scope: str = "read"):
     """GET (POST with `body`) from `cityops api` with the key in CITYOPS_API_KEY; a clear message
     (exit 2) instead of a traceback."""
     import json

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agents.topics import TopicNames
-from pipeline.normalize import INTAKE_MODELS, IntakeMessage, incident_id_of, source_id
-from schemas import describe_validation_error
+from pipeline.normalize import INTAKE_MODELS, IntakeError, IntakeMessage, incident_id_of, source_id, validate_intake
 
 SCHEMA_HEADER = "cityops-schema"  # the model the value follows, e.g. HotlineTicket
 
@@ -68,10 +67,10 @@ class IntakeClient:
         source = source or report.get("source")
         if source not in INTAKE_MODELS:
             raise InvalidReport(f"source: one of {', '.join(INTAKE_MODELS)} (pass source= or set the field)")
-        try:
-            return INTAKE_MODELS[source].model_validate({**report, "source": source})
-        except ValidationError as exc:
-            raise InvalidReport(describe_validation_error(exc)) from None
+        try:  # exactly what the workers check
+            return validate_intake(source, dict(report))
+        except IntakeError as exc:
+            raise InvalidReport(str(exc)) from None
 
     def send(self, report: Mapping | BaseModel, source: str | None = None) -> Delivery:
         message = self.validate(report, source)

@@ -23,10 +23,16 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from infra.settings import redact_url
+from pipeline.lifecycle import OPEN
+from pipeline.sla import FINISH_RUNNING
 from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
                      TaskState, TaskUpdate, WebhookAttempt)
 
 
+# SQL for "open" (pipeline.lifecycle.OPEN) and "overdue" (open, its finish clock running, past the
+# deadline: pipeline.sla.FINISH_RUNNING): written once, used by the board, the overdue list and the queue.
+OPEN_SQL = f"status IN {tuple(sorted(OPEN))}"
+OVERDUE_SQL = f"status IN {FINISH_RUNNING} AND finish_by < toDateTime64(%(now)s, 3)"
 SLA_DIMENSIONS = ("unit", "role", "item_no", "top_class", "source", "district", "street", "community", "grid_code")
 SLA_SQL = """
 SELECT {key} AS key,
@@ -42,7 +48,7 @@ SELECT {key} AS key,
     countIf(rework > 0) AS reworked,
     sum(supervised) AS supervised,
     countIf(escalated_at IS NOT NULL) AS escalated,
-    countIf(status IN ('dispatched', 'accepted') AND finish_by < toDateTime64(%(now)s, 3)) AS overdue_open,
+    countIf({overdue}) AS overdue_open,
     countIf(score IS NOT NULL) AS evaluated,
     countIf(score >= 2) AS resolved,
     countIf(score = 3) AS satisfied,
@@ -52,7 +58,7 @@ FROM {db}.tasks FINAL
 WHERE dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3)
 GROUP BY key
 ORDER BY tasks DESC, key
-"""
+""".replace("{overdue}", OVERDUE_SQL)
 
 
 QUEUE_SQL = """
@@ -76,7 +82,6 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
                 "attempt", "reports", "district", "street", "community", "grid_code", "dispatched_at", "accept_by",
                 "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
                 "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
-OPEN_STATUSES = ("dispatched", "accepted", "extension_pending", "parked")
 
 
 def _jsonable(value):
@@ -94,6 +99,19 @@ def within_store_range(at: dt.datetime) -> dt.datetime:
     at = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
     low, high = dt.datetime(1900, 1, 2, tzinfo=dt.timezone.utc), dt.datetime(2299, 12, 30, tzinfo=dt.timezone.utc)
     return min(max(at, low), high)
+
+
+def _task_filter(*, unit: str | None = None, status: str | None = None,
+                 task_id: str | None = None) -> tuple[str, dict]:
+    """The WHERE clause and its parameters for a listing of tasks: a unit, a status or 'open', one task."""
+    where, parameters = [], {}
+    for column, value in (("unit", unit), ("task_id", task_id), ("status", status if status != "open" else None)):
+        if value:
+            where.append(f"{column} = %({column})s")
+            parameters[column] = value
+    if status == "open":
+        where.append(OPEN_SQL)
+    return (f"WHERE {' AND '.join(where)}" if where else ""), parameters
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -291,24 +309,17 @@ class Store:
             parameters["district"] = district
         rows = self.query(QUEUE_SQL.replace("{filters}", " ".join(filters)), parameters)
         total = rows[0][-1] if rows else 0
-        return [dict(zip(QUEUE_COLUMNS, r[:-1], strict=True)) | {"queued_at": _jsonable(r[10])} for r in rows], total
+        return [dict(zip(QUEUE_COLUMNS, (_jsonable(v) for v in r[:-1]), strict=True)) for r in rows], total
 
     def department_tasks(self, unit: str, status: str | None = "open", limit: int = 100, offset: int = 0,
                          task_id: str | None = None) -> list[dict]:
         """A unit's tasks as they last stood, most urgent first, each with the report (title, text with
         PII masked, address, place) and the duty item (title, legal basis) it was dispatched under."""
-        where, parameters = ["unit = %(unit)s"], {"unit": unit, "limit": limit, "offset": offset}
-        if task_id:
-            where.append("task_id = %(task_id)s")
-            parameters["task_id"] = task_id
-        if status == "open":
-            where.append(f"status IN {OPEN_STATUSES}")
-        elif status:
-            where.append("status = %(status)s")
-            parameters["status"] = status
+        where, parameters = _task_filter(unit=unit, status=status, task_id=task_id)
         tasks = [dict(zip(TASK_COLUMNS, (_jsonable(v) for v in row), strict=True)) for row in self.query(
-            f"SELECT {', '.join(TASK_COLUMNS)} FROM {{db}}.tasks FINAL WHERE {' AND '.join(where)} "
-            "ORDER BY ifNull(finish_by, dispatched_at), task_id LIMIT %(limit)s OFFSET %(offset)s", parameters)]
+            f"SELECT {', '.join(TASK_COLUMNS)} FROM {{db}}.tasks FINAL {where} "
+            "ORDER BY ifNull(finish_by, dispatched_at), task_id LIMIT %(limit)s OFFSET %(offset)s",
+            parameters | {"limit": limit, "offset": offset})]
         if not tasks:
             return []
         reports = {r[0]: r[1:] for r in self.query(
@@ -365,7 +376,7 @@ class Store:
                               "WHERE incident_id IN %(ids)s AND role = 'primary' ORDER BY attempt",
                               {"ids": incident_ids}):
             latest[row[0]] = dict(zip(task_columns, (_jsonable(v) for v in row[1:]), strict=True))
-        task_ids = [t["task_id"] for t in latest.values()] or [""]
+        task_ids = [t["task_id"] for t in latest.values()] or [""]  # `IN ()` is no SQL: match nothing
         titles = dict(self.query("SELECT dispatch_id, item_title FROM {db}.dispatches FINAL "
                                  "WHERE dispatch_id IN %(ids)s", {"ids": task_ids}))
         results = {task: (text, at) for task, text, at in self.query(
@@ -384,18 +395,9 @@ class Store:
 
     def tasks(self, unit: str | None = None, status: str | None = None, limit: int = 1000) -> list[dict]:
         """Tasks as they last stood, as a department clerk lists them (status 'open': not yet completed)."""
-        where, parameters = [], {"limit": limit}
-        if unit:
-            where.append("unit = %(unit)s")
-            parameters["unit"] = unit
-        if status == "open":
-            where.append("status IN ('dispatched', 'accepted', 'extension_pending', 'parked')")
-        elif status:
-            where.append("status = %(status)s")
-            parameters["status"] = status
-        result = self._query_result(
-            "SELECT * EXCEPT (stored_at) FROM {db}.tasks FINAL" + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY finish_by, task_id LIMIT %(limit)s", parameters)
+        where, parameters = _task_filter(unit=unit, status=status)
+        result = self._query_result(f"SELECT * EXCEPT (stored_at) FROM {{db}}.tasks FINAL {where} "
+                                    "ORDER BY finish_by, task_id LIMIT %(limit)s", parameters | {"limit": limit})
         return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
 
     def overdue(self, now: dt.datetime, limit: int = 50) -> list[dict]:
@@ -404,8 +406,8 @@ class Store:
         columns = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_by",
                    "supervised", "escalated_at")
         rows = self.query(
-            f"SELECT {', '.join(columns)} FROM {{db}}.tasks FINAL WHERE status IN ('dispatched', 'accepted') "
-            "AND finish_by < toDateTime64(%(now)s, 3) ORDER BY finish_by, task_id LIMIT %(limit)s",
+            f"SELECT {', '.join(columns)} FROM {{db}}.tasks FINAL WHERE {OVERDUE_SQL} "
+            "ORDER BY finish_by, task_id LIMIT %(limit)s",
             {"now": now.timestamp(), "limit": limit})
         return [dict(zip(columns, (_jsonable(v) for v in row), strict=True)) for row in rows]
 

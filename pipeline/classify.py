@@ -105,22 +105,24 @@ class Classifier:
         return [self._classify(i, probabilities.get(i.incident_id)) for i in incidents]
 
     def _classify(self, incident: Incident, proba: dict[str, float] | None) -> Classification:
+        # The items in force where and when it was reported: looked up once, used by every kind of evidence.
+        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
         if incident.sensor_kind:
-            in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
             number, why = sensor_item(in_force.values(), incident.sensor_kind, incident.sensor_value,
                                       incident.sensor_unit)
             if number is None:
                 return Classification(None, None, 0.0, (), why)
             return Classification(number, in_force[number].top_class, 1.0, (number,), why)
 
-        matched = self._keyword_matches(incident)
+        matched = self._keyword_matches(incident, in_force)
+        text = f"{incident.title} {incident.text}"
         model_says = ""
         if proba:
             best_class = max(proba, key=proba.get)
             model_says = (f"model: {best_class} {proba[best_class]:.2f}" if best_class != OUTSIDE else
                           f"model: outside the classes it knows {proba[best_class]:.2f}")
         if not matched:
-            by_words = self._by_item_words(incident, best_class, proba, model_says) if proba else None
+            by_words = self._by_item_words(text, in_force, best_class, proba, model_says) if proba else None
             if by_words is not None:
                 return by_words
             if proba and best_class == OUTSIDE:
@@ -146,8 +148,7 @@ class Classifier:
         ranked.sort(key=lambda r: (-r[0], -r[1], r[2].number))
         words_score: dict[str, float] = {}
         if len(ranked) > 1 and ranked[0][:2] == ranked[1][:2]:
-            words_score = {i.number: sc for sc, i, _ in self._words.rank(f"{incident.title} {incident.text}",
-                                                                        [r[2] for r in ranked])}
+            words_score = {i.number: sc for sc, i, _ in self._words.rank(text, [r[2] for r in ranked])}
             ranked.sort(key=lambda r: (-r[0], -r[1], -words_score.get(r[2].number, 0.0), r[2].number))
         class_weight, score, item, hits = ranked[0]
         if proba is None:  # keywords only: the lead over the runner-up is all there is
@@ -168,18 +169,18 @@ class Classifier:
         # general item when the keyword evidence is one word only; several keywords (a local list's
         # own item named in the title) are not stray.
         if proba and item.top_class != best_class and proba[best_class] > confidence:
-            by_words = self._by_item_words(incident, best_class, proba, model_says)
+            by_words = self._by_item_words(text, in_force, best_class, proba, model_says)
             if (by_words is not None and by_words.confidence > confidence
-                    and ("item words:" in by_words.reason or score <= STRAY_KEYWORD_SCORE)):
+                    and (not in_force[by_words.item_no].fallback or score <= STRAY_KEYWORD_SCORE)):
                 return by_words
         return by_keywords
 
-    def _by_item_words(self, incident: Incident, top_class: str, proba: dict[str, float],
+    def _by_item_words(self, text: str, in_force: dict[str, DutyItem], top_class: str, proba: dict[str, float],
                        model_says: str) -> Classification | None:
         """The item of `top_class` whose words the text shares most, else the class's general item;
         None when the list in force has neither for the class. OUTSIDE: the items of every class the
-        model has no messages of (discounted), and no general item (whose class would it be?)."""
-        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+        model has no messages of (discounted), and no general item (whose class would it be?). A weak
+        match of one common word counts as none (MIN_ITEM_WORDS_SCORE)."""
         if top_class == OUTSIDE:
             of_class = [i for i in in_force.values() if i.top_class not in proba and not i.fallback]
             probability = UNMODELLED_CLASS_WEIGHT * proba[OUTSIDE]
@@ -187,14 +188,13 @@ class Classifier:
             of_class = [i for i in in_force.values() if i.top_class == top_class]
             probability = proba[top_class]
         general = next((i for i in of_class if i.fallback), None)
-        ranked = [r for r in self._words.rank(f"{incident.title} {incident.text}", [i for i in of_class if not i.fallback])
+        ranked = [r for r in self._words.rank(text, [i for i in of_class if not i.fallback])
                   if r[0] >= MIN_ITEM_WORDS_SCORE]
         if not ranked:
             if general is None:
                 return None
             return Classification(general.number, general.top_class, round(probability, 3), (general.number,),
                                   f"{model_says}; no item's words in the text: the general item of {top_class}")
-        # (a weak match of one common word counts as none: see MIN_ITEM_WORDS_SCORE)
         (best_score, best, shared), *others = ranked
         runner_up = others[0][0] if others else 0.0
         close_call = runner_up >= ITEM_CLOSE_CALL * best_score
@@ -209,10 +209,9 @@ class Classifier:
         keywords = self._keywords
         return {keywords[index] for index, _, _ in self._automaton.find_matches_as_indexes(text, overlapping=True)}
 
-    def _keyword_matches(self, incident: Incident) -> list[tuple[int, DutyItem, list[str]]]:
-        reported_on = incident.reported_at.astimezone(CITY_TZ).date()
+    def _keyword_matches(self, incident: Incident,
+                         in_force: dict[str, DutyItem]) -> list[tuple[int, DutyItem, list[str]]]:
         in_title, in_text = self._found(incident.title), self._found(incident.text)
-        in_force = self.book.items_for(incident.street, on=reported_on)
         candidates = {n for kw in in_title | in_text for n in self._items_with[kw]}
         hint = incident.category_hint
 

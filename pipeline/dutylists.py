@@ -56,10 +56,15 @@ def sample_path(name: str) -> Path:
     return Path(str(resources.files("pipeline").joinpath(f"{SAMPLE_CITY}/{name}")))
 
 
+def grids_file_of(units_file: Path | None) -> Path:
+    """The grids' GeoJSON that goes with a registry's units file (beside it; the sample city's by default)."""
+    return (units_file or sample_path("units.yaml")).with_name("grids.geojson")
+
+
 def load_registry(units_file: Path | None = None, grids_file: Path | None = None) -> CityRegistry:
     """The city registry: units from YAML, grids from GeoJSON (the sample city by default)."""
     units_file = units_file or sample_path("units.yaml")
-    grids_file = grids_file or units_file.with_name("grids.geojson")
+    grids_file = grids_file or grids_file_of(units_file)
     raw = yaml.safe_load(units_file.read_text(encoding="utf-8"))
     grids = []
     if grids_file.exists():

@@ -54,13 +54,18 @@ def check_time(msg: IntakeMessage, now: dt.datetime, *, earliest: dt.datetime = 
 
 
 def parse_intake(source: str, raw: bytes) -> IntakeMessage:
-    model = INTAKE_MODELS[source]
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"not JSON: {exc}") from None
     except RecursionError:
         raise IntakeError("not JSON this service reads: nested too deeply") from None
+    return validate_intake(source, payload)
+
+
+def validate_intake(source: str, payload: object) -> IntakeMessage:
+    """A decoded message as the report of `source` it must be, or IntakeError naming the fields."""
+    model = INTAKE_MODELS[source]
     if isinstance(payload, dict):
         # The topic decides the source; a message claiming another is misrouted. (The reason names
         # the topic's source, never what the message says: that is whatever a client typed.)

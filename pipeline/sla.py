@@ -21,6 +21,11 @@ from pipeline import ids
 from pipeline.workcalendar import WorkCalendar
 from schemas import TaskEvent, TaskState
 
+# The statuses in which each limit's clock runs. Past its finish deadline in one of FINISH_RUNNING,
+# a task is overdue: the one definition the SLA board, the screen and the worker's metrics share.
+ACCEPT_RUNNING: tuple[str, ...] = ("dispatched",)
+FINISH_RUNNING: tuple[str, ...] = ("dispatched", "accepted")
+
 DEFAULT_PREWARNING_FRACTION = 0.8
 DEFAULT_ESCALATE_AFTER_DAYS = 2.0
 
@@ -55,9 +60,9 @@ class SlaClock:
     def _stages(self, task: TaskState) -> list[tuple[str, list[tuple[str, dt.datetime | None]]]]:
         """Per limit that is running, its alert stages in order (none while the clock is stopped)."""
         stages: list[tuple[str, list[tuple[str, dt.datetime | None]]]] = []
-        if task.status == "dispatched":
+        if task.status in ACCEPT_RUNNING:
             stages.append(("accept", [("prewarning", task.accept_warn_at), ("overdue", task.accept_by)]))
-        if task.status in ("dispatched", "accepted"):
+        if task.status in FINISH_RUNNING:
             stages.append(("finish", [("prewarning", task.finish_warn_at), ("overdue", task.finish_by),
                                       ("escalated", task.escalate_at)]))
         if task.status == "parked" and task.review_on is not None:  # 挂账: looked at again on its date

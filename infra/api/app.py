@@ -45,7 +45,7 @@ from infra.api.tasks import tasks_router
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import SLA_DIMENSIONS, Store, within_store_range
-from pipeline.dutylists import load_dutybook, sample_path
+from pipeline.dutylists import grids_file_of, load_dutybook
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app = FastAPI(title="cityops", summary="City operations centre: intake, dispatch by duty list, tasks, SLA.",
                   lifespan=lifespan, responses={401: problems.PROBLEM, 429: problems.PROBLEM})
     app.state.gate = Gate(KeyRing(settings.resolved_api_keys_file()), settings.api_rate_limit)
-    app.state.publisher, app.state.replays, app.state.store = publisher, Replays(), store
+    app.state.publisher, app.state.replays = publisher, Replays()
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)
@@ -98,12 +98,11 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app.include_router(tasks_router(names, store, clock))
     app.include_router(operators_router(names, store, clock))
     bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)
-    items = {i.number: i.title for i in bootstrap.every_item()}
+    dutylist = CurrentDutyList(store, bootstrap)
     unit_names = {code: unit.name for code, unit in bootstrap.units.items()}
     app.include_router(status_router(store, unit_names))
-    app.include_router(open311_router(names, store, CurrentDutyList(store, bootstrap), clock, unit_names))
-    units_file = settings.units_file or sample_path("units.yaml")
-    app.include_router(screen_router(units_file.with_name("grids.geojson")))
+    app.include_router(open311_router(names, store, dutylist, clock, unit_names))
+    app.include_router(screen_router(grids_file_of(settings.units_file)))
     reader = [Depends(scoped("read"))]
 
     @app.get("/health", tags=["operations"])
@@ -133,7 +132,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
         window = [within_store_range(t) if t else None for t in (since, until, as_of)]
         board = await asyncio.to_thread(store.sla, by, window[2] or now(), window[0], window[1])
         names = unit_names if by in ("unit", "district", "street", "community") else (
-            items if by == "item_no" else {})
+            await asyncio.to_thread(dutylist.item_titles) if by == "item_no" else {})
         for row in board["rows"]:
             row["name"] = names.get(row["key"], row["key"])  # names beside the codes, for people
         return board
@@ -142,6 +141,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     async def overdue(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
         """Overdue tasks, longest first, with names: unit, item, street (no report text, no caller)."""
         rows = await asyncio.to_thread(store.overdue, now(), limit)
+        items = await asyncio.to_thread(dutylist.item_titles)
         return [r | {"unit_name": unit_names.get(r["unit"], r["unit"]), "item_title": items.get(r["item_no"], ""),
                      "street_name": unit_names.get(r["street"] or "", r["street"] or "")} for r in rows]
 

@@ -67,18 +67,28 @@ class Gate:
         return key
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def require_scope(key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
+    """`key` if it holds any of `scopes` (`department` matches every `department:<unit>`), else 403."""
+    if any(key.allows(s) or (s == "department" and key.units) for s in scopes):
+        return key
+    raise Problem(403, "Forbidden", f"this key lacks the scope for this: one of {', '.join(scopes)}")
+
+
 async def current_key(request: Request,
                       authorization: str | None = Header(default=None, description="Bearer <API key>")) -> ApiKey:
-    scheme, _, token = (authorization or "").partition(" ")
-    return await request.app.state.gate.admit_request(request, token.strip() if scheme.lower() == "bearer" else "")
+    return await request.app.state.gate.admit_request(request, bearer_token(authorization) or "")
 
 
 def scoped(*scopes: str):
-    """A dependency: a key holding any of `scopes` (`department` matches every `department:<unit>`)."""
+    """A dependency: a key holding any of `scopes`."""
 
     def check(key: ApiKey = Depends(current_key)) -> ApiKey:
-        if any(key.allows(s) or (s == "department" and key.units) for s in scopes):
-            return key
-        raise Problem(403, "Forbidden", f"this key lacks the scope for this: one of {', '.join(scopes)}")
+        return require_scope(key, scopes)
 
     return check

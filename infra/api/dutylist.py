@@ -15,6 +15,14 @@ class CurrentDutyList:
         self.store, self.bootstrap, self.max_age = store, bootstrap, max_age
         self._book, self._read_at = bootstrap, float("-inf")
         self._lock = threading.Lock()
+        self._titles: tuple[str | None, dict[str, str]] = (None, {})
+
+    def item_titles(self) -> dict[str, str]:
+        """Item number → title in the list in force (city and local lists), for names beside codes."""
+        book = self.get()
+        if self._titles[0] != book.version:
+            self._titles = (book.version, {i.number: i.title for i in book.every_item()})
+        return self._titles[1]
 
     def get(self) -> DutyBook:
         with self._lock:

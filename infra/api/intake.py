@@ -25,6 +25,7 @@ from infra import metrics
 from infra.api.auth import scoped
 from infra.api.keys import ApiKey
 from infra.api.problems import PROBLEM, FieldError, field_errors, invalid
+from infra.api.publisher import Publisher
 from pipeline.clock import Clock
 from pipeline.normalize import IntakeError, IntakeMessage, check_time, incident_id_of, source_id
 from schemas import GridReport, HotlineTicket, SensorReading, Whistle
@@ -72,17 +73,6 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/intake", tags=["intake"], responses=ERRORS)
     intake_key = Depends(scoped("intake"))
 
-    async def publish(request: Request, message: IntakeMessage) -> IntakeReceipt:
-        try:
-            check_time(message, clock.now())  # what the workers would refuse, refused here and now
-        except IntakeError as exc:
-            raise invalid(_errors_of(exc), "the report") from None
-        await request.app.state.publisher.publish(names.intake(message.source), source_id(message),
-                                                  message.model_dump_json(exclude_none=True).encode())
-        metrics.API_INTAKE.labels(message.source, "accepted").inc()
-        return IntakeReceipt(incident_id=incident_id_of(message), source=message.source, source_id=source_id(message),
-                             status_url=f"/status/{message.ticket_no}" if isinstance(message, HotlineTicket) else None)
-
     async def once(request: Request, key: ApiKey, idempotency_key: str | None, run):
         fingerprint = hashlib.sha256(await request.body()).hexdigest()
         scope = (key.key_id, idempotency_key) if idempotency_key else None
@@ -90,7 +80,11 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
 
     def single(message: IntakeMessage, request: Request, key: ApiKey, idempotency_key: str | None):
         async def run():
-            return 201, (await publish(request, message)).model_dump(mode="json")
+            try:
+                check_time(message, clock.now())  # what the workers would refuse, refused here and now
+            except IntakeError as exc:
+                raise invalid(_errors_of(exc), "the report") from None
+            return 201, (await publish_report(request.app.state.publisher, names, message)).model_dump(mode="json")
         return once(request, key, idempotency_key, run)
 
     @router.post("/hotline-tickets", status_code=201, response_model=IntakeReceipt)
@@ -127,7 +121,8 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
                 except (ValidationError, IntakeError) as exc:
                     results[n] = ReadingResult(index=n, accepted=False, errors=_errors_of(exc))
                     metrics.API_INTAKE.labels("sensor", "rejected").inc()
-            receipts = await asyncio.gather(*(publish(request, reading) for _, reading in valid))
+            publisher = request.app.state.publisher
+            receipts = await asyncio.gather(*(publish_report(publisher, names, reading) for _, reading in valid))
             for (n, _), receipt in zip(valid, receipts, strict=True):
                 results[n] = ReadingResult(index=n, accepted=True, incident_id=receipt.incident_id)
             body = SensorBatchResult(accepted=len(valid), rejected=len(results) - len(valid), results=results)
@@ -136,6 +131,16 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
         return await once(request, key, idempotency_key, run)
 
     return router
+
+
+async def publish_report(publisher: Publisher, names: TopicNames, message: IntakeMessage) -> IntakeReceipt:
+    """A valid report onto its intake topic, keyed by its own id; the receipt once the broker has it.
+    The one way in over HTTP: the intake routes and Open311's POST requests both come here."""
+    await publisher.publish(names.intake(message.source), source_id(message),
+                            message.model_dump_json(exclude_none=True).encode())
+    metrics.API_INTAKE.labels(message.source, "accepted").inc()
+    return IntakeReceipt(incident_id=incident_id_of(message), source=message.source, source_id=source_id(message),
+                         status_url=f"/status/{message.ticket_no}" if isinstance(message, HotlineTicket) else None)
 
 
 def _errors_of(exc: ValidationError | IntakeError) -> list[FieldError]:

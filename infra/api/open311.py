@@ -25,12 +25,13 @@ from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from agents.topics import TopicNames
+from infra.api.auth import bearer_token, require_scope
 from infra.api.dutylist import CurrentDutyList
+from infra.api.intake import publish_report
 from infra.api.keys import ApiKey
 from infra.api.problems import Problem, field_errors, invalid
 from infra.store import Store, within_store_range
 from pipeline.clock import Clock
-from pipeline.normalize import incident_id_of, source_id
 from schemas import GeoPoint, HotlineTicket
 
 PREFIX = "/open311/v2"
@@ -94,14 +95,10 @@ def open311_key(*scopes: str):
     async def check(request: Request, api_key: str | None = Query(None, description="the API key (the spec's "
                                                                   "parameter)"),
                     authorization: str | None = Header(None, description="or: Bearer <API key>")) -> ApiKey:
-        scheme, _, bearer = (authorization or "").partition(" ")
-        token = bearer if scheme.lower() == "bearer" else api_key
+        token = bearer_token(authorization) or api_key
         if token is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             token = (await request.form()).get("api_key")
-        key = await request.app.state.gate.admit_request(request, str(token).strip())
-        if not any(key.allows(s) for s in scopes):
-            raise Problem(403, "Forbidden", f"this key lacks the scope for this: one of {', '.join(scopes)}")
-        return key
+        return require_scope(await request.app.state.gate.admit_request(request, str(token or "").strip()), scopes)
 
     return check
 
@@ -157,10 +154,9 @@ def open311_router(names: TopicNames, store: Store, dutylist: CurrentDutyList, c
                 category=item.number)
         except ValidationError as exc:
             raise invalid(field_errors(exc), "the request") from None
-        await request.app.state.publisher.publish(names.intake("hotline"), source_id(ticket),
-                                                  ticket.model_dump_json(exclude_none=True).encode())
+        receipt = await publish_report(request.app.state.publisher, names, ticket)
         return [RequestCreated(service_request_id=ticket.ticket_no,
-                               service_notice=f"incident {incident_id_of(ticket)}: routed by the duty list")]
+                               service_notice=f"incident {receipt.incident_id}: routed by the duty list")]
 
     def as_request(row: dict) -> ServiceRequest:
         task, closed, result = row["task"], row["closed_without_dispatch"], row["result"]

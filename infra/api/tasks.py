@@ -48,12 +48,8 @@ class ReturnAction(TaskAction):
     reason: ReturnReason = Field(description="职能不符 (not our function), 属地不符 (not our area) or other")
 
 
-class ExtensionRequest(TaskAction):
-    days: float = Field(gt=0, le=60, description="working days asked for")
-
-
-class ExtensionApproval(TaskAction):
-    days: float = Field(gt=0, le=60, description="working days granted")
+class Extension(TaskAction):
+    days: float = Field(gt=0, le=60, description="working days: asked for (a request), granted (an approval)")
 
 
 class Completion(TaskAction):
@@ -180,7 +176,7 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
         return await act(request, task_id, "returned", key, body, by_unit=True, reason=body.reason)
 
     @router.post("/tasks/{task_id}/extension", tags=["departments"])
-    async def extension(task_id: TaskId, body: ExtensionRequest, request: Request,
+    async def extension(task_id: TaskId, body: Extension, request: Request,
                         key: ApiKey = department) -> ActionResult:
         """延期申请: the finish clock stops until the operations centre decides."""
         return await act(request, task_id, "extension_requested", key, body, by_unit=True, days=body.days)
@@ -219,7 +215,7 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
         return await act(request, task_id, "closed", key, body or TaskAction(), by_unit=False)
 
     @router.post("/tasks/{task_id}/approve-extension", tags=["operations centre"])
-    async def approve_extension(task_id: TaskId, body: ExtensionApproval, request: Request,
+    async def approve_extension(task_id: TaskId, body: Extension, request: Request,
                                 key: ApiKey = operator) -> ActionResult:
         return await act(request, task_id, "extension_approved", key, body, by_unit=False, days=body.days)
 
