@@ -66,7 +66,9 @@ def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter
     async def queue(reason: str | None = Query(None, max_length=100, description="a part of the reason"),
                     top_class: str | None = Query(None, max_length=64, description="class of the best candidate"),
                     district: str | None = Query(None, max_length=64),
-                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> QueuePage:
+                    limit: int = Query(50, ge=1, le=1000),
+                    offset: int = Query(0, ge=0, le=1_000_000, description="skip this many"),
+                    ) -> QueuePage:
         items, total = await asyncio.to_thread(store.queue, limit, offset, reason=reason, top_class=top_class,
                                                district=district)
         return QueuePage(total=total, items=items)

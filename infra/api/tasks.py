@@ -124,7 +124,9 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
     @router.get("/departments/{unit}/tasks", tags=["departments"])
     async def unit_tasks(unit: UnitCode, key: ApiKey = department,
                          status: str | None = Query("open", description="'open' (default), a status, or empty: all"),
-                         limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
+                         limit: int = Query(100, ge=1, le=1000),
+                         offset: int = Query(0, ge=0, le=1_000_000, description="skip this many"),
+                         ) -> list[dict]:
         """The unit's tasks, most urgent first: the problem (title, text with personal data masked, address,
         place), the item and its legal basis, the deadlines."""
         own_unit(key, unit)
