@@ -42,8 +42,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     # The demo's own keys, in its own keys file (gone with the run): a read-only one for screens and
     # curl, an intake one to post a ticket by hand. Printed below.
     keys_file = demo_dir / "api-keys.json"
-    read_key = keys.issue(keys_file, "demo-read", ["read"])[1]
-    intake_key = keys.issue(keys_file, "demo-intake", ["intake"])[1]
+    read_key = keys.issue(keys_file, "demo-read", ["read"]).token
+    intake_key = keys.issue(keys_file, "demo-intake", ["intake"]).token
     env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
            "CITYOPS_API_KEYS_FILE": str(keys_file)}
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
