@@ -7,7 +7,8 @@ Rules every stage keeps (README, "Faust on the embedded broker"):
 - at-least-once, never `exactly_once` (the embedded broker shows aborted records): every output
   has a deterministic id, so a redelivered input is absorbed downstream;
 - sends are buffered (`send_soon`), never awaited one by one: Faust flushes its producer before it
-  commits offsets, so nothing acknowledged upstream is lost when a worker dies.
+  commits offsets (a flush that `agents.faust_patches` makes complete), so nothing acknowledged
+  upstream is lost when a worker dies.
 """
 
 from __future__ import annotations

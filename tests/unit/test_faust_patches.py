@@ -1,0 +1,61 @@
+"""Faust's producer buffer, as corrected by agents.faust_patches: a flush before a commit waits for
+every buffered message, however slowly each one leaves (no broker needed: the channel is a stand-in
+for the driver, which is what the buffer hands messages to)."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import pytest
+from faust.exceptions import ProducerSendError
+from faust.transport.producer import ProducerBuffer
+from faust.types.tuples import FutureMessage, PendingMessage
+
+from agents.faust_patches import make_producer_flush_complete
+
+
+class SlowDriver:
+    """Hands each message on after `delay` s (a loaded event loop, a full accumulator), then the
+    broker acknowledges it, or refuses the ones listed."""
+
+    def __init__(self, delay: float, refused: set[int] = frozenset()):
+        self.delay, self.refused = delay, refused
+
+    async def publish_message(self, fut: FutureMessage, wait: bool = False):
+        await asyncio.sleep(self.delay)
+        if fut.message.key in self.refused:
+            fut.set_exception(RuntimeError("broker refused"))
+        else:
+            fut.set_result(None)
+        return fut
+
+
+def message(driver: SlowDriver, key: int) -> FutureMessage:
+    return FutureMessage(PendingMessage(driver, key, None, None, None, None, None, None, None, None, None, None))
+
+
+async def flushed(driver: SlowDriver, count: int) -> list[FutureMessage]:
+    make_producer_flush_complete()
+    buffer = ProducerBuffer()
+    buffer.app = types.SimpleNamespace(conf=types.SimpleNamespace(producer_threaded=False))
+    await buffer.start()
+    try:
+        sent = [message(driver, key) for key in range(count)]
+        for fut in sent:
+            buffer.put(fut)
+        await buffer.flush()
+        return sent
+    finally:
+        await buffer.stop()
+
+
+def test_flush_returns_only_once_every_buffered_message_is_acknowledged():
+    # Unpatched, flush gave up after 0.1 s without a message leaving and returned with 2 queued.
+    sent = asyncio.run(flushed(SlowDriver(delay=0.15), count=3))
+    assert all(f.done() and f.exception() is None for f in sent)
+
+
+def test_flush_raises_when_a_buffered_message_was_refused():
+    with pytest.raises(ProducerSendError, match="1 of 3"):
+        asyncio.run(flushed(SlowDriver(delay=0.01, refused={1}), count=3))
