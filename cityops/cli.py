@@ -365,35 +365,6 @@ def simulate_departments_command(
     typer.echo(f"sent {sum(sent.values())} task events: " + ", ".join(f"{k} {n}" for k, n in sent.most_common()))
 
 
-@cli.command()
-def sla(
-    by: str = typer.Option("unit", help="unit, item_no, top_class, source, district, street, community or grid_code"),
-    columns: int = typer.Option(6, help="how many of the busiest keys to show beside the total"),
-    api: str = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL",
-                            help="the api's address (`cityops demo` prints it)"),
-    as_json: bool = typer.Option(False, "--json", help="print the api's JSON instead of the table"),
-    since: str = typer.Option(None, help="only tasks dispatched at or after this ISO time"),
-    until: str = typer.Option(None, help="only tasks dispatched before this ISO time"),
-    as_of: str = typer.Option(None, "--as-of", help="the figures as of this ISO time (what was overdue then)"),
-) -> None:
-    """The SLA board from ClickHouse: 响应率, 处置率, 结案率, 按期结案率, 返工率, 解决率, 满意率, 督办."""
-    import json
-    import urllib.parse
-
-    from rich.console import Console
-
-    from infra.demo import sla_board
-
-    window = {k: v for k, v in (("since", since), ("until", until), ("as_of", as_of)) if v}
-    board = _api(api, f"/sla/?{urllib.parse.urlencode({'by': by, **window})}")
-    if as_json:
-        typer.echo(json.dumps(board, ensure_ascii=False))
-    elif board["total"] is None:
-        typer.echo("no tasks yet")
-    else:
-        Console().print(sla_board(board, columns))
-
-
 def _offline_pipeline(settings):
     """The duty book, locator and classifier a worker would use, for offline reports."""
     from pipeline.classify import Classifier
@@ -443,9 +414,75 @@ def _unit_name(book, code: str) -> str:
     return f"{unit.name}({code})" if unit else code
 
 
-report_cli = typer.Typer(help="Offline measurements on real or generated data (no broker, no store).",
-                         no_args_is_help=True)
+report_cli = typer.Typer(help="Figures and measurements: `sla` and `scores` ask the api; the others are offline, on "
+                              "real or generated data (no broker, no store).", no_args_is_help=True)
 cli.add_typer(report_cli, name="report")
+API_URL = typer.Option("http://127.0.0.1:8080", envvar="CITYOPS_API_URL", help="the api's address (`cityops demo` prints it)")
+
+
+def _window(since: str | None, until: str | None, as_of: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("since", since), ("until", until), ("as_of", as_of)) if v}
+
+
+SINCE = typer.Option(None, help="only tasks dispatched at or after this ISO time")
+UNTIL = typer.Option(None, help="only tasks dispatched before this ISO time")
+AS_OF = typer.Option(None, "--as-of", help="the figures as of this ISO time (what was overdue then)")
+
+
+@report_cli.command("sla")
+def report_sla(
+    by: str = typer.Option("unit", help="unit, item, street, source, grid, district, community, class, role — or total"),
+    columns: int = typer.Option(6, help="how many of the busiest groups to show beside the total"),
+    api: str = API_URL,
+    as_json: bool = typer.Option(False, "--json", help="a JSON list, one object per group, names beside codes"),
+    since: str = SINCE, until: str = UNTIL, as_of: str = AS_OF,
+) -> None:
+    """The SLA board from ClickHouse: 响应率, 处置率, 结案率, 按期结案率, 返工率, 解决率, 满意率, 督办, p50/p90 hours.
+
+    按期结案率 (on_time_closure_rate) = tasks closed by their deadline / (tasks closed + open tasks
+    already past it): an overdue open task counts as late. Rates are fractions; null when there
+    is nothing to divide by. Hours are working hours (office hours, holidays and pauses excluded)."""
+    import json
+    import urllib.parse
+
+    from rich.console import Console
+
+    from infra.demo import sla_board
+
+    board = _api(api, f"/sla/?{urllib.parse.urlencode({'by': 'unit' if by == 'total' else by, **_window(since, until, as_of)})}")
+    groups = ([board["total"] | {"name": "全部"}] if board["total"] else []) if by == "total" else board["rows"]
+    if as_json:
+        typer.echo(json.dumps(groups, ensure_ascii=False))
+    elif board["total"] is None:
+        typer.echo("no tasks yet")
+    else:
+        Console().print(sla_board(board, columns))
+
+
+@report_cli.command("scores")
+def report_scores(
+    scheme: str = typer.Option(None, help="a scheme of the scores file (default: its default; the sample city "
+                                          "ships three-rates, pudong-7-3, whistle-30)"),
+    by: str = typer.Option("unit", help="unit or street"),
+    api: str = API_URL,
+    as_json: bool = typer.Option(False, "--json", help="the api's JSON"),
+    since: str = SINCE, until: str = UNTIL, as_of: str = AS_OF,
+) -> None:
+    """Department or street scores (考核), ranked, by a weighting scheme of the SLA rates."""
+    import json
+    import urllib.parse
+
+    query = {"by": by, **({"scheme": scheme} if scheme else {}), **_window(since, until, as_of)}
+    result = _api(api, f"/scores/?{urllib.parse.urlencode(query)}")
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    typer.echo(f"{result['title']} — {result['title_en']}")
+    for row in result["rows"]:
+        rank = f"{row['rank']:>3}" if row["rank"] else "  -"
+        figure = "  n/a" if row["score"] is None else f"{row['score']:5.1f}"
+        terms = ", ".join(f"{t['title']} {'n/a' if t['rate'] is None else format(t['rate'], '.0%')}" for t in row["terms"])
+        typer.echo(f"{rank} {figure}  {row['name']} ({row['key']}, {row['tasks']} tasks): {terms}")
 
 
 @report_cli.command("locations")

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     # registry (units.yaml, grids.geojson beside it). Unset: the sample city shipped in the package.
     dutylist_file: Path | None = None
     units_file: Path | None = None
+    scores_file: Path | None = None  # score schemes (考核 weights); unset: the sample city's scores.yaml
 
     # Where `cityops model train` writes versioned model artefacts and the worker loads CURRENT.
     model_dir: Path = Path("var/models")

@@ -34,6 +34,8 @@ from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, Man
 OPEN_SQL = f"status IN {tuple(sorted(OPEN))}"
 OVERDUE_SQL = f"status IN {FINISH_RUNNING} AND finish_by < toDateTime64(%(now)s, 3)"
 SLA_DIMENSIONS = ("unit", "role", "item_no", "top_class", "source", "district", "street", "community", "grid_code")
+# Short names people type (`cityops report sla --by item`), for the columns above.
+SLA_ALIASES = {"item": "item_no", "class": "top_class", "grid": "grid_code"}
 SLA_SQL = """
 SELECT {key} AS key,
     count() AS tasks,
@@ -55,7 +57,7 @@ SELECT {key} AS key,
     quantilesTDigestIf(0.5, 0.9)(accept_working_hours, accept_working_hours IS NOT NULL) AS accept_hours,
     quantilesTDigestIf(0.5, 0.9)(finish_working_hours, finish_working_hours IS NOT NULL) AS finish_hours
 FROM {db}.tasks FINAL
-WHERE dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3)
+WHERE dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3) {source}
 GROUP BY key
 ORDER BY tasks DESC, key
 """.replace("{overdue}", OVERDUE_SQL)
@@ -82,6 +84,15 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
                 "attempt", "reports", "district", "street", "community", "grid_code", "dispatched_at", "accept_by",
                 "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
                 "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
+# What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid).
+ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
+                     "finish_by", "supervised", "escalated_at", "overdue")
+# A task's timeline: the facts of each event, no free text (a note, a result, or why a task was
+# parked may name a citizen): a reason only for a return, one of its set phrases or 'other'.
+TIMELINE_COLUMNS = ("event_id", "kind", "at", "unit", "by", "reason", "days", "review_on", "score", "limit", "due_at")
+TIMELINE_SELECT = ", ".join(
+    "multiIf(kind != 'returned', NULL, reason IN ('职能不符', '属地不符'), reason, 'other')" if c == "reason" else f"`{c}`"
+    for c in TIMELINE_COLUMNS)
 
 
 def _jsonable(value):
@@ -269,7 +280,7 @@ class Store:
         }
 
     def sla(self, by: str = "unit", now: dt.datetime | None = None, since: dt.datetime | None = None,
-            until: dt.datetime | None = None) -> dict:
+            until: dt.datetime | None = None, source: str | None = None) -> dict:
         """The figures city platforms publish, per `by` and in total, from the tasks table (a task is one
         unit's share of an incident). Rates are fractions (None when nothing to divide by):
         response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
@@ -279,16 +290,19 @@ class Store:
         resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
         evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest).
         `now`: the instant the figures are as of (what is overdue then); `since`/`until`: the tasks
-        dispatched in that window only."""
+        dispatched in that window only; `source`: the tasks of reports from that intake source only."""
+        by = SLA_ALIASES.get(by, by)
         if by not in SLA_DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(SLA_DIMENSIONS)}")
         now = now or dt.datetime.now(dt.timezone.utc)
         parameters = {"now": now.timestamp(), "since": since.timestamp() if since else 0.0,
-                      "until": until.timestamp() if until else 1e11}  # 1e11 s: beyond year 5000
-        rows = self.query(SLA_SQL.replace("{key}", f"ifNull(toString({by}), '')"), parameters)
-        total = self.query(SLA_SQL.replace("{key}", "'total'"), parameters)
+                      "until": until.timestamp() if until else 1e11,  # 1e11 s: beyond year 5000
+                      "source": source or ""}
+        sql = SLA_SQL.replace("{source}", "AND source = %(source)s" if source else "")
+        rows = self.query(sql.replace("{key}", f"ifNull(toString({by}), '')"), parameters)
+        total = self.query(sql.replace("{key}", "'total'"), parameters)
         return {"by": by, "now": now.isoformat(), "since": since.isoformat() if since else None,
-                "until": until.isoformat() if until else None,
+                "until": until.isoformat() if until else None, "source": source,
                 "total": _sla_row(total[0]) if total else None, "rows": [_sla_row(r) for r in rows]}
 
     def queue(self, limit: int = 500, offset: int = 0, *, reason: str | None = None, top_class: str | None = None,
@@ -400,16 +414,36 @@ class Store:
                                     "ORDER BY finish_by, task_id LIMIT %(limit)s", parameters | {"limit": limit})
         return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
 
-    def overdue(self, now: dt.datetime, limit: int = 50) -> list[dict]:
-        """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first:
-        who has it, under which item, where — no report text, no caller."""
-        columns = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_by",
-                   "supervised", "escalated_at")
+    def overdue(self, now: dt.datetime, limit: int = 50, *, prewarned: bool = False) -> list[dict]:
+        """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,
+        then with `prewarned` those past their pre-warning and not yet due, nearest deadline first: who
+        has it, under which item, where — no report text, no caller. `overdue` tells the two apart."""
+        late = f"{OVERDUE_SQL} AS overdue"
+        where = (f"status IN {FINISH_RUNNING} AND finish_warn_at <= toDateTime64(%(now)s, 3)" if prewarned
+                 else OVERDUE_SQL)
         rows = self.query(
-            f"SELECT {', '.join(columns)} FROM {{db}}.tasks FINAL WHERE {OVERDUE_SQL} "
+            f"SELECT {', '.join(ATTENTION_COLUMNS[:-1])}, {late} FROM {{db}}.tasks FINAL WHERE {where} "
             "ORDER BY finish_by, task_id LIMIT %(limit)s",
             {"now": now.timestamp(), "limit": limit})
-        return [dict(zip(columns, (_jsonable(v) for v in row), strict=True)) for row in rows]
+        return [dict(zip(ATTENTION_COLUMNS, (_jsonable(v) for v in row[:-1]), strict=False)) | {"overdue": bool(row[-1])}
+                for row in rows]
+
+    def grid_tasks(self, grid_code: str, now: dt.datetime, limit: int = 100) -> list[dict]:
+        """A grid's open tasks, the longest overdue first (what the map's click shows; no text, no caller)."""
+        rows = self.query(
+            f"SELECT {', '.join(ATTENTION_COLUMNS[:-1])}, {OVERDUE_SQL} AS overdue FROM {{db}}.tasks FINAL "
+            f"WHERE grid_code = %(grid)s AND {OPEN_SQL} ORDER BY finish_by, task_id LIMIT %(limit)s",
+            {"grid": grid_code, "now": now.timestamp(), "limit": limit})
+        return [dict(zip(ATTENTION_COLUMNS, (_jsonable(v) for v in row[:-1]), strict=False)) | {"overdue": bool(row[-1])}
+                for row in rows]
+
+    def timeline(self, task_id: str) -> list[dict]:
+        """A task's events in order: dispatch, acceptance, returns, extensions, alerts, completion,
+        verification, evaluation — who acted and the event's facts, never a note or a result text."""
+        rows = self.query(
+            f"SELECT {TIMELINE_SELECT} FROM {{db}}.task_events FINAL "
+            "WHERE task_id = %(task_id)s ORDER BY at, event_id", {"task_id": task_id})
+        return [dict(zip(TIMELINE_COLUMNS, (_jsonable(v) for v in row), strict=True)) for row in rows]
 
     def _query_result(self, sql: str, parameters: dict | None = None):
         with self._lock:

@@ -4,7 +4,10 @@ shows names rather than codes, and its figures are the api's; a screenshot is ke
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -13,6 +16,7 @@ import pytest
 from infra.api.screen import ECHARTS
 from infra.processes import Service
 from infra.store import Store
+from pipeline.dutylists import grids_file_of
 from pipeline.lifecycle import apply, open_task
 from pipeline.sla import SlaClock
 from pipeline.workcalendar import WorkCalendar
@@ -72,17 +76,64 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             page.screenshot(path=str(SCREENSHOTS / "screen.png"), full_page=True)
             on_time = page.inner_text("#f-ontime")
             overdue = page.inner_text("#f-overdue")
-            first_unit = page.inner_text("#board tbody tr:first-child td:first-child")
+            board_rows = [row.locator("td").all_inner_texts() for row in page.locator("#board tbody tr").all()]
+            score_rows = [row.locator("td").all_inner_texts() for row in page.locator("#scores tbody tr").all()]
             overdue_units = page.locator("#overdue tbody tr td:first-child").all_inner_texts()
+
+            # Drill-down: an overdue task's timeline, then a grid's open tasks from a click on the map.
+            page.click("#overdue tbody tr:first-child")
+            page.wait_for_selector("#timeline[open] ol li")
+            timeline_kinds = page.locator("#timeline li").evaluate_all("items => items.map(li => li.dataset.kind)")
+            first_overdue = page.get_attribute("#overdue tbody tr:first-child", "data-key")
+            page.screenshot(path=str(SCREENSHOTS / "screen-timeline.png"))
+            page.click("#timeline .close")
+            x, y = page.evaluate("""([lon, lat]) => {
+                const [x, y] = window.cityops.map.convertToPixel({ seriesIndex: 0 }, [lon, lat]);
+                const box = document.getElementById('map').getBoundingClientRect();
+                return [box.left + x, box.top + y]; }""", _centre_of(GRID_WITH_OVERDUE))
+            page.mouse.click(x, y)
+            page.wait_for_selector("#grid-panel:not([hidden]) #grid-tasks tbody tr")
+            grid_units = page.locator("#grid-tasks tbody tr td:first-child").all_inner_texts()
+            page.screenshot(path=str(SCREENSHOTS / "screen-grid.png"), full_page=True)
             page.click("#lang")
             english_title = page.inner_text("h1")
             browser.close()
         assert not errors, errors
         total = board["total"]
         assert on_time == f"{100 * total['on_time_closure_rate']:.1f}%" and overdue == str(total["overdue_open"])
-        assert first_unit == board["rows"][0]["name"] == "市城市管理和综合执法局"  # a name, not the code cgj
-        assert english_title == "City Operations Centre"
+
+        # The board shows what `cityops report sla --json` prints, row for row, with names.
+        report = json.loads(subprocess.run([sys.executable, "-m", "cityops.cli", "report", "sla", "--by", "unit",
+                                            "--json", "--api", api.url], capture_output=True, text=True,
+                                           check=True).stdout)
+        assert board_rows == [[r["name"], str(r["tasks"]), str(r["open"]), str(r["overdue_open"]),
+                               _pct(r["response_rate"]), _pct(r["handled_rate"]), _pct(r["closure_rate"]),
+                               _pct(r["on_time_closure_rate"]), _pct(r["satisfaction_rate"])] for r in report]
+        assert board_rows[0][0] == "市城市管理和综合执法局"  # a name, not the code cgj
+
+        scores = httpx.get(f"{api.url}/scores/?by=unit").json()
+        assert [row[1] for row in score_rows] == [r["name"] for r in scores["rows"]]
+        assert [row[2] for row in score_rows] == ["—" if r["score"] is None else f"{r['score']:.1f}" for r in scores["rows"]]
+
         listed = httpx.get(f"{api.url}/overdue/").json()
         assert overdue_units == [r["unit_name"] for r in listed] and len(listed) == total["overdue_open"] == 2
+        timeline = httpx.get(f"{api.url}/timeline/{first_overdue}").json()["events"]
+        assert timeline_kinds == [e["kind"] for e in timeline] and timeline_kinds[0] == "dispatched"
+        in_grid = httpx.get(f"{api.url}/grids/{GRID_WITH_OVERDUE}/tasks").json()
+        assert grid_units == [r["unit_name"] for r in in_grid] and len(in_grid) == 1  # zjj's open task
+        assert english_title == "City Operations Centre"
     finally:
         api.stop()
+
+
+GRID_WITH_OVERDUE = "430102001001001"
+
+
+def _centre_of(grid_code: str) -> list[float]:
+    grids = json.loads(grids_file_of(None).read_text(encoding="utf-8"))
+    ring = next(f["geometry"]["coordinates"][0] for f in grids["features"] if f["properties"]["code"] == grid_code)
+    return [sum(p[0] for p in ring[:-1]) / (len(ring) - 1), sum(p[1] for p in ring[:-1]) / (len(ring) - 1)]
+
+
+def _pct(rate: float | None) -> str:
+    return "—" if rate is None else f"{100 * rate:.1f}%"

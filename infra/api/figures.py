@@ -1,0 +1,175 @@
+"""The figures screens and reports read: counts, the SLA board, scores, the overdue list.
+
+None of these carry citizens' data (no text, no caller), so the screen reads them without a key;
+`/tasks/` lists every unit's tasks and needs a `read` key. Names stand beside codes for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from infra.api import problems
+from infra.api.auth import scoped
+from infra.api.dutylist import CurrentDutyList
+from infra.store import SLA_ALIASES, SLA_DIMENSIONS, Store, within_store_range
+from pipeline.dutylists import CITY_TZ, DutyBook
+from pipeline.scores import score, sources_needed
+from schemas.scores import ScoreSchemes
+
+SOURCE_NAMES = {"hotline": "12345热线", "grid": "网格上报", "sensor": "物联感知", "whistle": "街乡吹哨"}
+TERRITORIAL = ("unit", "district", "street", "community")
+
+
+class FiguresCache:
+    """The latest `store.stats()`, recomputed when older than `max_age` by whichever request finds it
+    stale (one at a time; the others get the snapshot they find)."""
+
+    def __init__(self, store: Store, max_age: float):
+        self.store, self.max_age = store, max_age
+        self.figures: dict | None = None
+        self.computed_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> dict:
+        if self.figures is None or time.monotonic() - self.computed_at > self.max_age:
+            async with self._lock:
+                if self.figures is None or time.monotonic() - self.computed_at > self.max_age:
+                    started = time.monotonic()
+                    self.figures = await asyncio.to_thread(self.store.stats)
+                    self.computed_at = started
+        return self.figures
+
+
+class Names:
+    """Code → name for every SLA dimension: units and places from the registry, items from the duty
+    list in force, grids by their community, sources by what the centre calls them."""
+
+    def __init__(self, registry: DutyBook, dutylist: CurrentDutyList):
+        self.units = {code: unit.name for code, unit in registry.units.items()}
+        self.grids = {g.code: f"{self.units.get(g.community, g.community)} {g.code[-3:]}号网格"
+                      for g in registry.registry.grids}
+        self.dutylist = dutylist
+
+    def of(self, by: str) -> dict[str, str]:
+        if by in TERRITORIAL:
+            return self.units
+        if by == "item_no":
+            return self.dutylist.item_titles()
+        return {"grid_code": self.grids, "source": SOURCE_NAMES}.get(by, {})
+
+
+def _dimension(by: str) -> str:
+    by = SLA_ALIASES.get(by, by)
+    if by not in SLA_DIMENSIONS:
+        raise problems.Problem(422, "Invalid input", f"by must be one of {', '.join(SLA_DIMENSIONS)} "
+                               f"(or {', '.join(SLA_ALIASES)})",
+                               errors=[problems.FieldError(field="by", message="not a dimension")])
+    return by
+
+
+BY = Query("unit", description=" | ".join((*SLA_DIMENSIONS, *SLA_ALIASES)))
+SINCE = Query(None, description="only tasks dispatched at or after this")
+UNTIL = Query(None, description="only tasks dispatched before this")
+AS_OF = Query(None, description="the instant the figures are as of (default: now)")
+
+
+def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Callable[[], dt.datetime],
+                   stats_max_age: float) -> APIRouter:
+    router = APIRouter(tags=["figures"], responses={422: problems.PROBLEM})
+    figures = FiguresCache(store, stats_max_age)
+
+    def board(by: str, since, until, as_of, source: str | None = None) -> dict:
+        window = [within_store_range(t) if t else None for t in (since, until, as_of)]
+        result = store.sla(by, window[2] or now(), window[0], window[1], source=source)
+        named = names.of(by)
+        for row in result["rows"]:
+            row["name"] = named.get(row["key"], row["key"])
+        return result
+
+    @router.get("/stats/")
+    async def stats() -> dict:
+        """Counts from ClickHouse (no personal data), at most `stats_refresh_seconds` old."""
+        snapshot = await figures.get()
+        return snapshot | {"figures_age_seconds": round(time.monotonic() - figures.computed_at, 3),
+                           "now": now().isoformat(), "timezone": str(CITY_TZ)}
+
+    @router.get("/sla/")
+    async def sla(by: str = BY, since: dt.datetime | None = SINCE, until: dt.datetime | None = UNTIL,
+                  as_of: dt.datetime | None = AS_OF,
+                  source: str | None = Query(None, description=" | ".join(SOURCE_NAMES))) -> dict:
+        """The SLA board per `by` and in total (rates, counts, p50/p90 working hours), names beside codes."""
+        if source is not None and source not in SOURCE_NAMES:
+            raise problems.Problem(422, "Invalid input", f"source must be one of {', '.join(SOURCE_NAMES)}",
+                                   errors=[problems.FieldError(field="source", message="not an intake source")])
+        return await asyncio.to_thread(board, _dimension(by), since, until, as_of, source)
+
+    @router.get("/scores/")
+    async def scores(scheme: str | None = Query(None, description="a scheme of the city's scores file "
+                                                "(default: its default)"),
+                     by: str = Query("unit", description="unit | street"),
+                     since: dt.datetime | None = SINCE, until: dt.datetime | None = UNTIL,
+                     as_of: dt.datetime | None = AS_OF) -> dict:
+        """Department or street scores (考核) by a weighting scheme, ranked; each term's rate shown."""
+        chosen = scheme or schemes.default
+        if chosen not in schemes.schemes:
+            raise problems.Problem(422, "Invalid input", f"scheme must be one of {', '.join(schemes.schemes)}",
+                                   errors=[problems.FieldError(field="scheme", message="no such scheme")])
+        if by not in ("unit", "street"):
+            raise problems.Problem(422, "Invalid input", "by must be unit or street",
+                                   errors=[problems.FieldError(field="by", message="not unit or street")])
+        plan = schemes.schemes[chosen]
+
+        def compute() -> dict:
+            boards = {source: {r["key"]: r for r in board(by, since, until, as_of, source)["rows"]}
+                      for source in sources_needed(plan)}
+            boards.setdefault(None, {r["key"]: r for r in board(by, since, until, as_of)["rows"]})
+            rows = score(plan, boards)
+            for row in rows:
+                row["name"] = names.units.get(row["key"], row["key"])
+            return {"scheme": chosen, "title": plan.title, "title_en": plan.title_en, "about": plan.about, "about_en": plan.about_en,
+                    "min_tasks": plan.min_tasks, "by": by, "rows": rows,
+                    "schemes": {k: {"title": s.title, "title_en": s.title_en} for k, s in schemes.schemes.items()}}
+
+        return await asyncio.to_thread(compute)
+
+    def with_names(rows: list[dict]) -> list[dict]:
+        items = names.dutylist.item_titles()
+        return [r | {"unit_name": names.units.get(r["unit"], r["unit"]), "item_title": items.get(r["item_no"], ""),
+                     "street_name": names.units.get(r["street"] or "", r["street"] or "")} for r in rows]
+
+    @router.get("/overdue/")
+    async def overdue(limit: int = Query(50, ge=1, le=500),
+                      prewarned: bool = Query(False, description="also the tasks past their pre-warning")) -> list[dict]:
+        """Overdue tasks, longest first (then, with `prewarned`, those nearly due), with names: unit,
+        item, street (no report text, no caller)."""
+        return with_names(await asyncio.to_thread(store.overdue, now(), limit, prewarned=prewarned))
+
+    @router.get("/grids/{grid_code}/tasks")
+    async def grid_tasks(grid_code: str = Path(pattern=r"^\d{15}$"),
+                         limit: int = Query(100, ge=1, le=500)) -> list[dict]:
+        """A grid's open tasks, the longest overdue first (the map's drill-down; no text, no caller)."""
+        return with_names(await asyncio.to_thread(store.grid_tasks, grid_code, now(), limit))
+
+    @router.get("/timeline/{task_id}", responses={404: problems.PROBLEM})
+    async def timeline(task_id: str = Path(min_length=1, max_length=100)) -> dict:
+        """A task's life in order (dispatch, acceptance, returns, alerts, completion, evaluation), with
+        names; no free text (notes and results may name a citizen)."""
+        events = await asyncio.to_thread(store.timeline, task_id)
+        if not events:
+            raise problems.Problem(404, "Not Found", "no task has that id")
+        for event in events:
+            event["unit_name"] = names.units.get(event["unit"], event["unit"])
+        return {"task_id": task_id, "events": events}
+
+    @router.get("/tasks/", dependencies=[Depends(scoped("read"))], responses={403: problems.PROBLEM})
+    async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),
+                    limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
+        """Every unit's tasks (screens, reporting): a `read` key."""
+        return await asyncio.to_thread(store.tasks, unit, status, limit)
+
+    return router
