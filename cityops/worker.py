@@ -18,7 +18,7 @@ import faust
 from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
-from agents.faust_patches import make_producer_flush_complete
+from agents.faust_patches import apply_faust_patches
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
@@ -39,11 +39,12 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     servers = settings.kafka_bootstrap_servers
     if not servers:
         raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
-    make_producer_flush_complete()  # before any commit: at-least-once rests on it
+    apply_faust_patches()  # before any commit: at-least-once rests on them
     if settings.kafka_flavor == "tansu":
-        from infra.broker import patch_faust_highwaters
+        from infra.broker import patch_faust_fetch_wait, patch_faust_highwaters
 
         patch_faust_highwaters(servers)
+        patch_faust_fetch_wait()
 
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.topics import TopicNames
 from infra import metrics
+from infra.broker import FETCH_WAIT_MS
 from infra.kafka_config import aiokafka_security
 from infra.settings import Settings
 from infra.store import Store
@@ -67,7 +68,9 @@ class Sink:
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
-            max_poll_records=settings.sink_batch_size)
+            max_poll_records=settings.sink_batch_size,
+            # Tansu holds a multi-partition fetch for its whole max wait (infra/broker.py).
+            fetch_max_wait_ms=FETCH_WAIT_MS if settings.kafka_flavor == "tansu" else 500)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, **aiokafka_security(settings),
                                     acks="all")
         await producer.start()

@@ -50,6 +50,7 @@ class Names:
     list in force, grids by their community, sources by what the centre calls them."""
 
     def __init__(self, registry: DutyBook, dutylist: CurrentDutyList):
+        self.registry = registry.units
         self.units = {code: unit.name for code, unit in registry.units.items()}
         self.grids = {g.code: f"{self.units.get(g.community, g.community)} {g.code[-3:]}号网格"
                       for g in registry.registry.grids}
@@ -165,6 +166,11 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         for event in events:
             event["unit_name"] = names.units.get(event["unit"], event["unit"])
         return {"task_id": task_id, "events": events}
+
+    @router.get("/units/")
+    async def units() -> list[dict]:
+        """The registry's units (departments, districts, streets, communities): code, name, kind, parent."""
+        return [{"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent} for u in names.registry.values()]
 
     @router.get("/tasks/", dependencies=[Depends(scoped("read"))], responses={403: problems.PROBLEM})
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),

@@ -1,6 +1,7 @@
 """The operator queue: what the pipeline could not route with confidence, and the operators' rulings.
 
     GET  /operator/queue?reason=&top_class=&district=&limit=&offset=     waiting incidents, oldest first
+    GET  /operator/items                          the duty items in force, to dispatch under
     POST /operator/queue/{incident_id}/dispatch   {item_no, units?, note}   dispatch under a duty item
     POST /operator/queue/{incident_id}/close      {note}                    close without a dispatch
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from agents.topics import TopicNames
 from infra.api.auth import scoped
+from infra.api.dutylist import CurrentDutyList
 from infra.api.keys import ApiKey
 from infra.api.problems import PROBLEM, Problem
 from infra.store import Store
@@ -57,7 +59,17 @@ class RulingSent(BaseModel):
     action: str
 
 
-def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
+class ItemChoice(BaseModel):
+    number: str
+    title: str
+    top_class: str
+    primary_unit: str
+    primary_unit_name: str
+    scope: str
+    fallback: bool
+
+
+def operators_router(names: TopicNames, store: Store, clock: Clock, dutylist: CurrentDutyList) -> APIRouter:
     router = APIRouter(prefix="/operator", tags=["operators"],
                        responses={403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 422: PROBLEM, 503: PROBLEM})
     operator = Depends(scoped("operator"))
@@ -72,6 +84,15 @@ def operators_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter
         items, total = await asyncio.to_thread(store.queue, limit, offset, reason=reason, top_class=top_class,
                                                district=district)
         return QueuePage(total=total, items=items)
+
+    @router.get("/items", dependencies=[Depends(scoped("operator", "read"))])
+    async def items() -> list[ItemChoice]:
+        """The city list's items in force (local lists' variants are applied by the worker per street)."""
+        book = await asyncio.to_thread(dutylist.get)
+        return [ItemChoice(number=i.number, title=i.title, top_class=i.category[0], primary_unit=i.primary_unit,
+                           primary_unit_name=book.units[i.primary_unit].name if i.primary_unit in book.units
+                           else i.primary_unit, scope=i.scope, fallback=i.fallback)
+                for i in book.dutylist.items]
 
     async def rule(request: Request, incident_id: str, key: ApiKey, action: str, **ruling) -> RulingSent:
         if not await asyncio.to_thread(store.waiting, incident_id):

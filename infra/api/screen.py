@@ -1,6 +1,7 @@
 """The operations-centre screen: one static page (`web/index.html`), the ECharts build it uses
 (pinned in `web/package.json`, installed by `make demo` / `make test` with npm, never a CDN), and the
-registry's grid polygons for its map. No citizens' data: the page reads `/stats/` and `/sla/`."""
+registry's grid polygons for its map. No citizens' data: the page reads the figures routes
+(infra/api/figures.py). `queue.html` is the operators' page: it sends an operator key with every call."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def screen_router(grids_file: Path) -> APIRouter:
     async def page() -> FileResponse:
         """The wall screen: figures, the grid map, the SLA board; refreshed every 3 s."""
         return FileResponse(WEB / "index.html", media_type="text/html")
+
+    @router.get("/queue", response_class=FileResponse)
+    async def queue_page() -> FileResponse:
+        """The operator queue: paged, filtered, with the rulings (dispatch under an item, close); an
+        operator key, kept in the browser tab only."""
+        return FileResponse(WEB / "queue.html", media_type="text/html")
 
     @router.get("/echarts.min.js", response_class=FileResponse)
     async def echarts() -> FileResponse:

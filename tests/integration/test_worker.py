@@ -121,6 +121,46 @@ def wait_for_committed(bootstrap: str, group: str, topic: str, total: int, timeo
         admin.close()
 
 
+def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
+    """Where the events that never landed went missing: per topic partition, the true end and what
+    the worker's and the sink's groups committed; and of the missing incidents, how many are on the
+    incidents topic (then the sink lost them) and where their intake records sit (else the worker)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from infra.broker import true_end_offsets
+
+    names = TopicNames(env["CITYOPS_TOPIC_PREFIX"])
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    committed = {group: admin.list_group_offsets(group)[group]
+                 for group in (f"{names.prefix}cityops", f"{names.prefix}cityops-sink")}
+    admin.close()
+    missing = expected_incident_ids(events) - set(stored_ids(env, "incidents", "incident_id"))
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
+    lines, on_incidents, where = [], 0, {}
+    for topic in [*names.intakes.values(), names.incidents]:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = true_end_offsets(broker.bootstrap_servers, consumer.end_offsets(tps))
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    if topic == names.incidents:
+                        on_incidents += json.loads(record.value).get("incident_id") in missing
+                    else:
+                        where.setdefault(record.key.decode(), (tp.partition, record.offset))
+        for tp in tps:
+            groups = {g.rsplit(".", 1)[-1]: c[tp].offset for g, c in committed.items() if tp in c}
+            lines.append(f"{topic}[{tp.partition}] end {ends[tp]} committed {groups}")
+    consumer.close()
+    locator = Locator(load_registry())
+    keys = {e.key for e in events if e.valid and to_incident(parse_intake(e.source, e.value), salt="s", now=NOW,
+                                                             locator=locator).incident_id in missing}
+    spots = sorted(where[k] for k in keys if k in where)
+    return (f"{len(missing)} incidents missing, {on_incidents} of them on the incidents topic; their intake "
+            f"records (partition, offset): {spots[:40]}\n" + "\n".join(lines))
+
+
 def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, tmp_path):
     prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
     names = TopicNames(prefix)
@@ -149,7 +189,11 @@ def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, t
     try:
         feed(broker.bootstrap_servers, names, third)
         valid = sum(e.valid for e in events)
-        stats = worker.wait_until(all_landed(len(events), valid), timeout=240)
+        try:
+            stats = worker.wait_until(all_landed(len(events), valid), timeout=240)
+        except TimeoutError:
+            worker.kill()
+            raise AssertionError(explain_loss(broker, pipeline_env, events)) from None
         assert stats["clickhouse_incidents"] == valid
         assert stats["deadlettered"] == len(events) - valid
     finally:

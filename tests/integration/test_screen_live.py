@@ -1,0 +1,85 @@
+"""The screen and the operator queue in a real browser on a running deployment (embedded broker,
+worker, api): a new report shows in the figures and on the map within 5 s without a reload, and an
+operator dispatches a waiting ticket from the queue page. Screenshots are kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.api import keys
+from infra.api.screen import ECHARTS
+from infra.processes import poll_until
+from tests.integration.test_screen import CHROMIUM, SCREENSHOTS
+
+GRID = "430102001001001"  # a grid of the sample city, and a point inside it
+REPORT = {"report_id": "LIVE-1", "worker_id": "gw-07", "grid_code": GRID, "text": "小区门口路灯不亮，晚上很黑",
+          "location": {"lat": 28.175, "lon": 112.9225}}
+WAITING = {"ticket_no": "QUEUE-1", "received_at": "2026-12-01T09:30:00+08:00", "caller_phone": "13812345678",
+           "title": "占道经营", "text": "有人在路边摆摊占道经营，影响通行"}  # territorial, and no street: an operator's
+
+
+def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_env, start_worker):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
+    if not Path(CHROMIUM).exists() or not ECHARTS.exists():
+        pytest.skip("Chromium or the ECharts build is missing (make test installs both)")
+    deployment = start_worker(pipeline_env)
+    keys_file = Path(pipeline_env["CITYOPS_API_KEYS_FILE"])
+    intake = httpx.Client(base_url=deployment.api.url, timeout=15, headers={
+        "Authorization": f"Bearer {keys.issue(keys_file, 'live-intake', ['intake'])[1]}"})
+    operator_token = keys.issue(keys_file, "live-operator", ["operator"])[1]
+    operator = httpx.Client(base_url=deployment.api.url, timeout=15,
+                            headers={"Authorization": f"Bearer {operator_token}"})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{deployment.api.url}/screen/")
+        page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        assert page.inner_text("#f-incidents") == "0"
+
+        # Live: the report is in the figures and its task on the map within 5 s of its acknowledgement.
+        reported_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        assert intake.post("/intake/grid-reports", json=REPORT | {"reported_at": reported_at}).status_code == 201
+        acknowledged = time.monotonic()
+        page.wait_for_function("document.getElementById('f-incidents').textContent === '1'", timeout=5_000)
+        # (ECharts lists every region of the map in its data: the grid's open count is what was drawn.)
+        page.wait_for_function(
+            f"(window.cityops.map.getOption().series[0].data.find(d => d.name === '{GRID}') || {{}}).value === 1",
+            timeout=max(1, 5_000 - 1000 * (time.monotonic() - acknowledged)))
+        page.screenshot(path=str(SCREENSHOTS / "screen-live.png"), full_page=True)
+
+        # The operator queue: a wrong key is told so; the right one lists the ticket and dispatches it.
+        incident_id = intake.post("/intake/hotline-tickets", json=WAITING).json()["incident_id"]
+        poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
+        queue = browser.new_page(viewport={"width": 1600, "height": 900})
+        queue.on("pageerror", lambda error: errors.append(str(error)))
+        queue.goto(f"{deployment.api.url}/screen/queue")
+        queue.fill("#key", "not-a-key")
+        queue.click("#login")
+        queue.wait_for_selector("#message.error")
+        assert queue.inner_text("#message").startswith("401")
+        queue.fill("#key", operator_token)
+        queue.click("#login")
+        row = f"tr[data-incident='{incident_id}']"
+        queue.wait_for_selector(row)
+        assert queue.inner_text("#total") == "1" and "占道经营" in queue.inner_text(row)
+        item = next(i for i in operator.get("/operator/items").json()
+                    if i["scope"] == "department" and not i["fallback"])
+        queue.fill(f"{row} .other-item", item["number"])
+        queue.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
+        queue.click(f"{row} .dispatch-other")
+        queue.wait_for_selector("#message.ok")
+        browser.close()
+    assert not errors, errors
+
+    status = poll_until(lambda: intake.get(f"/status/{WAITING['ticket_no']}").json(),
+                        lambda s: s["stage"] == "已派单")
+    assert status["task"]["item_no"] == item["number"] and status["task"]["unit"] == item["primary_unit"]
+    poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 0)
