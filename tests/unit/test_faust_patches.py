@@ -59,3 +59,17 @@ def test_flush_returns_only_once_every_buffered_message_is_acknowledged():
 def test_flush_raises_when_a_buffered_message_was_refused():
     with pytest.raises(ProducerSendError, match="1 of 3"):
         asyncio.run(flushed(SlowDriver(delay=0.01, refused={1}), count=3))
+
+
+def test_while_a_partition_is_read_again_only_its_expected_offset_moves_the_read_position():
+    from agents.faust_patches import ReadOffsets
+
+    offsets = ReadOffsets()
+    offsets["tp"] = 114
+    offsets.rereading["tp"] = 115  # a jump to 241 was seen: read again from 115
+    offsets["tp"] = 241  # a record fetched before the seek: ignored
+    assert offsets["tp"] == 114 and offsets.rereading == {"tp": 115}
+    offsets["tp"] = 115  # the re-read reached the first skipped offset
+    offsets["tp"] = 116
+    assert offsets["tp"] == 116 and offsets.rereading == {}
+    assert offsets["other"] is None  # as Faust's defaultdict: nothing read yet
