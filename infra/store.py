@@ -428,6 +428,28 @@ class Store:
         return [dict(zip(ATTENTION_COLUMNS, (_jsonable(v) for v in row[:-1]), strict=False)) | {"overdue": bool(row[-1])}
                 for row in rows]
 
+    def trend(self, bucket: str, since: dt.datetime, until: dt.datetime, tz: str) -> list[dict]:
+        """Per hour or day (in the city's zone `tz`) from `since` to `until`: reports received, tasks
+        dispatched, tasks closed and closed on time — the screen's trend lines."""
+        if bucket not in ("hour", "day"):
+            raise ValueError("bucket must be hour or day")
+        start = f"toStartOf{bucket.capitalize()}({{column}}, %(tz)s)"
+        window = "{column} >= toDateTime64(%(since)s, 3) AND {column} < toDateTime64(%(until)s, 3)"
+        parameters = {"since": since.timestamp(), "until": until.timestamp(), "tz": tz}
+        counts: dict = {}
+        for table, column, figures in (
+                ("incidents", "reported_at", "count() AS incidents"),
+                ("tasks", "dispatched_at", "count() AS dispatched"),
+                ("tasks", "closed_at", "count() AS closed, countIf(completed_at <= finish_by) AS closed_on_time")):
+            result = self._query_result(
+                f"SELECT {start.format(column=column)} AS at, {figures} FROM {{db}}.{table} FINAL "
+                f"WHERE {window.format(column=column)} GROUP BY at ORDER BY at", parameters)
+            for at, *values in result.result_rows:
+                instant = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+                counts.setdefault(instant.isoformat(), {}).update(zip(result.column_names[1:], values, strict=True))
+        names = ("incidents", "dispatched", "closed", "closed_on_time")
+        return [{"at": at, **{n: row.get(n, 0) for n in names}} for at, row in sorted(counts.items())]
+
     def grid_tasks(self, grid_code: str, now: dt.datetime, limit: int = 100) -> list[dict]:
         """A grid's open tasks, the longest overdue first (what the map's click shows; no text, no caller)."""
         rows = self.query(

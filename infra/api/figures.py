@@ -25,6 +25,21 @@ SOURCE_NAMES = {"hotline": "12345热线", "grid": "网格上报", "sensor": "物
 TERRITORIAL = ("unit", "district", "street", "community")
 
 
+def every_bucket(rows: list[dict], bucket: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """The trend's rows with the empty hours or days (city time) filled with zeros, oldest first."""
+    step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
+    local = start.astimezone(CITY_TZ)
+    at = local.replace(minute=0, second=0, microsecond=0, **({} if bucket == "hour" else {"hour": 0}))
+    found = {dt.datetime.fromisoformat(r["at"]): r for r in rows}
+    filled = []
+    while at < end:
+        zero = {"at": at.astimezone(dt.timezone.utc).isoformat(), "incidents": 0, "dispatched": 0, "closed": 0,
+                "closed_on_time": 0}
+        filled.append(found.get(at, zero))
+        at += step
+    return filled
+
+
 class FiguresCache:
     """The latest `store.stats()`, recomputed when older than `max_age` by whichever request finds it
     stale (one at a time; the others get the snapshot they find)."""
@@ -166,6 +181,17 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         for event in events:
             event["unit_name"] = names.units.get(event["unit"], event["unit"])
         return {"task_id": task_id, "events": events}
+
+    @router.get("/trends/")
+    async def trends(bucket: str = Query("hour", pattern="^(hour|day)$"),
+                     since: dt.datetime | None = Query(None, description="default: 48 hours or 30 days back"),
+                     until: dt.datetime | None = Query(None, description="default: now")) -> dict:
+        """Reports received, tasks dispatched, closed and closed on time per hour or day (city time)."""
+        end = within_store_range(until or now())
+        start = within_store_range(since or end - (dt.timedelta(hours=48) if bucket == "hour" else dt.timedelta(days=30)))
+        rows = await asyncio.to_thread(store.trend, bucket, start, end, str(CITY_TZ))
+        return {"bucket": bucket, "since": start.isoformat(), "until": end.isoformat(),
+                "rows": every_bucket(rows, bucket, start, end)}
 
     @router.get("/units/")
     async def units() -> list[dict]:

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
-import pytest
 
-from infra.api.screen import ECHARTS
 from infra.processes import Service
 from infra.store import Store
 from pipeline.dutylists import grids_file_of
@@ -21,9 +17,8 @@ from pipeline.lifecycle import apply, open_task
 from pipeline.sla import SlaClock
 from pipeline.workcalendar import WorkCalendar
 from schemas import Dispatch, TaskEvent, TaskUpdate
+from tests.integration.browser import SCREENSHOTS, chromium, open_page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
@@ -52,9 +47,6 @@ def _tasks() -> list[TaskUpdate]:
 
 
 def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
-    if not Path(CHROMIUM).exists() or not ECHARTS.exists():
-        pytest.skip("Chromium or the ECharts build is missing (make test installs both)")
     url = f"chdb://{tmp_path / 'clickhouse'}"
     with Store(url) as store:  # filled before the api opens it: chDB is one process per directory
         store.migrate()
@@ -64,21 +56,18 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
     try:
         api.wait_ready(60)
         board = httpx.get(f"{api.url}/sla/?by=unit").json()
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{api.url}/screen/")
+        with chromium() as (browser, errors):
+            page = open_page(browser, errors, f"{api.url}/screen/")
             page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
             page.wait_for_timeout(500)  # the map and the chart draw after the figures
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "screen.png"), full_page=True)
             on_time = page.inner_text("#f-ontime")
             overdue = page.inner_text("#f-overdue")
             board_rows = [row.locator("td").all_inner_texts() for row in page.locator("#board tbody tr").all()]
             score_rows = [row.locator("td").all_inner_texts() for row in page.locator("#scores tbody tr").all()]
             overdue_units = page.locator("#overdue tbody tr td:first-child").all_inner_texts()
+            trend_series = page.evaluate("echarts.getInstanceByDom(document.getElementById('trend'))"
+                                         ".getOption().series.map(s => s.name)")
 
             # Drill-down: an overdue task's timeline, then a grid's open tasks from a click on the map.
             page.click("#overdue tbody tr:first-child")
@@ -88,6 +77,7 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             page.screenshot(path=str(SCREENSHOTS / "screen-timeline.png"))
             page.click("#timeline .close")
             x, y = page.evaluate("""([lon, lat]) => {
+                document.getElementById('map').scrollIntoView();
                 const [x, y] = window.cityops.map.convertToPixel({ seriesIndex: 0 }, [lon, lat]);
                 const box = document.getElementById('map').getBoundingClientRect();
                 return [box.left + x, box.top + y]; }""", _centre_of(GRID_WITH_OVERDUE))
@@ -97,7 +87,6 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             page.screenshot(path=str(SCREENSHOTS / "screen-grid.png"), full_page=True)
             page.click("#lang")
             english_title = page.inner_text("h1")
-            browser.close()
         assert not errors, errors
         total = board["total"]
         assert on_time == f"{100 * total['on_time_closure_rate']:.1f}%" and overdue == str(total["overdue_open"])
@@ -122,6 +111,13 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
         in_grid = httpx.get(f"{api.url}/grids/{GRID_WITH_OVERDUE}/tasks").json()
         assert grid_units == [r["unit_name"] for r in in_grid] and len(in_grid) == 1  # zjj's open task
         assert english_title == "City Operations Centre"
+        assert trend_series == ["受理事件", "派单", "结案", "按期结案"]
+
+        # Trends per city day, the empty days filled: 4 dispatched on the 2nd, one closed then on time, one late on the 4th.
+        days = httpx.get(f"{api.url}/trends/", params={"bucket": "day", "since": "2026-11-01T00:00:00+08:00",
+                                                       "until": "2026-11-06T00:00:00+08:00"}).json()["rows"]
+        assert [(dt.datetime.fromisoformat(r["at"]).astimezone(T0.tzinfo).day, r["dispatched"], r["closed"],
+                 r["closed_on_time"]) for r in days] == [(1, 0, 0, 0), (2, 4, 1, 1), (3, 0, 0, 0), (4, 0, 1, 0), (5, 0, 0, 0)]
     finally:
         api.stop()
 

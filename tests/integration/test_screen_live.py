@@ -9,12 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from infra.api import keys
-from infra.api.screen import ECHARTS
 from infra.processes import poll_until
-from tests.integration.test_screen import CHROMIUM, SCREENSHOTS
+from tests.integration.browser import SCREENSHOTS, chromium, open_page
 
 GRID = "430102001001001"  # a grid of the sample city, and a point inside it
 REPORT = {"report_id": "LIVE-1", "worker_id": "gw-07", "grid_code": GRID, "text": "小区门口路灯不亮，晚上很黑",
@@ -24,9 +22,6 @@ WAITING = {"ticket_no": "QUEUE-1", "received_at": "2026-12-01T09:30:00+08:00", "
 
 
 def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_env, start_worker):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
-    if not Path(CHROMIUM).exists() or not ECHARTS.exists():
-        pytest.skip("Chromium or the ECharts build is missing (make test installs both)")
     deployment = start_worker(pipeline_env)
     keys_file = Path(pipeline_env["CITYOPS_API_KEYS_FILE"])
     intake = httpx.Client(base_url=deployment.api.url, timeout=15, headers={
@@ -34,13 +29,8 @@ def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_e
     operator_token = keys.issue(keys_file, "live-operator", ["operator"])[1]
     operator = httpx.Client(base_url=deployment.api.url, timeout=15,
                             headers={"Authorization": f"Bearer {operator_token}"})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{deployment.api.url}/screen/")
+    with chromium() as (browser, errors):
+        page = open_page(browser, errors, f"{deployment.api.url}/screen/")
         page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
         assert page.inner_text("#f-incidents") == "0"
 
@@ -58,9 +48,7 @@ def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_e
         # The operator queue: a wrong key is told so; the right one lists the ticket and dispatches it.
         incident_id = intake.post("/intake/hotline-tickets", json=WAITING).json()["incident_id"]
         poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
-        queue = browser.new_page(viewport={"width": 1600, "height": 900})
-        queue.on("pageerror", lambda error: errors.append(str(error)))
-        queue.goto(f"{deployment.api.url}/screen/queue")
+        queue = open_page(browser, errors, f"{deployment.api.url}/screen/queue", height=900)
         queue.fill("#key", "not-a-key")
         queue.click("#login")
         queue.wait_for_selector("#message.error")
@@ -76,7 +64,6 @@ def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_e
         queue.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
         queue.click(f"{row} .dispatch-other")
         queue.wait_for_selector("#message.ok")
-        browser.close()
     assert not errors, errors
 
     status = poll_until(lambda: intake.get(f"/status/{WAITING['ticket_no']}").json(),

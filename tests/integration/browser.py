@@ -1,0 +1,38 @@
+"""Debian's Chromium driven by Playwright, for the tests that look at the screen's pages."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from infra.api.screen import ECHARTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+@contextmanager
+def chromium() -> Iterator[tuple[object, list[str]]]:
+    """A headless browser and the list its pages' script errors go to (skips without Chromium)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
+    if not Path(CHROMIUM).exists() or not ECHARTS.exists():
+        pytest.skip("Chromium or the ECharts build is missing (make test installs both)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        errors: list[str] = []
+        try:
+            yield browser, errors
+        finally:
+            browser.close()
+
+
+def open_page(browser, errors: list[str], url: str, height: int = 1000):
+    page = browser.new_page(viewport={"width": 1600, "height": height})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    return page
