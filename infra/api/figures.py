@@ -23,6 +23,7 @@ from schemas.scores import ScoreSchemes
 
 SOURCE_NAMES = {"hotline": "12345热线", "grid": "网格上报", "sensor": "物联感知", "whistle": "街乡吹哨"}
 TERRITORIAL = ("unit", "district", "street", "community")
+TREND_LONGEST = {"hour": dt.timedelta(days=31), "day": dt.timedelta(days=3 * 366)}
 
 
 def every_bucket(rows: list[dict], bucket: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
@@ -189,6 +190,10 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         """Reports received, tasks dispatched, closed and closed on time per hour or day (city time)."""
         end = within_store_range(until or now())
         start = within_store_range(since or end - (dt.timedelta(hours=48) if bucket == "hour" else dt.timedelta(days=30)))
+        longest = TREND_LONGEST[bucket]
+        if end - start > longest:  # one row per bucket: a window of centuries by the hour is millions of rows
+            raise problems.Problem(422, "Invalid input", f"{'an hourly' if bucket == 'hour' else 'a daily'} trend covers at most {longest.days} days",
+                                   errors=[problems.FieldError(field="since", message="too far before until")])
         rows = await asyncio.to_thread(store.trend, bucket, start, end, str(CITY_TZ))
         return {"bucket": bucket, "since": start.isoformat(), "until": end.isoformat(),
                 "rows": every_bucket(rows, bucket, start, end)}
