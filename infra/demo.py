@@ -40,10 +40,11 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
 
     broker = None
     # The demo's own keys, in its own keys file (gone with the run): a read-only one for screens and
-    # curl, an intake one to post a ticket by hand. Printed below.
+    # curl, an intake one to post a ticket by hand, an operator one for the queue page. Printed below.
     keys_file = demo_dir / "api-keys.json"
     read_key = keys.issue(keys_file, "demo-read", ["read"]).token
     intake_key = keys.issue(keys_file, "demo-intake", ["intake"]).token
+    operator_key = keys.issue(keys_file, "demo-operator", ["operator"]).token
     env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
            "CITYOPS_API_KEYS_FILE": str(keys_file)}
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
@@ -69,7 +70,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         console.print("starting the worker (stream stages) and the api (ClickHouse sink, figures)…")
         worker = Deployment.start(env, demo_dir, workers=1, api_key=read_key)
         console.print(f"api at {worker.api.url}/docs (read-only key {read_key}); the wall screen: "
-                      f"{worker.api.url}/screen/", soft_wrap=True)
+                      f"{worker.api.url}/screen/; the operator queue: {worker.api.url}/screen/queue "
+                      f"(operator key {operator_key})", soft_wrap=True)
 
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
