@@ -40,8 +40,8 @@ class ReadOffsets(defaultdict):
 
     def __init__(self):
         super().__init__(lambda: None)
-        self.rereading: dict = {}
-        self.rereads: dict = {}
+        self.rereading: dict = {}  # tp → the offset a re-read waits for
+        self.rereads: dict = {}  # tp → (first skipped offset, re-reads of that jump): one entry per partition
 
     def __setitem__(self, tp, offset) -> None:
         expected = self.rereading.get(tp)
@@ -82,8 +82,9 @@ def reread_skipped_offsets() -> None:
         offsets: ReadOffsets = self._read_offset
         if tp in offsets.rereading:
             return  # already re-reading: this record was fetched before the seek
-        tries = offsets.rereads.get((tp, offset_from), 0) + 1
-        offsets.rereads[(tp, offset_from)] = tries
+        previous, tries = offsets.rereads.get(tp, (None, 0))
+        tries = tries + 1 if previous == offset_from else 1
+        offsets.rereads[tp] = (offset_from, tries)
         if tries > REREADS_BEFORE_GIVING_UP:
             log.error("offsets %d..%d of %s[%d] are still skipped after %d re-reads: counted as processed",
                       offset_from, offset_to - 1, tp.topic, tp.partition, tries - 1)
@@ -111,19 +112,22 @@ def make_producer_flush_complete() -> None:
     broker, and raises ProducerSendError if one failed (the commit then fails: replayed, not lost)."""
     if getattr(ProducerBuffer, "_cityops_flush_complete", False):
         return
-    put, flush = ProducerBuffer.put, ProducerBuffer.flush
+    init, put, flush = ProducerBuffer.__init__, ProducerBuffer.put, ProducerBuffer.flush
+
+    def __init__(self: ProducerBuffer, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        self._cityops_unacknowledged = set()
 
     def tracked_put(self: ProducerBuffer, fut: FutureMessage) -> None:
-        unacknowledged = self.__dict__.setdefault("_cityops_unacknowledged", set())
-        unacknowledged.add(fut)
-        fut.add_done_callback(unacknowledged.discard)  # a FutureMessage resolves on the broker's ack
+        self._cityops_unacknowledged.add(fut)
+        fut.add_done_callback(self._cityops_unacknowledged.discard)  # a FutureMessage resolves on the broker's ack
         put(self, fut)
 
     async def complete_flush(self: ProducerBuffer) -> None:
         if self.state != "running":
             # Stopping: the task that hands messages to the driver is ending and no commit follows.
             return await flush(self)
-        waiting = list(self.__dict__.get("_cityops_unacknowledged", ()))
+        waiting = list(self._cityops_unacknowledged)
         if not waiting:
             return
         await asyncio.wait(waiting)
@@ -132,6 +136,6 @@ def make_producer_flush_complete() -> None:
             cause = None if failed[0].cancelled() else failed[0].exception()
             raise ProducerSendError(f"{len(failed)} of {len(waiting)} buffered message(s) were not produced") from cause
 
-    ProducerBuffer.put = tracked_put
+    ProducerBuffer.__init__, ProducerBuffer.put = __init__, tracked_put
     ProducerBuffer.flush = complete_flush
     ProducerBuffer._cityops_flush_complete = True

@@ -86,7 +86,9 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
                 "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
 # What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid).
 ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
-                     "finish_by", "supervised", "escalated_at", "overdue")
+                     "finish_by", "supervised", "escalated_at")
+# What a trend counts per hour or day (Store.trend).
+TREND_FIGURES = ("incidents", "dispatched", "closed", "closed_on_time")
 # A task's timeline: the facts of each event, no free text (a note, a result, or why a task was
 # parked may name a citizen): a reason only for a return, one of its set phrases or 'other'.
 TIMELINE_COLUMNS = ("event_id", "kind", "at", "unit", "by", "reason", "days", "review_on", "score", "limit", "due_at")
@@ -418,15 +420,9 @@ class Store:
         """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,
         then with `prewarned` those past their pre-warning and not yet due, nearest deadline first: who
         has it, under which item, where — no report text, no caller. `overdue` tells the two apart."""
-        late = f"{OVERDUE_SQL} AS overdue"
         where = (f"status IN {FINISH_RUNNING} AND finish_warn_at <= toDateTime64(%(now)s, 3)" if prewarned
                  else OVERDUE_SQL)
-        rows = self.query(
-            f"SELECT {', '.join(ATTENTION_COLUMNS[:-1])}, {late} FROM {{db}}.tasks FINAL WHERE {where} "
-            "ORDER BY finish_by, task_id LIMIT %(limit)s",
-            {"now": now.timestamp(), "limit": limit})
-        return [dict(zip(ATTENTION_COLUMNS, (_jsonable(v) for v in row[:-1]), strict=False)) | {"overdue": bool(row[-1])}
-                for row in rows]
+        return self._attention(where, {"now": now.timestamp(), "limit": limit})
 
     def trend(self, bucket: str, since: dt.datetime, until: dt.datetime, tz: str) -> list[dict]:
         """Per hour or day (in the city's zone `tz`) from `since` to `until`: reports received, tasks
@@ -447,16 +443,19 @@ class Store:
             for at, *values in result.result_rows:
                 instant = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
                 counts.setdefault(instant.isoformat(), {}).update(zip(result.column_names[1:], values, strict=True))
-        names = ("incidents", "dispatched", "closed", "closed_on_time")
-        return [{"at": at, **{n: row.get(n, 0) for n in names}} for at, row in sorted(counts.items())]
+        return [{"at": at, **{n: row.get(n, 0) for n in TREND_FIGURES}} for at, row in sorted(counts.items())]
 
     def grid_tasks(self, grid_code: str, now: dt.datetime, limit: int = 100) -> list[dict]:
         """A grid's open tasks, the longest overdue first (what the map's click shows; no text, no caller)."""
-        rows = self.query(
-            f"SELECT {', '.join(ATTENTION_COLUMNS[:-1])}, {OVERDUE_SQL} AS overdue FROM {{db}}.tasks FINAL "
-            f"WHERE grid_code = %(grid)s AND {OPEN_SQL} ORDER BY finish_by, task_id LIMIT %(limit)s",
-            {"grid": grid_code, "now": now.timestamp(), "limit": limit})
-        return [dict(zip(ATTENTION_COLUMNS, (_jsonable(v) for v in row[:-1]), strict=False)) | {"overdue": bool(row[-1])}
+        return self._attention(f"grid_code = %(grid)s AND {OPEN_SQL}",
+                               {"grid": grid_code, "now": now.timestamp(), "limit": limit})
+
+    def _attention(self, where: str, parameters: dict) -> list[dict]:
+        """Tasks matching `where` as the screen lists them, the earliest deadline first, each saying
+        whether it is overdue at `now` (the one definition)."""
+        rows = self.query(f"SELECT {', '.join(ATTENTION_COLUMNS)}, {OVERDUE_SQL} AS overdue FROM {{db}}.tasks FINAL "
+                          f"WHERE {where} ORDER BY finish_by, task_id LIMIT %(limit)s", parameters)
+        return [dict(zip((*ATTENTION_COLUMNS, "overdue"), (*map(_jsonable, row[:-1]), bool(row[-1])), strict=True))
                 for row in rows]
 
     def timeline(self, task_id: str) -> list[dict]:

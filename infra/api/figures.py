@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from infra.api import problems
 from infra.api.auth import scoped
 from infra.api.dutylist import CurrentDutyList
-from infra.store import SLA_ALIASES, SLA_DIMENSIONS, Store, within_store_range
+from infra.store import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, Store, within_store_range
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.scores import score, sources_needed
 from schemas.scores import ScoreSchemes
@@ -34,9 +34,7 @@ def every_bucket(rows: list[dict], bucket: str, start: dt.datetime, end: dt.date
     found = {dt.datetime.fromisoformat(r["at"]): r for r in rows}
     filled = []
     while at < end:
-        zero = {"at": at.astimezone(dt.timezone.utc).isoformat(), "incidents": 0, "dispatched": 0, "closed": 0,
-                "closed_on_time": 0}
-        filled.append(found.get(at, zero))
+        filled.append(found.get(at) or {"at": at.astimezone(dt.timezone.utc).isoformat(), **dict.fromkeys(TREND_FIGURES, 0)})
         at += step
     return filled
 
@@ -65,11 +63,11 @@ class Names:
     """Code → name for every SLA dimension: units and places from the registry, items from the duty
     list in force, grids by their community, sources by what the centre calls them."""
 
-    def __init__(self, registry: DutyBook, dutylist: CurrentDutyList):
-        self.registry = registry.units
-        self.units = {code: unit.name for code, unit in registry.units.items()}
+    def __init__(self, book: DutyBook, dutylist: CurrentDutyList):
+        self.unit_records = book.units
+        self.units = {code: unit.name for code, unit in book.units.items()}
         self.grids = {g.code: f"{self.units.get(g.community, g.community)} {g.code[-3:]}号网格"
-                      for g in registry.registry.grids}
+                      for g in book.registry.grids}
         self.dutylist = dutylist
 
     def of(self, by: str) -> dict[str, str]:
@@ -201,7 +199,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
     @router.get("/units/")
     async def units() -> list[dict]:
         """The registry's units (departments, districts, streets, communities): code, name, kind, parent."""
-        return [{"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent} for u in names.registry.values()]
+        return [{"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent} for u in names.unit_records.values()]
 
     @router.get("/tasks/", dependencies=[Depends(scoped("read"))], responses={403: problems.PROBLEM})
     async def tasks(unit: str | None = None, status: str | None = Query(None, description="a status, or 'open'"),
