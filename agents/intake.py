@@ -28,7 +28,8 @@ from pipeline.dedupe import case_key
 from pipeline.dutylists import DutyBook
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
-from pipeline.route import route
+from pipeline.replay import history_events
+from pipeline.route import route, route_history
 from schemas import ClassifiedIncident, Incident, ManualReview
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
         return incident
 
     def dispatch(incident: Incident, book: DutyBook, result: Classification) -> None:
+        if incident.history is not None:
+            replay(incident, book, result)
+            return
         decision = route(incident, result, book, now=wiring.now(), threshold=settings.classify_threshold)
         routable = not isinstance(decision, ManualReview)
         if incident.source == "whistle":  # a whistle is its own case: no merging, no repeat calls
@@ -96,6 +100,18 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
                 case_key=key, incident=incident, confidence=result.confidence, dispatches=decision))
         else:
             wiring.send_manual(decision)
+
+    def replay(incident: Incident, book: DutyBook, result: Classification) -> None:
+        """A historical order is its own case, as its record says (no merging, no repeat calls): its
+        tasks open at its own time, then the events of its record follow on the same keys, so each
+        task's partition sees them after its `dispatched` event."""
+        decision = route_history(incident, result, book, threshold=settings.classify_threshold)
+        if isinstance(decision, ManualReview):
+            wiring.send_manual(decision)
+            return
+        wiring.open_tasks(incident, decision)
+        for event in history_events(incident, decision):
+            wiring.send(names.task_events, event.task_id, event)
 
 
 def classify_batch(dutylists: DutyLists, incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:

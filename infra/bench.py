@@ -493,3 +493,59 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
             figures["profile_top"] = result["profile_top"]
         return figures
 
+
+
+def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: Path | None, *,
+                     limit: int | None = None, quiet_seconds: float = 3.0, log=print) -> dict:
+    """`cityops replay` at full speed into a fresh deployment: how long sending takes, and how long
+    until every order is stored with its whole history (the incidents in, each routed, and the
+    task events quiet for `quiet_seconds`)."""
+    from infra.broker import ensure_cityops_topics
+    from infra.intake_client import IntakeClient
+    from infra.processes import Deployment
+    from infra.replay import load_mapping, replay_file
+
+    mapping = load_mapping(mapping_name)
+    with bench_broker(work_dir) as (servers, broker):
+        names = TopicNames(f"bench{uuid.uuid4().hex[:6]}-replay.")
+        ensure_cityops_topics(servers, names, 4)
+        env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_TOPIC_PREFIX": names.prefix,
+               "CITYOPS_KAFKA_FLAVOR": os.environ.get("CITYOPS_KAFKA_FLAVOR", "tansu"),
+               "CITYOPS_DATA_DIR": str(work_dir), "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL")
+               or f"chdb://{work_dir / 'clickhouse'}"}
+        if model_dir is not None:
+            env["CITYOPS_MODEL_DIR"] = str(model_dir)
+        deployment = Deployment.start(env, work_dir, workers=1)
+        run = PipelineRun(deployment)
+        try:
+            log(f"replaying {path.name} with mapping {mapping.name}…")
+            started = time.time()
+            with IntakeClient(servers, topic_prefix=names.prefix) as client:
+                sent = replay_file(client, path, mapping, limit=limit)
+            quiet = {"events": -1, "since": time.monotonic()}
+
+            def stored_whole() -> bool:
+                s = run.refresh()
+                if s["clickhouse_task_events"] != quiet["events"]:
+                    quiet.update(events=s["clickhouse_task_events"], since=time.monotonic())
+                return (s["clickhouse_incidents"] >= sent.sent and s["deadlettered"] >= sum(sent.refused.values())
+                        and s["dispatched"] + s["manual"] >= s["clickhouse_incidents"]
+                        and time.monotonic() - quiet["since"] >= quiet_seconds)
+
+            wait_for(stored_whole, timeout=3600, idle=120, progress=lambda: run.stats.get("clickhouse_task_events", 0),
+                     what="replay")
+            ended = deployment.api.health()["sink"]["last_stored_at"] or time.time()
+            s = run.stats
+            return {
+                "file": path.name, "mapping": mapping.name, "records": sent.rows, "sent": sent.sent,
+                "refused": sent.refused, "send_seconds": round(sent.seconds, 2),
+                "sent_per_s": round(sent.sent / sent.seconds, 1) if sent.seconds else None,
+                "stored_seconds": round(ended - started, 2),
+                "stored_per_s": round(sent.sent / (ended - started), 1) if ended > started else None,
+                "outcome": {"incidents": s["clickhouse_incidents"], "tasks": s["clickhouse_tasks"],
+                            "task_events": s["clickhouse_task_events"], "manual": s["manual"],
+                            "tasks_by_status": s["tasks_by_status"], "alerts": s["alerts"]},
+                "broker": "embedded Tansu" if broker else servers,
+            }
+        finally:
+            deployment.stop()

@@ -80,6 +80,10 @@ class IntakeClient:
             headers=[(SCHEMA_HEADER, type(message).__name__.encode()), ("content-type", b"application/json")])
         return Delivery(incident_id_of(message), future)
 
+    def send_message(self, topic: str, key: str, message: BaseModel) -> Delivery:
+        """Another cityops message (a replay's dead letter) onto `topic`, keyed by `key`."""
+        return Delivery("", self.producer.send(topic, key=key.encode(), value=message.model_dump_json().encode()))
+
     def close(self, timeout: float = 30) -> None:
         self.producer.flush(timeout)
         self.producer.close(timeout)

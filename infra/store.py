@@ -159,7 +159,8 @@ class StoreUnavailable(RuntimeError):
 
 
 def _incident_row(m: Incident) -> dict:
-    row = m.model_dump(exclude={"location", "summoned_units"})
+    # A replayed order's outcome is in its tasks (`replayed`) and their events, not in the report.
+    row = m.model_dump(exclude={"location", "summoned_units", "history"})
     row["lat"] = m.location.lat if m.location else None
     row["lon"] = m.location.lon if m.location else None
     return row

@@ -55,13 +55,17 @@ def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:
     task = TaskState(
         task_id=event.task_id, incident_id=event.incident_id, unit=d.unit, role=d.role, item_no=d.item_no,
         top_class=d.top_class, dutylist_version=d.dutylist_version, attempt=d.attempt,
-        source=incident.source if incident else "", district=incident.district if incident else None,
+        source=incident.source if incident else "", replayed=bool(incident and incident.history),
+        district=incident.district if incident else None,
         street=incident.street if incident else None, community=incident.community if incident else None,
         grid_code=incident.grid_code if incident else None,
         accept_within_hours=d.accept_within_hours, finish_within_days=d.finish_within_days,
         dispatched_at=event.at, last_event_at=event.at, applied=[event.event_id],
     )
-    return task.model_copy(update=clock.deadlines(task))
+    deadlines = clock.deadlines(task)
+    if d.due_at is not None:  # a replayed order keeps the deadline its record had
+        deadlines["finish_by"] = d.due_at
+    return task.model_copy(update=deadlines)
 
 
 def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:

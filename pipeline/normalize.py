@@ -112,7 +112,8 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
                 incident_id=incident_id_of(msg),
                 source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
                 title=redact_text(msg.title, (msg.caller_name,)), text=text, address=msg.address, location=msg.location,
-                reporter_hash=hash_contact(msg.caller_phone, salt), category_hint=msg.category, **_where(where),
+                reporter_hash=hash_contact(msg.caller_phone, salt), category_hint=msg.category, history=msg.history,
+                **_where(where),
             )
         case GridReport():
             where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)

@@ -37,6 +37,37 @@ def route(incident: Incident, result: Classification, book: DutyBook, *, now: dt
                          reason=result.reason, candidates=result.candidates)
 
 
+def route_history(incident: Incident, result: Classification, book: DutyBook, *,
+                  threshold: float = MIN_CONFIDENCE) -> list[Dispatch] | ManualReview:
+    """A replayed historical order (`incident.history`), dispatched at the time it came in, with the
+    deadline its record had. A record naming its unit goes to that unit under the record's own
+    category (the unit need not be in the registry: the history is a fact, not a routing); its due
+    time, when the record has none, comes from the duty list's standard limits. A record without a
+    unit is routed by the duty list under its best item whatever the confidence (the order was
+    handled, by whom the list says); one the list cannot route goes to the operator like any report."""
+    history, at = incident.history, incident.reported_at
+    if history is None:
+        raise ValueError("route_history routes replayed orders only")
+    if history.unit is None:
+        decision = route(incident, result, book, now=at, threshold=0.0)
+        if isinstance(decision, ManualReview):
+            return decision.model_copy(update={"reason": f"replayed order: {decision.reason}"})
+    else:
+        standard = DutyItem.model_fields
+        top_class = result.top_class if result.item_no and result.confidence >= threshold else None
+        decision = [Dispatch(
+            dispatch_id=ids.dispatch_id(incident.incident_id, history.unit, "primary"),
+            incident_id=incident.incident_id, unit=history.unit, role="primary", item_no=history.item or "history",
+            item_title=history.item or "历史工单", top_class=top_class or "", dutylist_version=book.version,
+            legal_basis=f"historical record ({history.mapping or 'replay'})", confidence=1.0,
+            reason=f"replayed: the record names unit {history.unit}", dispatched_at=at,
+            accept_within_hours=standard["accept_within_hours"].default,
+            finish_within_days=standard["finish_within_days"].default)]
+    if history.due_at is None:
+        return decision
+    return [d.model_copy(update={"due_at": history.due_at}) for d in decision]
+
+
 def dispatch_item(incident: Incident, item_no: str, book: DutyBook, *, now: dt.datetime, confidence: float = 1.0,
                   reason: str = "", candidates: Sequence[str] = (), units: Sequence[str] = (),
                   attempt: int = 0) -> list[Dispatch] | ManualReview:

@@ -5,6 +5,7 @@
 - A pre-warning at `prewarning_fraction` of each limit, overdue at 100%, escalation to the
   supervising unit `escalate_after_days` working days after the finish deadline.
 - A parked (挂账) task raises none of these; on its review date it raises `review_due` once.
+- A replayed historical order (`cityops replay`) raises nothing: its record says what became of it.
 - Per limit only the latest stage that is due is proposed: a worker that was down for a day
   raises "overdue", not a stale pre-warning followed by it.
 
@@ -60,6 +61,8 @@ class SlaClock:
     def _stages(self, task: TaskState) -> list[tuple[str, list[tuple[str, dt.datetime | None]]]]:
         """Per limit that is running, its alert stages in order (none while the clock is stopped)."""
         stages: list[tuple[str, list[tuple[str, dt.datetime | None]]]] = []
+        if task.replayed:  # history: its deadlines passed long ago, and its record says what became of it
+            return stages
         if task.status in ACCEPT_RUNNING:
             stages.append(("accept", [("prewarning", task.accept_warn_at), ("overdue", task.accept_by)]))
         if task.status in FINISH_RUNNING:

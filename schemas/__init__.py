@@ -7,9 +7,9 @@ from schemas.dutylist import (CityRegistry, DutyItem, DutyList, Grid, ItemOverri
                               WhistlePolicy)
 from schemas.events import (Alert, ClassifiedIncident, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview,
                             OperatorDecision, TaskEvent, TaskState, TaskUpdate, WebhookAttempt)
-from schemas.intake import GeoPoint, GridReport, HotlineTicket, SensorReading, Whistle, describe_validation_error
+from schemas.intake import GeoPoint, GridReport, HotlineTicket, OrderHistory, SensorReading, Whistle, describe_validation_error
 
 __all__ = [
-    "Alert", "ClassifiedIncident", "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "SensorRule", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket",
+    "Alert", "ClassifiedIncident", "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "SensorRule", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket", "OrderHistory",
     "DutyListVersion", "Incident", "ManualReview", "OperatorDecision", "SensorReading", "TaskEvent", "TaskState", "TaskUpdate", "WebhookAttempt", "Unit", "Whistle", "describe_validation_error",
 ]

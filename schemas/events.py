@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.intake import GeoPoint
+from schemas.intake import GeoPoint, OrderHistory
 
 Source = Literal["hotline", "grid", "sensor", "whistle"]
 
@@ -49,6 +49,7 @@ class Incident(_Event):
     dutylist_version: str | None = Field(default=None, description="the list in force when it came in; "
                                          "it is routed by that version even if a new one is published meanwhile")
     summoned_units: list[str] = Field(default_factory=list)
+    history: OrderHistory | None = Field(default=None, description="a replayed historical order: what became of it")
 
 
 class Dispatch(_Event):
@@ -72,6 +73,8 @@ class Dispatch(_Event):
     candidates: list[str] = Field(default_factory=list, description="other items the classifier considered, best "
                                   "first: where a return for 职能不符 (wrong function) is re-routed")
     attempt: int = Field(default=0, ge=0, description="0 for the first routing; +1 for each re-routing after a return")
+    due_at: AwareDatetime | None = Field(default=None, description="a replayed order's own deadline (its record's), "
+                                         "instead of the one the limits give")
 
 
 class ManualReview(_Event):
@@ -153,6 +156,8 @@ class TaskState(_Event):
     dutylist_version: str
     attempt: int = 0
     source: str = ""
+    replayed: bool = Field(default=False, description="a historical order replayed: its times are its record's, "
+                           "and the SLA timer raises nothing for it")
     district: str | None = None
     street: str | None = None
     community: str | None = None

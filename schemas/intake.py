@@ -24,6 +24,22 @@ class GeoPoint(_Message):
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
+class OrderHistory(_Message):
+    """What happened to a historical work order, as its record says (`cityops replay` sets it; the api
+    refuses it from integrations): the pipeline keeps these times instead of the clock's, dispatches
+    to the unit the record names, and raises no SLA alerts for it."""
+
+    unit: Code | None = Field(default=None, description="the unit the order went to; None: the duty list "
+                              "routes it")
+    item: str | None = Field(default=None, max_length=64, description="the record's own category, the item when "
+                             "the record names its unit")
+    due_at: AwareDatetime | None = Field(default=None, description="the order's deadline; None: the duty list's "
+                                         "limits give it")
+    accepted_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    mapping: str = Field(default="", max_length=64, description="the replay mapping that read the record")
+
+
 class HotlineTicket(_Message):
     """A 12345 work order (工单) as the hotline system hands it over."""
 
@@ -41,6 +57,8 @@ class HotlineTicket(_Message):
     street: str | None = Field(default=None, max_length=64)
     category: str | None = Field(default=None, max_length=64, description="the service the reporter chose (an "
                                  "Open311 service_code: a duty item), a hint checked against the text")
+    history: OrderHistory | None = Field(default=None, description="a historical order replayed (`cityops "
+                                         "replay`): what became of it")
 
 
 class GridReport(_Message):

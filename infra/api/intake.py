@@ -90,7 +90,12 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
     @router.post("/hotline-tickets", status_code=201, response_model=IntakeReceipt)
     async def hotline_ticket(ticket: HotlineTicket, request: Request, idempotency_key: IdempotencyKey = None,
                              key: ApiKey = intake_key):
-        """A 12345 work order (工单). The caller's name and phone are accepted here and never stored in clear."""
+        """A 12345 work order (工单). The caller's name and phone are accepted here and never stored in clear.
+        `history` is refused: what became of an order is what the units do next, not what a client says
+        (historical orders are imported with `cityops replay`)."""
+        if ticket.history is not None:
+            raise invalid([FieldError(field="history", message="set only by `cityops replay` (historical orders); "
+                                      "a live ticket's outcome comes from the units")], "the report")
         return await single(ticket, request, key, idempotency_key)
 
     @router.post("/grid-reports", status_code=201, response_model=IntakeReceipt)

@@ -64,6 +64,9 @@ def test_bad_input_names_the_field_and_never_echoes_its_value(api):
                     ).status_code == 422
     future = api.post("/intake/hotline-tickets", json=TICKET | {"received_at": "9999-01-01T00:00:00+08:00"}).json()
     assert future["status"] == 422 and [e["field"] for e in future["errors"]] == ["received_at"]
+    # What became of an order is for the units to say, not a client: only `cityops replay` sets history.
+    closed = api.post("/intake/hotline-tickets", json=TICKET | {"history": {"closed_at": "2026-12-01T10:00:00+08:00"}})
+    assert closed.status_code == 422 and [e["field"] for e in closed.json()["errors"]] == ["history"]
 
 
 def test_a_retry_with_the_same_idempotency_key_creates_nothing(api, broker, topic_prefix):

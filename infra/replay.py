@@ -1,0 +1,142 @@
+"""History replay, the outside part: read a file of historical work orders (CSV or JSON lines) with
+a mapping, and put each order on the hotline intake topic as the ticket `pipeline.replay` makes of
+it — at full speed, keyed by its ticket number, so a second replay of the file changes nothing.
+A record that cannot be replayed goes to the dead-letter topic with the reason (the column, never
+its value) and its row number; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from infra.intake_client import IntakeClient
+from pipeline import ids
+from pipeline.replay import ReplayRowError, to_ticket
+from schemas import DeadLetter, describe_validation_error
+from schemas.replay import ReplayMapping
+
+STAGE = "replay"
+CONFIRM_EVERY = 10_000  # records between waits for the broker's acknowledgements (bounded memory)
+
+
+class MappingError(ValueError):
+    """The mapping file cannot be used; the text says where and why."""
+
+
+def shipped_mappings() -> dict[str, Path]:
+    """The mappings that come with cityops (pipeline/data/replay), by name."""
+    folder = resources.files("pipeline").joinpath("data/replay")
+    return {p.name.removesuffix(".yaml"): Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_mapping(name_or_path: str) -> ReplayMapping:
+    """A mapping by the name of one that ships (`us311`) or by its file's path."""
+    path = shipped_mappings().get(name_or_path) or Path(name_or_path)
+    if not path.is_file():
+        raise MappingError(f"{name_or_path}: no such file, and not a shipped mapping "
+                           f"({', '.join(sorted(shipped_mappings()))})")
+    try:
+        return ReplayMapping.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: not YAML: {exc}") from None
+    except ValidationError as exc:
+        raise MappingError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+def read_records(path: Path, mapping: ReplayMapping) -> Iterator[tuple[int, dict | None, str]]:
+    """(row number from 1, the record or None when it cannot be read, the raw text) for each record."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if mapping.format == "csv":
+            reader = csv.DictReader(f)
+            missing = {c for c in _columns(mapping) if c not in (reader.fieldnames or [])}
+            if missing:
+                raise MappingError(f"{path.name}: no column {', '.join(sorted(missing))} (mapping {mapping.name})")
+            for n, row in enumerate(reader, 1):
+                yield n, row, json.dumps(row, ensure_ascii=False)
+        else:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    record = None
+                yield n, record if isinstance(record, dict) else None, line
+
+
+def count_records(path: Path, mapping: ReplayMapping) -> int:
+    """How many records `path` holds, once it is clear the mapping fits it (MappingError if not): a
+    CSV file has the mapping's columns, a JSON-lines file's first record its id and creation time."""
+    first = next(read_records(path, mapping), None)
+    if mapping.format == "jsonl" and first is not None:
+        record = first[1]
+        missing = [c for c in (mapping.id, mapping.created) if record is None or c not in record]
+        if missing:
+            raise MappingError(f"{path.name}: its first record is not a JSON object with {', '.join(missing)} "
+                               f"(mapping {mapping.name} reads JSON lines)")
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return sum(1 for _ in csv.reader(f)) - 1 if mapping.format == "csv" else sum(1 for line in f if line.strip())
+
+
+@dataclass
+class ReplayResult:
+    sent: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # reason → rows (dead-lettered)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return self.sent + sum(self.refused.values())
+
+
+def replay_file(client: IntakeClient, path: Path, mapping: ReplayMapping, *,
+                progress: Callable[[int], None] = lambda n: None, limit: int | None = None) -> ReplayResult:
+    """Send every record of `path` (the first `limit`); `progress(rows)` after each."""
+    started = dt.datetime.now(dt.timezone.utc)
+    result, futures = ReplayResult(), []
+    for n, record, raw in read_records(path, mapping):
+        if limit is not None and result.rows >= limit:
+            break
+        try:
+            if record is None:
+                raise ReplayRowError("(line): not a JSON object")
+            futures.append(client.send(to_ticket(mapping, record)))
+            result.sent += 1
+        except ReplayRowError as exc:
+            reason = str(exc)
+            result.refused[reason] = result.refused.get(reason, 0) + 1
+            topic = f"file:{path.name}"
+            letter = DeadLetter.of(raw.encode(), dead_letter_id=ids.dead_letter_id(topic, 0, n, STAGE), topic=topic,
+                                   partition=0, offset=n, stage=STAGE, reason=f"row {n}: {reason}",
+                                   failed_at=dt.datetime.now(dt.timezone.utc))
+            futures.append(client.send_message(client.names.dead_letters, letter.dead_letter_id, letter))
+        progress(result.rows)
+        if len(futures) >= CONFIRM_EVERY:
+            _confirm(client, futures)
+    _confirm(client, futures)
+    result.seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    return result
+
+
+def _confirm(client: IntakeClient, futures: list) -> None:
+    """Wait for the broker to have everything sent so far; raises if it refused one (then the replay
+    is not complete: run it again, what arrived is not taken twice)."""
+    client.producer.flush()
+    for future in futures:
+        future.result()
+    futures.clear()
+
+
+def _columns(mapping: ReplayMapping) -> set[str]:
+    single = (mapping.id, mapping.created, mapping.due, mapping.accepted, mapping.closed, mapping.unit,
+              mapping.category, mapping.address, mapping.district, mapping.street, mapping.latitude, mapping.longitude)
+    return {c for c in (*single, *mapping.title, *mapping.text) if c}
