@@ -877,6 +877,29 @@ def bench_replay_command(
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench_cli.command("store")
+def bench_store_command(
+    events: int = typer.Option(10_000_000, min=1000, help="task events to generate (about five per task)"),
+    repeats: int = typer.Option(40, min=5, help="runs per query"),
+    as_json: bool = typer.Option(False, "--json", help="one line of JSON"),
+) -> None:
+    """The screen's queries (SLA board, overdue list, trends, a grid's tasks, a timeline, /stats/) over
+    a synthetic history in a fresh chDB store: p50/p95 per query."""
+    import json
+    import tempfile
+
+    from infra.bench_store import run_store_bench
+    from infra.settings import Settings
+    from pipeline.dutylists import load_dutybook
+
+    settings = Settings()
+    book = load_dutybook(settings.dutylist_file, settings.units_file)
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-store-") as work:
+        figures = run_store_bench(events, repeats, Path(work), book, log=say)
+    typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+
+
 @bench_cli.command("pipeline")
 def bench_pipeline_command(
     events: int = typer.Option(5000, help="events in the burst each contender gets"),
