@@ -79,6 +79,8 @@ FROM {db}.tasks ARRAY JOIN
         ('completed', completed_at), ('verified', verified_at), ('closed', closed_at), ('evaluated', evaluated_at),
         ('returned', returned_at), ('prewarning', if(status = 'dispatched', accept_warn_at, NULL))]) AS step
 WHERE dutylist_version = 'bench'""")
+    log("  the SLA rollup…")
+    store.refresh_rollup()
     return tasks
 
 

@@ -56,11 +56,49 @@ SELECT {key} AS key,
     countIf(score = 3) AS satisfied,
     quantilesTDigestIf(0.5, 0.9)(accept_working_hours, accept_working_hours IS NOT NULL) AS accept_hours,
     quantilesTDigestIf(0.5, 0.9)(finish_working_hours, finish_working_hours IS NOT NULL) AS finish_hours
-FROM {db}.tasks FINAL
-WHERE dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3) {source}
+FROM {db}.task_days FINAL
+WHERE day BETWEEN toDate32(toDateTime64(%(since)s, 3)) AND toDate32(toDateTime64(%(until)s, 3))
+  AND dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3) {source}
 GROUP BY key
 ORDER BY tasks DESC, key
 """.replace("{overdue}", OVERDUE_SQL)
+
+
+# The board pre-aggregated (infra/sql/027_sla_rollup.sql): a day's rows recomputed from task_days,
+# one row per dimension value, source and day, with the same definitions as SLA_SQL.
+ROLLUP_DIMENSIONS = ("total", *SLA_DIMENSIONS)
+ROLLUP_REFRESH_SQL = """
+INSERT INTO {db}.sla_rollup
+SELECT dim.1 AS dimension, dim.2 AS key, source, day,
+    count(), countIf(status = 'returned'), countIf(status IN ('dispatched', 'accepted', 'extension_pending')),
+    countIf(status = 'parked'), countIf(accepted_at IS NOT NULL AND accepted_at <= accept_by),
+    countIf(status != 'returned' AND accepted_at IS NOT NULL),
+    groupArrayIf(assumeNotNull(accept_by), status != 'returned' AND accepted_at IS NULL AND accept_by IS NOT NULL),
+    countIf(completed_at IS NOT NULL), countIf(closed_at IS NOT NULL),
+    countIf(closed_at IS NOT NULL AND completed_at <= finish_by), countIf(rework > 0), sum(supervised),
+    countIf(escalated_at IS NOT NULL),
+    groupArrayIf(assumeNotNull(finish_by), status IN {finish_running} AND finish_by IS NOT NULL),
+    countIf(score IS NOT NULL), countIf(score >= 2), countIf(score = 3),
+    quantilesTDigestStateIf(0.5, 0.9)(ifNull(accept_working_hours, 0.), accept_working_hours IS NOT NULL),
+    quantilesTDigestStateIf(0.5, 0.9)(ifNull(finish_working_hours, 0.), finish_working_hours IS NOT NULL),
+    now64(6)
+FROM {db}.task_days FINAL
+ARRAY JOIN [{dimensions}] AS dim
+WHERE day IN %(days)s
+GROUP BY dimension, key, source, day
+""".replace("{finish_running}", str(FINISH_RUNNING)).replace("{dimensions}", ", ".join(
+    ["('total', 'total')", *(f"('{d}', ifNull(toString({d}), ''))" for d in SLA_DIMENSIONS)]))
+ROLLUP_SQL = """
+SELECT key, sum(tasks) AS tasks, sum(returned), sum(open), sum(parked), sum(accepted_in_time),
+    sum(accepted_kept) + sum(arrayCount(x -> x < toDateTime64(%(now)s, 3), unaccepted_accept_by)),
+    sum(handled), sum(closed), sum(closed_on_time), sum(reworked), sum(supervised), sum(escalated),
+    sum(arrayCount(x -> x < toDateTime64(%(now)s, 3), running_finish_by)), sum(evaluated), sum(resolved),
+    sum(satisfied), quantilesTDigestMerge(0.5, 0.9)(accept_hours), quantilesTDigestMerge(0.5, 0.9)(finish_hours)
+FROM {db}.sla_rollup FINAL
+WHERE dimension = %(dimension)s {source}
+GROUP BY key
+ORDER BY tasks DESC, key
+"""
 
 
 QUEUE_SQL = """
@@ -221,6 +259,11 @@ class Store:
                 if sql.name.endswith(".sql"):
                     self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database))
                     applied.append(sql.name)
+        if self.count("task_days", final=False) == 0 and self.count("tasks", final=False) > 0:
+            # A store from before the rollup: the tasks go through task_days_mv once (the copies
+            # collapse with their originals, same version), then the rollup is computed.
+            self.query("INSERT INTO {db}.tasks SELECT * FROM {db}.tasks")
+            self.refresh_rollup()
         return applied
 
     def insert(self, messages: Sequence[BaseModel]) -> int:
@@ -231,6 +274,15 @@ class Store:
             # for a task just opened its dispatch (the `dispatched` event carries it)
             return (self.insert([u.event for u in messages]) + self.insert([u.task for u in messages])
                     + self.insert([u.event.dispatch for u in messages if u.event.dispatch is not None]))
+        if isinstance(messages[0], TaskState):
+            stored = self._insert(messages)
+            # The board's rollup follows at once, for the days of the tasks just stored (a retried
+            # batch, dropped as a duplicate above, still gets its days recomputed: harmless).
+            self.refresh_rollup([m.dispatched_at.astimezone(dt.timezone.utc).date() for m in messages])
+            return stored
+        return self._insert(messages)
+
+    def _insert(self, messages: Sequence[BaseModel]) -> int:
         table, to_row = TABLES[type(messages[0])]
         rows = [to_row(m) for m in messages]
         columns = list(rows[0])
@@ -244,12 +296,22 @@ class Store:
             )
         return len(rows)
 
+    def refresh_rollup(self, days: Sequence[dt.date] | None = None, *, chunk: int = 31) -> int:
+        """Recompute the SLA rollup's rows of these dispatch days (UTC) from task_days; None: every
+        day there is. Safe to repeat: the newest rows of a day win. Returns the days recomputed."""
+        if days is None:
+            days = [r[0] for r in self.query("SELECT DISTINCT day FROM {db}.task_days ORDER BY day")]
+        days = sorted(set(days))
+        for first in range(0, len(days), chunk):
+            self.query(ROLLUP_REFRESH_SQL, {"days": days[first:first + chunk]})
+        return len(days)
+
     def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
         with self._lock:
             return self._client.query(sql.replace("{db}", self.database), parameters=parameters).result_rows
 
-    def count(self, table: str) -> int:
-        return self.query(f"SELECT count() FROM {{db}}.{table} FINAL")[0][0]
+    def count(self, table: str, *, final: bool = True) -> int:
+        return self.query(f"SELECT count() FROM {{db}}.{table}{' FINAL' if final else ''}")[0][0]
 
     def stats(self) -> dict:
         """The figures `cityops demo` prints and the tests check."""
@@ -299,11 +361,17 @@ class Store:
             raise ValueError(f"by must be one of {', '.join(SLA_DIMENSIONS)}")
         now = now or dt.datetime.now(dt.timezone.utc)
         parameters = {"now": now.timestamp(), "since": since.timestamp() if since else 0.0,
-                      "until": until.timestamp() if until else 1e11,  # 1e11 s: beyond year 5000
+                      "until": until.timestamp() if until else 1e10,  # 1e10 s: the year 2286
                       "source": source or ""}
-        sql = SLA_SQL.replace("{source}", "AND source = %(source)s" if source else "")
-        rows = self.query(sql.replace("{key}", f"ifNull(toString({by}), '')"), parameters)
-        total = self.query(sql.replace("{key}", "'total'"), parameters)
+        source_filter = "AND source = %(source)s" if source else ""
+        if since is None and until is None:  # the whole history: the rollup, a few rows per day and value
+            sql = ROLLUP_SQL.replace("{source}", source_filter)
+            rows = self.query(sql, parameters | {"dimension": by})
+            total = self.query(sql, parameters | {"dimension": "total"})
+        else:  # a window of dispatch times to the millisecond: the tasks themselves
+            sql = SLA_SQL.replace("{source}", source_filter)
+            rows = self.query(sql.replace("{key}", f"ifNull(toString({by}), '')"), parameters)
+            total = self.query(sql.replace("{key}", "'total'"), parameters)
         return {"by": by, "now": now.isoformat(), "since": since.isoformat() if since else None,
                 "until": until.isoformat() if until else None, "source": source,
                 "total": _sla_row(total[0]) if total else None, "rows": [_sla_row(r) for r in rows]}

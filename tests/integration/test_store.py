@@ -172,3 +172,72 @@ def test_sla_figures_from_task_updates(store: Store):
     assert early["tasks"] == 4 and early["overdue_open"] == 0  # d is not late yet three hours in
     with pytest.raises(ValueError, match="by must be one of"):
         store.sla("phone")
+
+
+def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store: Store):
+    """The board reads the rollup for the whole history and the tasks for a window: on a mix of lives
+    over several days, units, streets and sources, both give the same counts and rates for every
+    dimension and source, also after the same updates arrive again in other batches."""
+    import random
+
+    from pipeline.lifecycle import apply, open_task
+    from pipeline.sla import SlaClock
+    from pipeline.workcalendar import WorkCalendar
+    from schemas import TaskEvent, TaskUpdate
+
+    clock, rng = SlaClock(WorkCalendar()), random.Random(7)
+    lives = [
+        [("accepted", 1), ("completed", 5), ("verified", 6), ("closed", 7), ("evaluated", 8)],
+        [("accepted", 3), ("completed", 30), ("rework", 31), ("completed", 60), ("verified", 61), ("closed", 62)],
+        [("returned", 0.5)], [("accepted", 1)], [], [("accepted", 2), ("supervised", 20), ("supervised", 40)],
+        [("accepted", 1), ("parked", 2)], [("accepted", 1), ("completed", 100), ("verified", 101), ("closed", 102)],
+    ]
+    updates = []
+    for n in range(240):
+        t0 = NOW - dt.timedelta(days=rng.randrange(6), hours=rng.random() * 20)
+        unit, street, source = rng.choice(["cgj", "zjj", "sthjj"]), rng.choice(["a8-s1", "a8-s2", None]), \
+            rng.choice(["hotline", "grid", "whistle"])
+        incident = Incident(incident_id=f"i{n}", source=source, source_id=str(n), reported_at=t0, normalized_at=t0,
+                            text="t", street=street)
+        d = Dispatch(dispatch_id=f"task{n}", incident_id=incident.incident_id, unit=unit, role="primary",
+                     item_no=rng.choice(["CJ-029", "HB-001"]), item_title="t", top_class="城乡建设", dutylist_version="v",
+                     legal_basis="b", confidence=1, reason="r", dispatched_at=t0, accept_within_hours=2,
+                     finish_within_days=rng.choice([1, 5]))
+        event = TaskEvent(event_id=f"{n}-0", task_id=d.dispatch_id, incident_id=d.incident_id, unit=unit,
+                          kind="dispatched", at=t0, dispatch=d, incident=incident)
+        task = open_task(event, clock)
+        updates.append(TaskUpdate(event=event.model_copy(update={"incident": None}), task=task))
+        for k, (kind, hours) in enumerate(rng.choice(lives), start=1):
+            extra = {"reason": "职能不符"} if kind == "returned" else {"score": rng.choice([1, 2, 3])} \
+                if kind == "evaluated" else {"reason": "r", "review_on": dt.date(2026, 12, 1)} if kind == "parked" else {}
+            event = TaskEvent(event_id=f"{n}-{k}", task_id=d.dispatch_id, incident_id=d.incident_id, unit=unit,
+                              kind=kind, at=t0 + dt.timedelta(hours=hours), **extra)
+            task = apply(task, event, clock)
+            updates.append(TaskUpdate(event=event, task=task))
+    rng.shuffle(updates)  # versions arrive in any order; the highest wins
+    for first in range(0, len(updates), 97):
+        store.insert(updates[first:first + 97])
+    for first in range(0, len(updates), 41):  # redelivered, batched otherwise
+        store.insert(updates[first:first + 41])
+
+    def without_quantiles(board: dict) -> list[dict]:
+        return [{k: v for k, v in row.items() if "_p" not in k} for row in [board["total"], *board["rows"]]]
+
+    as_of, epoch = NOW + dt.timedelta(hours=12), dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc)
+    for by in ("unit", "street", "item_no", "source", "role", "grid_code"):
+        for source in (None, "whistle"):
+            rolled = store.sla(by, now=as_of, source=source)
+            exact = store.sla(by, now=as_of, since=epoch, source=source)
+            assert without_quantiles(rolled) == without_quantiles(exact), (by, source)
+            for got, want in zip([rolled["total"], *rolled["rows"]], [exact["total"], *exact["rows"]], strict=True):
+                for figure in ("accept_hours_p50", "finish_hours_p90"):
+                    assert (got[figure] is None) == (want[figure] is None)
+                    if want[figure] is not None:
+                        assert abs(got[figure] - want[figure]) <= 0.1 * max(1.0, want[figure]), (by, figure)
+    total = store.sla("unit", now=as_of)["total"]
+    assert total["tasks"] == 240 and total["overdue_open"] > 0 and total["supervised"] > 0
+    # The whole history is read from the rollup alone, and the rollup can be rebuilt from the tasks.
+    store.query("TRUNCATE TABLE {db}.sla_rollup")
+    assert store.sla("unit", now=as_of)["total"] is None
+    assert store.refresh_rollup() == len({u.task.dispatched_at.astimezone(dt.timezone.utc).date() for u in updates})
+    assert store.sla("unit", now=as_of)["total"] == total
