@@ -29,73 +29,96 @@ from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, Man
                      TaskState, TaskUpdate, WebhookAttempt)
 
 
-# SQL for "open" (pipeline.lifecycle.OPEN) and "overdue" (open, its finish clock running, past the
+# SQL for "open" (pipeline.lifecycle.OPEN), and below for "overdue" (its finish clock running, past the
 # deadline: pipeline.sla.FINISH_RUNNING): written once, used by the board, the overdue list and the queue.
 OPEN_SQL = f"status IN {tuple(sorted(OPEN))}"
-OVERDUE_SQL = f"status IN {FINISH_RUNNING} AND finish_by < toDateTime64(%(now)s, 3)"
 SLA_DIMENSIONS = ("unit", "role", "item_no", "top_class", "source", "district", "street", "community", "grid_code")
 # Short names people type (`cityops report sla --by item`), for the columns above.
 SLA_ALIASES = {"item": "item_no", "class": "top_class", "grid": "grid_code"}
-SLA_SQL = """
-SELECT {key} AS key,
-    count() AS tasks,
-    countIf(status = 'returned') AS returned,
-    countIf(status IN ('dispatched', 'accepted', 'extension_pending')) AS open,
-    countIf(status = 'parked') AS parked,
-    countIf(accepted_at IS NOT NULL AND accepted_at <= accept_by) AS accepted_in_time,
-    countIf(status != 'returned' AND (accepted_at IS NOT NULL OR accept_by < toDateTime64(%(now)s, 3))) AS accept_due,
-    countIf(completed_at IS NOT NULL) AS handled,
-    countIf(closed_at IS NOT NULL) AS closed,
-    countIf(closed_at IS NOT NULL AND completed_at <= finish_by) AS closed_on_time,
-    countIf(rework > 0) AS reworked,
-    sum(supervised) AS supervised,
-    countIf(escalated_at IS NOT NULL) AS escalated,
-    countIf({overdue}) AS overdue_open,
-    countIf(score IS NOT NULL) AS evaluated,
-    countIf(score >= 2) AS resolved,
-    countIf(score = 3) AS satisfied,
-    quantilesTDigestIf(0.5, 0.9)(accept_working_hours, accept_working_hours IS NOT NULL) AS accept_hours,
-    quantilesTDigestIf(0.5, 0.9)(finish_working_hours, finish_working_hours IS NOT NULL) AS finish_hours
-FROM {db}.task_days FINAL
+NOW_SQL = "toDateTime64(%(now)s, 3)"
+# The board's figures, each defined once, over task rows (`tasks` / `task_days`): the board of a
+# window counts them straight from task_days (SLA_SQL); the rollup keeps them per dimension value,
+# source and day (ROLLUP_REFRESH_SQL) and the board of the whole history sums them (ROLLUP_SQL).
+SLA_COUNTS = (
+    ("tasks", "count()"),
+    ("returned", "countIf(status = 'returned')"),
+    ("open", "countIf(status IN ('dispatched', 'accepted', 'extension_pending'))"),
+    ("parked", "countIf(status = 'parked')"),
+    ("accepted_in_time", "countIf(accepted_at IS NOT NULL AND accepted_at <= accept_by)"),
+    ("accept_due", None), ("handled", "countIf(completed_at IS NOT NULL)"), ("closed", "countIf(closed_at IS NOT NULL)"),
+    ("closed_on_time", "countIf(closed_at IS NOT NULL AND completed_at <= finish_by)"),
+    ("reworked", "countIf(rework > 0)"), ("supervised", "sum(supervised)"),
+    ("escalated", "countIf(escalated_at IS NOT NULL)"), ("overdue_open", None),
+    ("evaluated", "countIf(score IS NOT NULL)"), ("resolved", "countIf(score >= 2)"), ("satisfied", "countIf(score = 3)"),
+)
+# The figures (None above) that depend on the instant asked about: the tasks that count whatever the
+# instant (`kept`, or None), and those that count once their `deadline` has passed by then (`pending`).
+# The rollup keeps the first as `<name>_kept` and the deadlines of the others as `<name>_deadlines`.
+SLA_BY_INSTANT = {
+    "accept_due": ("status != 'returned' AND accepted_at IS NOT NULL", "accept_by",
+                   "status != 'returned' AND accepted_at IS NULL"),
+    "overdue_open": (None, "finish_by", f"status IN {FINISH_RUNNING}"),  # the one overdue definition
+}
+SLA_QUANTILES = (("accept_hours", "accept_working_hours"), ("finish_hours", "finish_working_hours"))
+SLA_FIGURES = (*(name for name, _ in SLA_COUNTS), *(name for name, _ in SLA_QUANTILES))
+OVERDUE_SQL = f"{SLA_BY_INSTANT['overdue_open'][2]} AND finish_by < {NOW_SQL}"
+
+
+def _by_instant(name: str) -> str:
+    kept, deadline, pending = SLA_BY_INSTANT[name]
+    return " + ".join([*([f"countIf({kept})"] if kept else []), f"countIf({pending} AND {deadline} < {NOW_SQL})"])
+
+
+SLA_SQL = f"""
+SELECT {{key}} AS key,
+    {", ".join(f"{expression or _by_instant(name)} AS {name}" for name, expression in SLA_COUNTS)},
+    {", ".join(f"quantilesTDigestIf(0.5, 0.9)({c}, {c} IS NOT NULL) AS {name}" for name, c in SLA_QUANTILES)}
+FROM {{db}}.task_days FINAL
 WHERE day BETWEEN toDate32(toDateTime64(%(since)s, 3)) AND toDate32(toDateTime64(%(until)s, 3))
-  AND dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3) {source}
+  AND dispatched_at >= toDateTime64(%(since)s, 3) AND dispatched_at < toDateTime64(%(until)s, 3) {{source}}
 GROUP BY key
 ORDER BY tasks DESC, key
-""".replace("{overdue}", OVERDUE_SQL)
+"""
 
 
-# The board pre-aggregated (infra/sql/027_sla_rollup.sql): a day's rows recomputed from task_days,
-# one row per dimension value, source and day, with the same definitions as SLA_SQL.
-ROLLUP_DIMENSIONS = ("total", *SLA_DIMENSIONS)
-ROLLUP_REFRESH_SQL = """
-INSERT INTO {db}.sla_rollup
-SELECT dim.1 AS dimension, dim.2 AS key, source, day,
-    count(), countIf(status = 'returned'), countIf(status IN ('dispatched', 'accepted', 'extension_pending')),
-    countIf(status = 'parked'), countIf(accepted_at IS NOT NULL AND accepted_at <= accept_by),
-    countIf(status != 'returned' AND accepted_at IS NOT NULL),
-    groupArrayIf(assumeNotNull(accept_by), status != 'returned' AND accepted_at IS NULL AND accept_by IS NOT NULL),
-    countIf(completed_at IS NOT NULL), countIf(closed_at IS NOT NULL),
-    countIf(closed_at IS NOT NULL AND completed_at <= finish_by), countIf(rework > 0), sum(supervised),
-    countIf(escalated_at IS NOT NULL),
-    groupArrayIf(assumeNotNull(finish_by), status IN {finish_running} AND finish_by IS NOT NULL),
-    countIf(score IS NOT NULL), countIf(score >= 2), countIf(score = 3),
-    quantilesTDigestStateIf(0.5, 0.9)(ifNull(accept_working_hours, 0.), accept_working_hours IS NOT NULL),
-    quantilesTDigestStateIf(0.5, 0.9)(ifNull(finish_working_hours, 0.), finish_working_hours IS NOT NULL),
-    now64(6)
-FROM {db}.task_days FINAL
-ARRAY JOIN [{dimensions}] AS dim
+def _rollup_columns() -> list[tuple[str, str]]:
+    """(column of infra/sql/027_sla_rollup.sql, its expression over a day's task rows)."""
+    columns = []
+    for name, expression in SLA_COUNTS:
+        if expression is not None:
+            columns.append((name, expression))
+            continue
+        kept, deadline, pending = SLA_BY_INSTANT[name]
+        if kept:
+            columns.append((f"{name}_kept", f"countIf({kept})"))
+        columns.append((f"{name}_deadlines",
+                        f"groupArrayIf(assumeNotNull({deadline}), {pending} AND {deadline} IS NOT NULL)"))
+    columns += [(name, f"quantilesTDigestStateIf(0.5, 0.9)(ifNull({c}, 0.), {c} IS NOT NULL)") for name, c in SLA_QUANTILES]
+    return columns
+
+
+ROLLUP_REFRESH_SQL = f"""
+INSERT INTO {{db}}.sla_rollup (dimension, key, source, day, {", ".join(c for c, _ in _rollup_columns())}, refreshed_at)
+SELECT dim.1 AS dimension, dim.2 AS key, source, day, {", ".join(e for _, e in _rollup_columns())}, now64(6)
+FROM {{db}}.task_days FINAL
+ARRAY JOIN [('total', 'total'), {", ".join(f"('{d}', ifNull(toString({d}), ''))" for d in SLA_DIMENSIONS)}] AS dim
 WHERE day IN %(days)s
 GROUP BY dimension, key, source, day
-""".replace("{finish_running}", str(FINISH_RUNNING)).replace("{dimensions}", ", ".join(
-    ["('total', 'total')", *(f"('{d}', ifNull(toString({d}), ''))" for d in SLA_DIMENSIONS)]))
-ROLLUP_SQL = """
-SELECT key, sum(tasks) AS tasks, sum(returned), sum(open), sum(parked), sum(accepted_in_time),
-    sum(accepted_kept) + sum(arrayCount(x -> x < toDateTime64(%(now)s, 3), unaccepted_accept_by)),
-    sum(handled), sum(closed), sum(closed_on_time), sum(reworked), sum(supervised), sum(escalated),
-    sum(arrayCount(x -> x < toDateTime64(%(now)s, 3), running_finish_by)), sum(evaluated), sum(resolved),
-    sum(satisfied), quantilesTDigestMerge(0.5, 0.9)(accept_hours), quantilesTDigestMerge(0.5, 0.9)(finish_hours)
-FROM {db}.sla_rollup FINAL
-WHERE dimension = %(dimension)s {source}
+"""
+
+
+def _rollup_sum(name: str) -> str:
+    if name not in SLA_BY_INSTANT:
+        return f"sum({name})"
+    counted = f"sum(arrayCount(x -> x < {NOW_SQL}, {name}_deadlines))"
+    return f"sum({name}_kept) + {counted}" if SLA_BY_INSTANT[name][0] else counted
+
+
+ROLLUP_SQL = f"""
+SELECT key, {", ".join(f"{_rollup_sum(name)} AS {name}" for name, _ in SLA_COUNTS)},
+    {", ".join(f"quantilesTDigestMerge(0.5, 0.9)({name}) AS {name}" for name, _ in SLA_QUANTILES)}
+FROM {{db}}.sla_rollup FINAL
+WHERE dimension = %(dimension)s {{source}}
 GROUP BY key
 ORDER BY tasks DESC, key
 """
@@ -170,20 +193,20 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _sla_row(r: tuple) -> dict:
-    (key, tasks, returned, open_, parked, accepted_in_time, accept_due, handled, closed, closed_on_time, reworked,
-     supervised, escalated, overdue_open, evaluated, resolved, satisfied, accept_hours, finish_hours) = r
-    kept = tasks - returned
+    """A row of SLA_SQL or ROLLUP_SQL (the key, then SLA_FIGURES) as the board shows it."""
+    key, f = r[0], dict(zip(SLA_FIGURES, r[1:], strict=True))
+    kept = f["tasks"] - f["returned"]
     return {
-        "key": key, "tasks": tasks, "returned": returned, "open": open_, "parked": parked, "overdue_open": overdue_open,
-        "handled": handled, "closed": closed, "evaluated": evaluated, "supervised": supervised, "escalated": escalated,
-        "response_rate": _rate(accepted_in_time, accept_due), "handled_rate": _rate(handled, kept),
+        "key": key, **{name: f[name] for name in ("tasks", "returned", "open", "parked", "overdue_open", "handled",
+                                                  "closed", "evaluated", "supervised", "escalated")},
+        "response_rate": _rate(f["accepted_in_time"], f["accept_due"]), "handled_rate": _rate(f["handled"], kept),
         # 按期结案率: closed by the deadline, of those closed and those still open past it — an overdue
         # open task is late already, so counting closed tasks only read 100% while most were overdue.
-        "closure_rate": _rate(closed, kept), "on_time_closure_rate": _rate(closed_on_time, closed + overdue_open),
-        "rework_rate": _rate(reworked, max(handled, reworked)), "resolution_rate": _rate(resolved, evaluated),
-        "satisfaction_rate": _rate(satisfied, evaluated),
-        "accept_hours_p50": _hours(accept_hours, 0), "accept_hours_p90": _hours(accept_hours, 1),
-        "finish_hours_p50": _hours(finish_hours, 0), "finish_hours_p90": _hours(finish_hours, 1),
+        "closure_rate": _rate(f["closed"], kept),
+        "on_time_closure_rate": _rate(f["closed_on_time"], f["closed"] + f["overdue_open"]),
+        "rework_rate": _rate(f["reworked"], max(f["handled"], f["reworked"])),
+        "resolution_rate": _rate(f["resolved"], f["evaluated"]), "satisfaction_rate": _rate(f["satisfied"], f["evaluated"]),
+        **{f"{name}_p{q}": _hours(f[name], n) for name, _ in SLA_QUANTILES for n, q in enumerate((50, 90))},
     }
 
 
@@ -489,7 +512,7 @@ class Store:
         """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,
         then with `prewarned` those past their pre-warning and not yet due, nearest deadline first: who
         has it, under which item, where — no report text, no caller. `overdue` tells the two apart."""
-        where = (f"status IN {FINISH_RUNNING} AND finish_warn_at <= toDateTime64(%(now)s, 3)" if prewarned
+        where = (f"status IN {FINISH_RUNNING} AND finish_warn_at <= {NOW_SQL}" if prewarned
                  else OVERDUE_SQL)
         return self._attention(where, {"now": now.timestamp(), "limit": limit})
 

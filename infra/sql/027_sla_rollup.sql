@@ -1,9 +1,10 @@
 -- The SLA board, pre-aggregated: per dimension (unit, street, item…, or 'total'), its value, the
 -- intake source and the dispatch day, the counts the board sums and the quantile states it merges.
 -- What depends on the instant asked about (overdue, accept due) is kept as the deadlines of the
--- tasks still running, counted at query time. A day's rows are recomputed from task_days after
--- each insert of tasks touching it (infra.store.Store.refresh_rollup): exact, and idempotent — a
--- recomputation replaces the day's rows (the latest `refreshed_at` wins; read with FINAL).
+-- tasks still running, counted at query time. The columns are infra.store's SLA figures
+-- (SLA_COUNTS, SLA_BY_INSTANT, SLA_QUANTILES), where each is defined. A day's rows are recomputed
+-- from task_days after each insert of tasks touching it (infra.store.Store.refresh_rollup): exact,
+-- and idempotent — a recomputation replaces the day's rows (the latest `refreshed_at` wins; FINAL).
 CREATE TABLE IF NOT EXISTS {db}.sla_rollup
 (
     dimension             LowCardinality(String),
@@ -15,15 +16,15 @@ CREATE TABLE IF NOT EXISTS {db}.sla_rollup
     open                  UInt64,
     parked                UInt64,
     accepted_in_time      UInt64,
-    accepted_kept         UInt64,
-    unaccepted_accept_by  Array(DateTime64(3, 'UTC')),
+    accept_due_kept       UInt64,
+    accept_due_deadlines  Array(DateTime64(3, 'UTC')),
     handled               UInt64,
     closed                UInt64,
     closed_on_time        UInt64,
     reworked              UInt64,
     supervised            UInt64,
     escalated             UInt64,
-    running_finish_by     Array(DateTime64(3, 'UTC')),
+    overdue_open_deadlines Array(DateTime64(3, 'UTC')),
     evaluated             UInt64,
     resolved              UInt64,
     satisfied             UInt64,
