@@ -140,9 +140,9 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         plan = schemes.schemes[chosen]
 
         def compute() -> dict:
+            # The all-tasks board (None) always: its rows are the units or streets scored.
             boards = {source: {r["key"]: r for r in board(by, since, until, as_of, source)["rows"]}
-                      for source in sources_needed(plan)}
-            boards.setdefault(None, {r["key"]: r for r in board(by, since, until, as_of)["rows"]})
+                      for source in {None, *sources_needed(plan)}}
             rows = score(plan, boards)
             for row in rows:
                 row["name"] = names.units.get(row["key"], row["key"])
