@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -53,36 +54,37 @@ def load_mapping(name_or_path: str) -> ReplayMapping:
 
 
 def read_records(path: Path, mapping: ReplayMapping) -> Iterator[tuple[int, dict | None, str]]:
-    """(row number from 1, the record or None when it cannot be read, the raw text) for each record."""
+    """(row number from 1, the record or None when it cannot be read, the raw text) for each record;
+    MappingError before the first when the file does not fit the mapping (a CSV file without its
+    columns, a JSON-lines file whose first record lacks the order's number or creation time)."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         if mapping.format == "csv":
             reader = csv.DictReader(f)
-            missing = {c for c in _columns(mapping) if c not in (reader.fieldnames or [])}
+            missing = sorted(set(mapping.columns()) - set(reader.fieldnames or []))
             if missing:
-                raise MappingError(f"{path.name}: no column {', '.join(sorted(missing))} (mapping {mapping.name})")
+                raise MappingError(f"{path.name}: no column {', '.join(missing)} (mapping {mapping.name})")
             for n, row in enumerate(reader, 1):
                 yield n, row, json.dumps(row, ensure_ascii=False)
-        else:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    record = None
-                yield n, record if isinstance(record, dict) else None, line
+            return
+        first = True
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            record = record if isinstance(record, dict) else None
+            if first and (missing := [c for c in (mapping.id, mapping.created) if record is None or c not in record]):
+                raise MappingError(f"{path.name}: its first record is not a JSON object with {', '.join(missing)} "
+                                   f"(mapping {mapping.name} reads JSON lines)")
+            first = False
+            yield n, record, line
 
 
 def count_records(path: Path, mapping: ReplayMapping) -> int:
-    """How many records `path` holds, once it is clear the mapping fits it (MappingError if not): a
-    CSV file has the mapping's columns, a JSON-lines file's first record its id and creation time."""
-    first = next(read_records(path, mapping), None)
-    if mapping.format == "jsonl" and first is not None:
-        record = first[1]
-        missing = [c for c in (mapping.id, mapping.created) if record is None or c not in record]
-        if missing:
-            raise MappingError(f"{path.name}: its first record is not a JSON object with {', '.join(missing)} "
-                               f"(mapping {mapping.name} reads JSON lines)")
+    """How many records `path` holds (lines, not parsed), once it is clear the mapping fits it."""
+    next(read_records(path, mapping), None)  # MappingError if it does not
     with path.open(encoding="utf-8-sig", newline="") as f:
         return sum(1 for _ in csv.reader(f)) - 1 if mapping.format == "csv" else sum(1 for line in f if line.strip())
 
@@ -101,7 +103,7 @@ class ReplayResult:
 def replay_file(client: IntakeClient, path: Path, mapping: ReplayMapping, *,
                 progress: Callable[[int], None] = lambda n: None, limit: int | None = None) -> ReplayResult:
     """Send every record of `path` (the first `limit`); `progress(rows)` after each."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = time.monotonic()
     result, futures = ReplayResult(), []
     for n, record, raw in read_records(path, mapping):
         if limit is not None and result.rows >= limit:
@@ -123,7 +125,7 @@ def replay_file(client: IntakeClient, path: Path, mapping: ReplayMapping, *,
         if len(futures) >= CONFIRM_EVERY:
             _confirm(client, futures)
     _confirm(client, futures)
-    result.seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    result.seconds = time.monotonic() - started
     return result
 
 
@@ -134,9 +136,3 @@ def _confirm(client: IntakeClient, futures: list) -> None:
     for future in futures:
         future.result()
     futures.clear()
-
-
-def _columns(mapping: ReplayMapping) -> set[str]:
-    single = (mapping.id, mapping.created, mapping.due, mapping.accepted, mapping.closed, mapping.unit,
-              mapping.category, mapping.address, mapping.district, mapping.street, mapping.latitude, mapping.longitude)
-    return {c for c in (*single, *mapping.title, *mapping.text) if c}

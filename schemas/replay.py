@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Column = Annotated[str, Field(min_length=1, max_length=200)]
+# The fields that say how to read the file; every other field names columns.
+READING_FIELDS = frozenset({"name", "format", "timezone", "time_format", "id_prefix"})
 
 
 class ReplayMapping(BaseModel):
@@ -36,6 +38,11 @@ class ReplayMapping(BaseModel):
     street: Column | None = None
     latitude: Column | None = None
     longitude: Column | None = None
+
+    def columns(self) -> list[str]:
+        """Every column the mapping reads."""
+        named = [value for field, value in self if field not in READING_FIELDS and value is not None]
+        return list(dict.fromkeys(c for value in named for c in ([value] if isinstance(value, str) else value)))
 
     @field_validator("timezone")
     @classmethod
