@@ -354,12 +354,9 @@ class PipelineRun:
         return s["clickhouse_incidents"] + s["deadlettered"] + s["dispatched"] + s["manual"] + s["merged"]
 
 
-def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent], events: Sequence[IntakeEvent],
-                   rate_events: dict[float, Sequence[IntakeEvent]], work_dir: Path, model_dir: Path | None,
-                   broker_pid: int | None, profile: Path | None = None, workers: int = 1, log=print) -> dict:
-    """The full pipeline: a burst until every event is stored and routed, then fixed offered rates."""
+def deployment_env(servers: str, names: TopicNames, work_dir: Path, model_dir: Path | None) -> dict[str, str]:
+    """The environment of a bench's own deployment (api + workers) on `servers`, its topics made."""
     from infra.broker import ensure_cityops_topics
-    from infra.processes import Deployment
 
     ensure_cityops_topics(servers, names, 4)
     env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_KAFKA_FLAVOR": os.environ.get("CITYOPS_KAFKA_FLAVOR", "tansu"),
@@ -367,7 +364,16 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
            "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL") or f"chdb://{work_dir / 'clickhouse'}"}
     if model_dir is not None:
         env["CITYOPS_MODEL_DIR"] = str(model_dir)
-    deployment = Deployment.start(env, work_dir, workers=workers)
+    return env
+
+
+def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent], events: Sequence[IntakeEvent],
+                   rate_events: dict[float, Sequence[IntakeEvent]], work_dir: Path, model_dir: Path | None,
+                   broker_pid: int | None, profile: Path | None = None, workers: int = 1, log=print) -> dict:
+    """The full pipeline: a burst until every event is stored and routed, then fixed offered rates."""
+    from infra.processes import Deployment
+
+    deployment = Deployment.start(deployment_env(servers, names, work_dir, model_dir), work_dir, workers=workers)
     run = PipelineRun(deployment)
     watcher = RoutedWatcher(servers, names).start()
     try:
@@ -494,13 +500,11 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
         return figures
 
 
-
 def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: Path | None, *,
                      limit: int | None = None, quiet_seconds: float = 3.0, log=print) -> dict:
     """`cityops replay` at full speed into a fresh deployment: how long sending takes, and how long
     until every order is stored with its whole history (the incidents in, each routed, and the
     task events quiet for `quiet_seconds`)."""
-    from infra.broker import ensure_cityops_topics
     from infra.intake_client import IntakeClient
     from infra.processes import Deployment
     from infra.replay import load_mapping, replay_file
@@ -508,14 +512,7 @@ def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: P
     mapping = load_mapping(mapping_name)
     with bench_broker(work_dir) as (servers, broker):
         names = TopicNames(f"bench{uuid.uuid4().hex[:6]}-replay.")
-        ensure_cityops_topics(servers, names, 4)
-        env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_TOPIC_PREFIX": names.prefix,
-               "CITYOPS_KAFKA_FLAVOR": os.environ.get("CITYOPS_KAFKA_FLAVOR", "tansu"),
-               "CITYOPS_DATA_DIR": str(work_dir), "CLICKHOUSE_URL": os.environ.get("CLICKHOUSE_URL")
-               or f"chdb://{work_dir / 'clickhouse'}"}
-        if model_dir is not None:
-            env["CITYOPS_MODEL_DIR"] = str(model_dir)
-        deployment = Deployment.start(env, work_dir, workers=1)
+        deployment = Deployment.start(deployment_env(servers, names, work_dir, model_dir), work_dir, workers=1)
         run = PipelineRun(deployment)
         try:
             log(f"replaying {path.name} with mapping {mapping.name}…")

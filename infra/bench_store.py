@@ -31,7 +31,7 @@ def generate(store: Store, book: DutyBook, events: int, now: dt.datetime, *, chu
              log: Callable[[str], None] = print) -> int:
     """Insert about `events` task events (and their tasks) ending at `now`; returns the tasks made."""
     tasks = max(1, events // EVENTS_PER_TASK)
-    items = [i for i in book.dutylist.items]
+    items = list(book.dutylist.items)
     units = sorted({i.primary_unit for i in items})
     streets = sorted(u.code for u in book.units.values() if u.kind == "street")
     grids = sorted(g.code for g in book.registry.grids) or [""]
