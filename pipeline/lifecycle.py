@@ -59,13 +59,10 @@ def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:
         district=incident.district if incident else None,
         street=incident.street if incident else None, community=incident.community if incident else None,
         grid_code=incident.grid_code if incident else None,
-        accept_within_hours=d.accept_within_hours, finish_within_days=d.finish_within_days,
+        accept_within_hours=d.accept_within_hours, finish_within_days=d.finish_within_days, due_at=d.due_at,
         dispatched_at=event.at, last_event_at=event.at, applied=[event.event_id],
     )
-    deadlines = clock.deadlines(task)
-    if d.due_at is not None:  # a replayed order keeps the deadline its record had
-        deadlines["finish_by"] = d.due_at
-    return task.model_copy(update=deadlines)
+    return task.model_copy(update=clock.deadlines(task))
 
 
 def apply(task: TaskState, event: TaskEvent, clock: SlaClock) -> TaskState:

@@ -44,7 +44,10 @@ class SlaClock:
     def deadlines(self, task: TaskState) -> dict[str, dt.datetime]:
         cal, start = self.calendar, task.dispatched_at
         accept_seconds = task.accept_within_hours * 3600
-        finish_by = cal.add_working_days(start, task.finish_within_days + task.extension_days)
+        if task.due_at is None:
+            finish_by = cal.add_working_days(start, task.finish_within_days + task.extension_days)
+        else:  # a replayed order: the deadline its record had, moved only by what extends it
+            finish_by = cal.add_working_days(task.due_at, task.extension_days) if task.extension_days else task.due_at
         if task.paused_seconds:
             finish_by = cal.add_working_hours(finish_by, task.paused_seconds / 3600)
         # The pre-warning comes at the fraction of the working time the task may really use.

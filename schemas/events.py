@@ -187,6 +187,8 @@ class TaskState(_Event):
     paused_seconds: float = Field(default=0.0, description="working seconds the finish clock has been stopped")
     score: int | None = None
     reports: int = Field(default=1, description="reports merged into this task's case, the first included")
+    due_at: AwareDatetime | None = Field(default=None, description="a replayed order's own finish deadline (its "
+                                         "record's): finish_by starts from it instead of the limit")
     accept_by: AwareDatetime | None = None
     accept_warn_at: AwareDatetime | None = None
     finish_by: AwareDatetime | None = None
