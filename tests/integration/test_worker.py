@@ -123,8 +123,9 @@ def wait_for_committed(bootstrap: str, group: str, topic: str, total: int, timeo
 
 def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
     """Where the events that never landed went missing: per topic partition, the true end and what
-    the worker's and the sink's groups committed; and of the missing incidents, how many are on the
-    incidents topic (then the sink lost them) and where their intake records sit (else the worker)."""
+    the worker's and the sink's groups committed; of the missing incidents, how many are on the
+    incidents topic (then the sink lost them) and where their intake records sit (else the worker);
+    the dead letters stored against the broken events fed; the incidents stored but never routed."""
     from kafka import KafkaConsumer, TopicPartition
 
     from infra.broker import true_end_offsets
@@ -157,8 +158,17 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
     keys = {e.key for e in events if e.valid and to_incident(parse_intake(e.source, e.value), salt="s", now=NOW,
                                                              locator=locator).incident_id in missing}
     spots = sorted(where[k] for k in keys if k in where)
+    with Store(env["CLICKHOUSE_URL"]) as store:  # stored, but neither dispatched, queued nor merged
+        unrouted = store.query(
+            "SELECT source, incident_id FROM {db}.incidents FINAL WHERE incident_id NOT IN (SELECT incident_id FROM "
+            "{db}.dispatches FINAL WHERE role = 'primary' AND attempt = 0) AND incident_id NOT IN (SELECT incident_id "
+            "FROM {db}.manual_reviews FINAL WHERE attempt = 0) AND incident_id NOT IN (SELECT incident_id FROM "
+            "{db}.task_events FINAL WHERE kind = 'merged') LIMIT 40")
+        dead_letters = store.count("dead_letters")
     return (f"{len(missing)} incidents missing, {on_incidents} of them on the incidents topic; their intake "
-            f"records (partition, offset): {spots[:40]}\n" + "\n".join(lines))
+            f"records (partition, offset): {spots[:40]}\n"
+            f"{dead_letters} dead letters stored of {sum(not e.valid for e in events)} broken events fed; "
+            f"stored but never routed (source, incident): {unrouted}\n" + "\n".join(lines))
 
 
 def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, tmp_path):
@@ -244,7 +254,11 @@ def test_two_workers_share_the_partitions_and_one_killed_mid_stream_loses_nothin
     feeding.join()
     try:
         valid = sum(e.valid for e in events)
-        stats = deployment.wait_until(all_landed(len(events), valid), timeout=300)
+        try:
+            stats = deployment.wait_until(all_landed(len(events), valid), timeout=300)
+        except TimeoutError:
+            deployment.kill()
+            raise AssertionError(explain_loss(broker, pipeline_env, events)) from None
         assert stats["clickhouse_incidents"] == valid and stats["deadlettered"] == len(events) - valid
         # Exactly once: each incident routed once (dispatched, merged or queued), no task opened twice.
         assert stats["dispatched"] + stats["merged"] + stats["manual"] == valid
