@@ -2,7 +2,8 @@
 chDB store, p50/p95 per query. The history is generated inside ClickHouse (INSERT … SELECT FROM
 numbers()), with the sample city's units, items, streets and grids: tasks dispatched over the last
 90 days, most of them closed, some open and overdue, each with its events (dispatched, accepted,
-completed, verified, closed, evaluated, and some alerts) — about five events per task.
+completed, verified, closed, evaluated, and some alerts) — about five events per task — and the
+report each task came from.
 """
 
 from __future__ import annotations
@@ -79,8 +80,17 @@ FROM {db}.tasks ARRAY JOIN
         ('completed', completed_at), ('verified', verified_at), ('closed', closed_at), ('evaluated', evaluated_at),
         ('returned', returned_at), ('prewarning', if(status = 'dispatched', accept_warn_at, NULL))]) AS step
 WHERE dutylist_version = 'bench'""")
-    log("  the SLA rollup…")
+    # The reports: one per task, received a minute before its dispatch, no text (what the screen reads
+    # of them are counts).
+    store.query("""
+INSERT INTO {db}.incidents (incident_id, source, source_id, reported_at, normalized_at, title, text, street, grid_code)
+SELECT incident_id, source, task_id, dispatched_at - toIntervalSecond(60), dispatched_at - toIntervalSecond(59), '', '',
+    street, grid_code
+FROM {db}.tasks WHERE dutylist_version = 'bench'""")
+    log("  the SLA rollup and the trend counts…")
     store.refresh_rollup()
+    store.refresh_activity()
+    store.clean_open_tasks()  # as the sink does every OPEN_TASKS_CLEANUP_SECONDS
     return tasks
 
 

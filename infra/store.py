@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 
 import clickhouse_connect
@@ -61,6 +62,10 @@ SLA_BY_INSTANT = {
 }
 SLA_QUANTILES = (("accept_hours", "accept_working_hours"), ("finish_hours", "finish_working_hours"))
 SLA_FIGURES = (*(name for name, _ in SLA_COUNTS), *(name for name, _ in SLA_QUANTILES))
+# The copies of the tasks that views keep (task_days for the board, open_tasks for the screen's lists).
+TASK_COPIES = {"task_days_mv", "open_tasks_mv", "task_closings_mv"}
+# How often the sink's inserts drop closed tasks from open_tasks for good (one merge of that table).
+OPEN_TASKS_CLEANUP_SECONDS = 60.0
 OVERDUE_SQL = f"{SLA_BY_INSTANT['overdue_open'][2]} AND finish_by < {NOW_SQL}"
 
 
@@ -145,11 +150,23 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
                 "attempt", "reports", "district", "street", "community", "grid_code", "dispatched_at", "accept_by",
                 "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
                 "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
-# What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid).
+# What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid): only
+# open tasks, read from open_tasks (infra/sql/028_open_tasks.sql).
 ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
                      "finish_by", "supervised", "escalated_at")
-# What a trend counts per hour or day (Store.trend).
-TREND_FIGURES = ("incidents", "dispatched", "closed", "closed_on_time")
+# What a trend counts per hour or day (Store.trend), each defined once: (figure, the day-ordered copy it is
+# counted from, the instant that places it in an hour, what is counted). activity_hours keeps the counts
+# per UTC hour, recomputed for the days an insert touches (ACTIVITY_REFRESH_SQL).
+ACTIVITY = (
+    ("incidents", "incident_days", "reported_at", "count()"),
+    ("dispatched", "task_days", "dispatched_at", "count()"),
+    ("closed", "task_closings", "closed_at", "count()"),
+    ("closed_on_time", "task_closings", "closed_at", "countIf(completed_at <= finish_by)"),
+)
+TREND_FIGURES = tuple(figure for figure, *_ in ACTIVITY)
+ACTIVITY_REFRESH_SQL = "INSERT INTO {db}.activity_hours (figure, hour, n, refreshed_at)\n" + "\nUNION ALL\n".join(
+    f"SELECT '{figure}', toStartOfHour({instant}), {counted}, now64(6) FROM {{db}}.{table} FINAL "
+    f"WHERE day IN %(days)s GROUP BY 2" for figure, table, instant, counted in ACTIVITY)
 # A task's timeline: the facts of each event, no free text (a note, a result, or why a task was
 # parked may name a citizen): a reason only for a return, one of its set phrases or 'other'.
 TIMELINE_COLUMNS = ("event_id", "kind", "at", "unit", "by", "reason", "days", "review_on", "score", "limit", "due_at")
@@ -186,6 +203,10 @@ def _task_filter(*, unit: str | None = None, status: str | None = None,
     if status == "open":
         where.append(OPEN_SQL)
     return (f"WHERE {' AND '.join(where)}" if where else ""), parameters
+
+
+def _utc_day(at: dt.datetime) -> dt.date:
+    return at.astimezone(dt.timezone.utc).date()
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -272,21 +293,31 @@ class Store:
         # The chDB client is in-process and not safe for concurrent use; HTTP clients are cheap
         # to serialise too. Inserts run in a worker thread, reads on the event loop's thread.
         self._lock = threading.Lock()
+        self._open_tasks_cleaned = time.monotonic()
 
     def migrate(self) -> list[str]:
         """Apply every DDL file in infra/sql in name order; each is idempotent."""
         applied = []
         with self._lock:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            existed = {r[0] for r in self._client.query(
+                "SELECT name FROM system.tables WHERE database = %(db)s", parameters={"db": self.database}).result_rows}
             for sql in sorted(resources.files("infra").joinpath("sql").iterdir(), key=lambda p: p.name):
                 if sql.name.endswith(".sql"):
-                    self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database))
+                    self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database)
+                                         .replace("{open}", OPEN_SQL))
                     applied.append(sql.name)
-        if self.count("task_days", final=False) == 0 and self.count("tasks", final=False) > 0:
-            # A store from before the rollup: the tasks go through task_days_mv once (the copies
-            # collapse with their originals, same version), then the rollup is computed.
-            self.query("INSERT INTO {db}.tasks SELECT * FROM {db}.tasks")
+        # A store from before one of the copies: the rows go through every view on their table once
+        # (the copies collapse with their originals), then the rollups are computed.
+        new_copies = False
+        for table, copies in (("tasks", TASK_COPIES), ("incidents", {"incident_days_mv"})):
+            if not copies <= existed and self.count(table, final=False) > 0:
+                self.query(f"INSERT INTO {{db}}.{table} SELECT * FROM {{db}}.{table}")
+                new_copies = True
+        if new_copies:
             self.refresh_rollup()
+            self.refresh_activity()
+            self.clean_open_tasks()
         return applied
 
     def insert(self, messages: Sequence[BaseModel]) -> int:
@@ -301,7 +332,15 @@ class Store:
             stored = self._insert(messages)
             # The board's rollup follows at once, for the days of the tasks just stored (a retried
             # batch, dropped as a duplicate above, still gets its days recomputed: harmless).
-            self.refresh_rollup([m.dispatched_at.astimezone(dt.timezone.utc).date() for m in messages])
+            dispatch_days = {_utc_day(m.dispatched_at) for m in messages}
+            self.refresh_rollup(dispatch_days)
+            self.refresh_activity(dispatch_days | {_utc_day(m.closed_at) for m in messages if m.closed_at})
+            if time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
+                self.clean_open_tasks()
+            return stored
+        if isinstance(messages[0], Incident):
+            stored = self._insert(messages)
+            self.refresh_activity({_utc_day(m.reported_at) for m in messages})
             return stored
         return self._insert(messages)
 
@@ -319,14 +358,28 @@ class Store:
             )
         return len(rows)
 
-    def refresh_rollup(self, days: Sequence[dt.date] | None = None, *, chunk: int = 31) -> int:
+    def clean_open_tasks(self) -> None:
+        """Drop the tasks no longer open from open_tasks for good (FINAL already leaves them out): a
+        merge of that small table, so its size follows the open work. Safe at any time."""
+        self.query("OPTIMIZE TABLE {db}.open_tasks FINAL CLEANUP")
+        self._open_tasks_cleaned = time.monotonic()
+
+    def refresh_rollup(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the SLA rollup's rows of these dispatch days (UTC) from task_days; None: every
         day there is. Safe to repeat: the newest rows of a day win. Returns the days recomputed."""
-        if days is None:
-            days = [r[0] for r in self.query("SELECT DISTINCT day FROM {db}.task_days ORDER BY day")]
-        days = sorted(set(days))
+        return self._recompute_days(ROLLUP_REFRESH_SQL, days, "SELECT DISTINCT day FROM {db}.task_days")
+
+    def refresh_activity(self, days: Iterable[dt.date] | None = None) -> int:
+        """Recompute the trend counts (activity_hours) of these UTC days from the day-ordered copies;
+        None: every day there is. Safe to repeat: the newest counts of an hour win."""
+        every_day = " UNION DISTINCT ".join(f"SELECT DISTINCT day FROM {{db}}.{table}"
+                                            for table in sorted({table for _, table, *_ in ACTIVITY}))
+        return self._recompute_days(ACTIVITY_REFRESH_SQL, days, every_day)
+
+    def _recompute_days(self, sql: str, days: Iterable[dt.date] | None, every_day_sql: str, chunk: int = 31) -> int:
+        days = sorted(set(days) if days is not None else {r[0] for r in self.query(every_day_sql)})
         for first in range(0, len(days), chunk):
-            self.query(ROLLUP_REFRESH_SQL, {"days": days[first:first + chunk]})
+            self.query(sql, {"days": days[first:first + chunk]})
         return len(days)
 
     def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
@@ -518,23 +571,18 @@ class Store:
 
     def trend(self, bucket: str, since: dt.datetime, until: dt.datetime, tz: str) -> list[dict]:
         """Per hour or day (in the city's zone `tz`) from `since` to `until`: reports received, tasks
-        dispatched, tasks closed and closed on time — the screen's trend lines."""
+        dispatched, tasks closed and closed on time — the screen's trend lines. Counted in whole hours
+        (activity_hours): the first bucket counts from the start of the hour `since` falls in, and a
+        day is the city's day for zones a whole number of hours from UTC."""
         if bucket not in ("hour", "day"):
             raise ValueError("bucket must be hour or day")
-        start = f"toStartOf{bucket.capitalize()}({{column}}, %(tz)s)"
-        window = "{column} >= toDateTime64(%(since)s, 3) AND {column} < toDateTime64(%(until)s, 3)"
-        parameters = {"since": since.timestamp(), "until": until.timestamp(), "tz": tz}
         counts: dict = {}
-        for table, column, figures in (
-                ("incidents", "reported_at", "count() AS incidents"),
-                ("tasks", "dispatched_at", "count() AS dispatched"),
-                ("tasks", "closed_at", "count() AS closed, countIf(completed_at <= finish_by) AS closed_on_time")):
-            result = self._query_result(
-                f"SELECT {start.format(column=column)} AS at, {figures} FROM {{db}}.{table} FINAL "
-                f"WHERE {window.format(column=column)} GROUP BY at ORDER BY at", parameters)
-            for at, *values in result.result_rows:
-                instant = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-                counts.setdefault(instant.isoformat(), {}).update(zip(result.column_names[1:], values, strict=True))
+        for at, figure, n in self.query(
+                f"SELECT toStartOf{bucket.capitalize()}(hour, %(tz)s) AS at, figure, sum(n) FROM {{db}}.activity_hours FINAL "
+                "WHERE hour >= toStartOfHour(toDateTime64(%(since)s, 3)) AND hour < toDateTime64(%(until)s, 3) "
+                "GROUP BY at, figure ORDER BY at", {"since": since.timestamp(), "until": until.timestamp(), "tz": tz}):
+            instant = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+            counts.setdefault(instant.isoformat(), {})[figure] = n
         return [{"at": at, **{n: row.get(n, 0) for n in TREND_FIGURES}} for at, row in sorted(counts.items())]
 
     def grid_tasks(self, grid_code: str, now: dt.datetime, limit: int = 100) -> list[dict]:
@@ -545,7 +593,7 @@ class Store:
     def _attention(self, where: str, parameters: dict) -> list[dict]:
         """Tasks matching `where` as the screen lists them, the earliest deadline first, each saying
         whether it is overdue at `now` (the one definition)."""
-        rows = self.query(f"SELECT {', '.join(ATTENTION_COLUMNS)}, {OVERDUE_SQL} AS overdue FROM {{db}}.tasks FINAL "
+        rows = self.query(f"SELECT {', '.join(ATTENTION_COLUMNS)}, {OVERDUE_SQL} AS overdue FROM {{db}}.open_tasks FINAL "
                           f"WHERE {where} ORDER BY finish_by, task_id LIMIT %(limit)s", parameters)
         return [dict(zip((*ATTENTION_COLUMNS, "overdue"), (*map(_jsonable, row[:-1]), bool(row[-1])), strict=True))
                 for row in rows]

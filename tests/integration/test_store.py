@@ -174,10 +174,12 @@ def test_sla_figures_from_task_updates(store: Store):
         store.sla("phone")
 
 
-def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store: Store):
-    """The board reads the rollup for the whole history and the tasks for a window: on a mix of lives
-    over several days, units, streets and sources, both give the same counts and rates for every
-    dimension and source, also after the same updates arrive again in other batches."""
+GRIDS = ["430102001001001", "430102001001002", None]
+
+
+def mixed_task_lives(seed: int = 7) -> list:
+    """240 tasks with mixed lives over several days, units, streets, grids and sources (accepted,
+    reworked, returned, parked, supervised, closed, evaluated), as task updates in shuffled order."""
     import random
 
     from pipeline.lifecycle import apply, open_task
@@ -185,7 +187,7 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
     from pipeline.workcalendar import WorkCalendar
     from schemas import TaskEvent, TaskUpdate
 
-    clock, rng = SlaClock(WorkCalendar()), random.Random(7)
+    clock, rng = SlaClock(WorkCalendar()), random.Random(seed)
     lives = [
         [("accepted", 1), ("completed", 5), ("verified", 6), ("closed", 7), ("evaluated", 8)],
         [("accepted", 3), ("completed", 30), ("rework", 31), ("completed", 60), ("verified", 61), ("closed", 62)],
@@ -198,7 +200,7 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
         unit, street, source = rng.choice(["cgj", "zjj", "sthjj"]), rng.choice(["a8-s1", "a8-s2", None]), \
             rng.choice(["hotline", "grid", "whistle"])
         incident = Incident(incident_id=f"i{n}", source=source, source_id=str(n), reported_at=t0, normalized_at=t0,
-                            text="t", street=street)
+                            text="t", street=street, grid_code=rng.choice(GRIDS))
         d = Dispatch(dispatch_id=f"task{n}", incident_id=incident.incident_id, unit=unit, role="primary",
                      item_no=rng.choice(["CJ-029", "HB-001"]), item_title="t", top_class="城乡建设", dutylist_version="v",
                      legal_basis="b", confidence=1, reason="r", dispatched_at=t0, accept_within_hours=2,
@@ -215,6 +217,14 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
             task = apply(task, event, clock)
             updates.append(TaskUpdate(event=event, task=task))
     rng.shuffle(updates)  # versions arrive in any order; the highest wins
+    return updates
+
+
+def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store: Store):
+    """The board reads the rollup for the whole history and the tasks for a window: on a mix of lives
+    over several days, units, streets and sources, both give the same counts and rates for every
+    dimension and source, also after the same updates arrive again in other batches."""
+    updates = mixed_task_lives()
     for first in range(0, len(updates), 97):
         store.insert(updates[first:first + 97])
     for first in range(0, len(updates), 41):  # redelivered, batched otherwise
@@ -241,3 +251,83 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
     assert store.sla("unit", now=as_of)["total"] is None
     assert store.refresh_rollup() == len({u.task.dispatched_at.astimezone(dt.timezone.utc).date() for u in updates})
     assert store.sla("unit", now=as_of)["total"] == total
+
+
+def test_the_open_tasks_list_what_every_task_lists(store: Store):
+    """The overdue list, the pre-warned and a grid's open tasks read open_tasks: they equal the same
+    lists read from every task, before and after closed tasks are cleaned out, and after the same
+    updates arrive again in other batches (the newest version wins; a closed one stays out)."""
+    from infra.store import ATTENTION_COLUMNS, OPEN_SQL, OVERDUE_SQL
+    from pipeline.sla import FINISH_RUNNING
+
+    def from_every_task(where: str, as_of: dt.datetime) -> list[tuple]:
+        return [tuple(r) for r in store.query(
+            f"SELECT task_id, {OVERDUE_SQL} FROM {{db}}.tasks FINAL WHERE {where} ORDER BY finish_by, task_id",
+            {"now": as_of.timestamp(), "grid": GRIDS[0]})]
+
+    def lists(as_of: dt.datetime) -> dict:
+        return {"overdue": [(t["task_id"], t["overdue"]) for t in store.overdue(as_of, 500)],
+                "prewarned": [(t["task_id"], t["overdue"]) for t in store.overdue(as_of, 500, prewarned=True)],
+                "grid": [(t["task_id"], t["overdue"]) for t in store.grid_tasks(GRIDS[0], as_of, 500)]}
+
+    def wanted(as_of: dt.datetime) -> dict:
+        return {"overdue": from_every_task(OVERDUE_SQL, as_of),
+                "prewarned": from_every_task(f"status IN {FINISH_RUNNING} AND finish_warn_at <= toDateTime64(%(now)s, 3)",
+                                             as_of),
+                "grid": from_every_task(f"grid_code = %(grid)s AND {OPEN_SQL}", as_of)}
+
+    updates = mixed_task_lives(seed=11)
+    for first in range(0, len(updates), 97):
+        store.insert(updates[first:first + 97])
+    as_of = NOW + dt.timedelta(hours=12)
+    before = lists(as_of)
+    assert before == wanted(as_of) and all(before.values()) and not all(o for _, o in before["grid"])
+    open_count = store.count("open_tasks")
+    assert 0 < open_count < 240 and store.count("open_tasks", final=False) > open_count
+    store.clean_open_tasks()
+    assert store.count("open_tasks", final=False) == open_count  # the closed ones are gone for good
+    assert lists(as_of) == before
+    for first in range(0, len(updates), 41):  # redelivered after the clean-up, batched otherwise
+        store.insert(updates[first:first + 41])
+    assert lists(as_of) == before
+    assert set(ATTENTION_COLUMNS) <= set(store.overdue(as_of, 1)[0])
+
+
+def test_the_trend_counts_what_the_reports_and_tasks_count(store: Store):
+    """The trend reads activity_hours: per hour and per city day it equals the counts taken straight
+    from the incidents and the tasks, also after the same messages arrive again in other batches."""
+    updates = mixed_task_lives(seed=3)
+    reports = [i.model_copy(update={"reported_at": NOW - dt.timedelta(hours=7 * n)}) for n, i in enumerate(incidents(40))]
+    for first in range(0, len(updates), 97):
+        store.insert(updates[first:first + 97])
+    store.insert(reports[:25])
+    since, until, zone = NOW - dt.timedelta(days=14), NOW + dt.timedelta(days=9), "Asia/Shanghai"
+
+    def straight(bucket: str) -> list[dict]:
+        start = f"toStartOf{bucket.capitalize()}({{}}, '{zone}')"
+        counts: dict = {}
+        for sql in (f"SELECT {start.format('reported_at')}, 'incidents', count() FROM {{db}}.incidents FINAL GROUP BY 1",
+                    f"SELECT {start.format('dispatched_at')}, 'dispatched', count() FROM {{db}}.tasks FINAL GROUP BY 1",
+                    f"SELECT {start.format('assumeNotNull(closed_at)')}, 'closed', count() FROM {{db}}.tasks FINAL "
+                    "WHERE closed_at IS NOT NULL GROUP BY 1",
+                    f"SELECT {start.format('assumeNotNull(closed_at)')}, 'closed_on_time', count() FROM {{db}}.tasks FINAL "
+                    "WHERE closed_at IS NOT NULL AND completed_at <= finish_by GROUP BY 1"):
+            for at, figure, n in store.query(sql):
+                at = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+                counts.setdefault(at.isoformat(), dict.fromkeys(("incidents", "dispatched", "closed", "closed_on_time"), 0))[figure] = n
+        return [{"at": at, **row} for at, row in sorted(counts.items())]
+
+    hourly, daily = store.trend("hour", since, until, zone), store.trend("day", since, until, zone)
+    assert hourly == straight("hour") and daily == straight("day")
+    assert sum(r["incidents"] for r in daily) == 25 and sum(r["dispatched"] for r in daily) == 240
+    assert 0 < sum(r["closed_on_time"] for r in daily) < sum(r["closed"] for r in daily)
+    for first in range(0, len(updates), 41):  # redelivered, batched otherwise, with more reports
+        store.insert(updates[first:first + 41])
+    store.insert(reports[10:])
+    assert store.trend("hour", since, until, zone) == straight("hour")
+    assert sum(r["incidents"] for r in store.trend("day", since, until, zone)) == 40
+    # The counts can be rebuilt from the copies.
+    store.query("TRUNCATE TABLE {db}.activity_hours")
+    assert store.trend("day", since, until, zone) == []
+    store.refresh_activity()
+    assert store.trend("hour", since, until, zone) == straight("hour")
