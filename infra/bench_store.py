@@ -3,7 +3,7 @@ chDB store, p50/p95 per query. The history is generated inside ClickHouse (INSER
 numbers()), with the sample city's units, items, streets and grids: tasks dispatched over the last
 90 days, most of them closed, some open and overdue, each with its events (dispatched, accepted,
 completed, verified, closed, evaluated, and some alerts) — about five events per task — and the
-report each task came from.
+report each task came from, its dispatch, and one report in ten queued for an operator first.
 """
 
 from __future__ import annotations
@@ -87,11 +87,31 @@ INSERT INTO {db}.incidents (incident_id, source, source_id, reported_at, normali
 SELECT incident_id, source, task_id, dispatched_at - toIntervalSecond(60), dispatched_at - toIntervalSecond(59), '', '',
     street, grid_code
 FROM {db}.tasks WHERE dutylist_version = 'bench'""")
+    # Each task's dispatch, and one report in ten queued for an operator before (the tables /stats/ counts).
+    store.query("""
+INSERT INTO {db}.dispatches (dispatch_id, incident_id, unit, role, item_no, item_title, top_class, dutylist_version,
+    legal_basis, confidence, reason, dispatched_at, accept_within_hours, finish_within_days, attempt)
+SELECT task_id, incident_id, unit, role, item_no, '', top_class, dutylist_version, '', 1, 'bench', dispatched_at,
+    accept_within_hours, finish_within_days, attempt
+FROM {db}.tasks WHERE dutylist_version = 'bench'""")
+    store.query("""
+INSERT INTO {db}.manual_reviews (incident_id, reason, candidates, queued_at, attempt)
+SELECT incident_id, 'low confidence', [], reported_at, 0 FROM {db}.incidents WHERE cityHash64(incident_id) % 10 = 0""")
     log("  the SLA rollup and the trend counts…")
     store.refresh_rollup()
     store.refresh_activity()
     store.clean_open_tasks()  # as the sink does every OPEN_TASKS_CLEANUP_SECONDS
     return tasks
+
+
+def wait_for_merges(store: Store, timeout: float = 300.0) -> float:
+    """Wait until no background merge of the store's database runs, at most `timeout` seconds;
+    returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout and store.query(
+            "SELECT count() FROM system.merges WHERE database = '{db}'")[0][0]:
+        time.sleep(1)
+    return time.monotonic() - started
 
 
 def time_queries(queries: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict]:
@@ -118,6 +138,9 @@ def run_store_bench(events: int, repeats: int, work_dir: Path, book: DutyBook, l
         started = time.perf_counter()
         tasks = generate(store, book, events, now, log=log)
         generated = time.perf_counter() - started
+        # Time at rest, as a live store mostly is: after ClickHouse's background merges of the bulk load.
+        settled = wait_for_merges(store)
+        log(f"  background merges settled in {settled:.0f} s")
         stored_events = store.count("task_events")
         log(f"{tasks:,} tasks, {stored_events:,} task events in {generated:.0f} s; timing queries…")
         day = dt.timedelta(days=1)
@@ -134,5 +157,6 @@ def run_store_bench(events: int, repeats: int, work_dir: Path, book: DutyBook, l
             "stats": store.stats,
             "timeline": lambda: store.timeline("bench-12345"),
         }
-        return {"events": stored_events, "tasks": tasks, "generate_seconds": round(generated, 1), "repeats": repeats,
+        return {"events": stored_events, "tasks": tasks, "generate_seconds": round(generated, 1),
+                "merges_seconds": round(settled, 1), "repeats": repeats,
                 "queries": time_queries(queries, repeats)}

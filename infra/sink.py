@@ -103,8 +103,9 @@ class Sink:
         for letter in letters:  # acknowledged by the broker before the offsets move
             await (await producer.send(self.names.dead_letters, key=letter.dead_letter_id.encode(),
                                        value=letter.model_dump_json().encode()))
+        if batches:
+            await insert_until_stored(self.store, list(batches.values()))
         for model, rows in batches.items():
-            await insert_until_stored(self.store, rows)
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
         if fetched:
             await consumer.commit()
@@ -143,16 +144,16 @@ class Sink:
                              reason=reason, failed_at=self.now())
 
 
-async def insert_until_stored(store: Store, rows: list[BaseModel]) -> None:
+async def insert_until_stored(store: Store, batches: list[list[BaseModel]]) -> None:
     """Retry with capped backoff: while the store is down the stream waits (backpressure) and
     nothing is acknowledged, so nothing is lost. The dedup token makes the retries harmless."""
     delay = 0.5
     while True:
         try:
-            await asyncio.to_thread(store.insert, rows)
+            await asyncio.to_thread(store.insert, *batches)
             return
         except Exception as exc:
             metrics.SINK_RETRIES.inc()
-            log.warning("ClickHouse insert of %d rows failed, retrying in %.1fs: %s", len(rows), delay, exc)
+            log.warning("ClickHouse insert of %d rows failed, retrying in %.1fs: %s", sum(map(len, batches)), delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 
@@ -24,7 +25,7 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from infra.settings import redact_url
-from pipeline.lifecycle import OPEN
+from pipeline.lifecycle import ALL, OPEN
 from pipeline.sla import FINISH_RUNNING
 from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
                      TaskState, TaskUpdate, WebhookAttempt)
@@ -40,6 +41,8 @@ NOW_SQL = "toDateTime64(%(now)s, 3)"
 # The board's figures, each defined once, over task rows (`tasks` / `task_days`): the board of a
 # window counts them straight from task_days (SLA_SQL); the rollup keeps them per dimension value,
 # source and day (ROLLUP_REFRESH_SQL) and the board of the whole history sums them (ROLLUP_SQL).
+# Tasks per status, for /stats/ (the board shows the rates above).
+STATUS_COUNTS = tuple((f"status_{status}", f"countIf(status = '{status}')") for status in sorted(ALL))
 SLA_COUNTS = (
     ("tasks", "count()"),
     ("returned", "countIf(status = 'returned')"),
@@ -51,6 +54,7 @@ SLA_COUNTS = (
     ("reworked", "countIf(rework > 0)"), ("supervised", "sum(supervised)"),
     ("escalated", "countIf(escalated_at IS NOT NULL)"), ("overdue_open", None),
     ("evaluated", "countIf(score IS NOT NULL)"), ("resolved", "countIf(score >= 2)"), ("satisfied", "countIf(score = 3)"),
+    *STATUS_COUNTS,
 )
 # The figures (None above) that depend on the instant asked about: the tasks that count whatever the
 # instant (`kept`, or None), and those that count once their `deadline` has passed by then (`pending`).
@@ -154,19 +158,34 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
 # open tasks, read from open_tasks (infra/sql/028_open_tasks.sql).
 ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
                      "finish_by", "supervised", "escalated_at")
-# What a trend counts per hour or day (Store.trend), each defined once: (figure, the day-ordered copy it is
-# counted from, the instant that places it in an hour, what is counted). activity_hours keeps the counts
-# per UTC hour, recomputed for the days an insert touches (ACTIVITY_REFRESH_SQL).
+# What activity_hours counts per UTC hour, each defined once: (the figure, as SQL: one name or one per
+# group, the day-ordered copy it is counted from, the instant that places it in an hour, what is
+# counted). The screen's trend lines (TREND_FIGURES) and most of /stats/ sum these hours. The counts
+# are recomputed for the days an insert touches (Store.refresh_activity); every figure only grows.
 ACTIVITY = (
-    ("incidents", "incident_days", "reported_at", "count()"),
-    ("dispatched", "task_days", "dispatched_at", "count()"),
-    ("closed", "task_closings", "closed_at", "count()"),
-    ("closed_on_time", "task_closings", "closed_at", "countIf(completed_at <= finish_by)"),
+    ("'incidents'", "incident_days", "reported_at", "count()"),
+    ("'dispatched'", "task_days", "dispatched_at", "count()"),
+    ("'closed'", "task_closings", "closed_at", "count()"),
+    ("'closed_on_time'", "task_closings", "closed_at", "countIf(completed_at <= finish_by)"),
+    ("concat('event:', kind)", "event_days", "at", "count()"),
+    # A report joins a case once, at its own report time: one hour holds all its `merged` events.
+    ("'merged_incidents'", "event_days", "at", "uniqExactIf(incident_id, kind = 'merged')"),
+    ("'dispatches'", "dispatch_days", "dispatched_at", "count()"),
+    ("concat('first_dispatch:', unit)", "dispatch_days", "dispatched_at", "countIf(role = 'primary' AND attempt = 0)"),
+    ("'rerouted'", "dispatch_days", "dispatched_at", "countIf(role = 'primary' AND attempt > 0)"),
 )
-TREND_FIGURES = tuple(figure for figure, *_ in ACTIVITY)
-ACTIVITY_REFRESH_SQL = "INSERT INTO {db}.activity_hours (figure, hour, n, refreshed_at)\n" + "\nUNION ALL\n".join(
-    f"SELECT '{figure}', toStartOfHour({instant}), {counted}, now64(6) FROM {{db}}.{table} FINAL "
-    f"WHERE day IN %(days)s GROUP BY 2" for figure, table, instant, counted in ACTIVITY)
+# The copy each table's inserts feed, whose days an insert of that table makes activity_hours recompute.
+ACTIVITY_COPIES = {"incidents": "incident_days", "task_events": "event_days", "dispatches": "dispatch_days"}
+TREND_FIGURES = ("incidents", "dispatched", "closed", "closed_on_time")
+
+
+def _activity_refresh_sql(tables: Iterable[str]) -> str:
+    """INSERT … SELECT of the ACTIVITY figures counted from these copies, each for its days %(<copy>)s."""
+    return "INSERT INTO {db}.activity_hours (figure, hour, n, refreshed_at)\n" + "\nUNION ALL\n".join(
+        f"SELECT {figure} AS figure, toStartOfHour({instant}) AS hour, {counted}, now64(6) FROM {{db}}.{table} FINAL "
+        f"WHERE day IN %({table})s GROUP BY figure, hour" for figure, table, instant, counted in ACTIVITY if table in tables)
+
+
 # A task's timeline: the facts of each event, no free text (a note, a result, or why a task was
 # parked may name a citizen): a reason only for a return, one of its set phrases or 'other'.
 TIMELINE_COLUMNS = ("event_id", "kind", "at", "unit", "by", "reason", "days", "review_on", "score", "limit", "due_at")
@@ -298,10 +317,10 @@ class Store:
     def migrate(self) -> list[str]:
         """Apply every DDL file in infra/sql in name order; each is idempotent."""
         applied = []
+        existed = {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = '{db}'")}
+        rollup_columns = self._columns("sla_rollup")
         with self._lock:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            existed = {r[0] for r in self._client.query(
-                "SELECT name FROM system.tables WHERE database = %(db)s", parameters={"db": self.database}).result_rows}
             for sql in sorted(resources.files("infra").joinpath("sql").iterdir(), key=lambda p: p.name):
                 if sql.name.endswith(".sql"):
                     self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database)
@@ -310,39 +329,48 @@ class Store:
         # A store from before one of the copies: the rows go through every view on their table once
         # (the copies collapse with their originals), then the rollups are computed.
         new_copies = False
-        for table, copies in (("tasks", TASK_COPIES), ("incidents", {"incident_days_mv"})):
+        for table, copies in (("tasks", TASK_COPIES), *((t, {f"{copy}_mv"}) for t, copy in ACTIVITY_COPIES.items())):
             if not copies <= existed and self.count(table, final=False) > 0:
                 self.query(f"INSERT INTO {{db}}.{table} SELECT * FROM {{db}}.{table}")
                 new_copies = True
-        if new_copies:
+        if new_copies or (rollup_columns and rollup_columns != self._columns("sla_rollup")):
             self.refresh_rollup()
             self.refresh_activity()
             self.clean_open_tasks()
         return applied
 
-    def insert(self, messages: Sequence[BaseModel]) -> int:
-        """Insert messages of one type as one batch; safe to call again with the same batch."""
-        if not messages:
-            return 0
+    def _columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.query("SELECT name FROM system.columns WHERE database = '{db}' "
+                                         "AND table = %(table)s ORDER BY position", {"table": table})]
+
+    def insert(self, *batches: Sequence[BaseModel]) -> int:
+        """Insert batches of messages, each of one type, then bring the SLA rollup and the activity
+        counts up to date once for the days they touched; safe to call again with the same batches (a
+        retried batch, dropped as a duplicate, still gets its days recomputed: harmless)."""
+        touched: dict[str, set[dt.date]] = defaultdict(set)  # rollup or copy → days to recompute
+        stored = sum(self._insert_batch(batch, touched) for batch in batches if batch)
+        if touched["rollup"]:
+            self.refresh_rollup(touched.pop("rollup"))
+        self._refresh_activity({copy: days for copy, days in touched.items() if days})
+        if touched["task_days"] and time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
+            self.clean_open_tasks()
+        return stored
+
+    def _insert_batch(self, messages: Sequence[BaseModel], touched: dict[str, set[dt.date]]) -> int:
         if isinstance(messages[0], TaskUpdate):  # the task stage's output: the event, the task after it, and
             # for a task just opened its dispatch (the `dispatched` event carries it)
-            return (self.insert([u.event for u in messages]) + self.insert([u.task for u in messages])
-                    + self.insert([u.event.dispatch for u in messages if u.event.dispatch is not None]))
+            return sum(self._insert_batch(batch, touched) for batch in (
+                [u.event for u in messages], [u.task for u in messages],
+                [u.event.dispatch for u in messages if u.event.dispatch is not None]) if batch)
+        stored = self._insert(messages)
         if isinstance(messages[0], TaskState):
-            stored = self._insert(messages)
-            # The board's rollup follows at once, for the days of the tasks just stored (a retried
-            # batch, dropped as a duplicate above, still gets its days recomputed: harmless).
-            dispatch_days = {_utc_day(m.dispatched_at) for m in messages}
-            self.refresh_rollup(dispatch_days)
-            self.refresh_activity(dispatch_days | {_utc_day(m.closed_at) for m in messages if m.closed_at})
-            if time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
-                self.clean_open_tasks()
-            return stored
-        if isinstance(messages[0], Incident):
-            stored = self._insert(messages)
-            self.refresh_activity({_utc_day(m.reported_at) for m in messages})
-            return stored
-        return self._insert(messages)
+            touched["rollup"].update(_utc_day(m.dispatched_at) for m in messages)
+            touched["task_days"].update(_utc_day(m.dispatched_at) for m in messages)
+            touched["task_closings"].update(_utc_day(m.closed_at) for m in messages if m.closed_at)
+        elif copy := ACTIVITY_COPIES.get(TABLES[type(messages[0])][0]):
+            instant = next(instant for _, table, instant, _ in ACTIVITY if table == copy)  # a field of the message too
+            touched[copy].update(_utc_day(getattr(m, instant)) for m in messages)
+        return stored
 
     def _insert(self, messages: Sequence[BaseModel]) -> int:
         table, to_row = TABLES[type(messages[0])]
@@ -367,20 +395,28 @@ class Store:
     def refresh_rollup(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the SLA rollup's rows of these dispatch days (UTC) from task_days; None: every
         day there is. Safe to repeat: the newest rows of a day win. Returns the days recomputed."""
-        return self._recompute_days(ROLLUP_REFRESH_SQL, days, "SELECT DISTINCT day FROM {db}.task_days")
+        if days is None:
+            days = {r[0] for r in self.query("SELECT DISTINCT day FROM {db}.task_days")}
+        days = sorted(set(days))
+        for first in range(0, len(days), 31):
+            self.query(ROLLUP_REFRESH_SQL, {"days": days[first:first + 31]})
+        return len(days)
 
     def refresh_activity(self, days: Iterable[dt.date] | None = None) -> int:
-        """Recompute the trend counts (activity_hours) of these UTC days from the day-ordered copies;
+        """Recompute the hourly counts (activity_hours) of these UTC days from every day-ordered copy;
         None: every day there is. Safe to repeat: the newest counts of an hour win."""
-        every_day = " UNION DISTINCT ".join(f"SELECT DISTINCT day FROM {{db}}.{table}"
-                                            for table in sorted({table for _, table, *_ in ACTIVITY}))
-        return self._recompute_days(ACTIVITY_REFRESH_SQL, days, every_day)
-
-    def _recompute_days(self, sql: str, days: Iterable[dt.date] | None, every_day_sql: str, chunk: int = 31) -> int:
-        days = sorted(set(days) if days is not None else {r[0] for r in self.query(every_day_sql)})
-        for first in range(0, len(days), chunk):
-            self.query(sql, {"days": days[first:first + chunk]})
+        copies = sorted({table for _, table, *_ in ACTIVITY})
+        if days is None:
+            days = {r[0] for r in self.query(" UNION DISTINCT ".join(f"SELECT DISTINCT day FROM {{db}}.{table}"
+                                                                       for table in copies))}
+        days = sorted(set(days))
+        for first in range(0, len(days), 31):
+            self._refresh_activity(dict.fromkeys(copies, days[first:first + 31]))
         return len(days)
+
+    def _refresh_activity(self, days_by_copy: dict[str, Iterable[dt.date]]) -> None:
+        if days_by_copy:
+            self.query(_activity_refresh_sql(days_by_copy), {copy: sorted(days) for copy, days in days_by_copy.items()})
 
     def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
         with self._lock:
@@ -390,34 +426,49 @@ class Store:
         return self.query(f"SELECT count() FROM {{db}}.{table}{' FINAL' if final else ''}")[0][0]
 
     def stats(self) -> dict:
-        """The figures `cityops demo` prints and the tests check."""
-        per_unit = self.query(
-            "SELECT unit, count() FROM {db}.dispatches FINAL WHERE role = 'primary' AND attempt = 0 "
-            "GROUP BY unit ORDER BY count() DESC")
+        """The figures `cityops demo` prints, the screen polls and the tests check: the large tables'
+        counts summed from activity_hours and the SLA rollup (a few thousand rows, whatever the
+        history), the small tables' counted."""
+        activity = {figure: n for figure, n in self.query(
+            "SELECT figure, sum(n) FROM {db}.activity_hours FINAL GROUP BY figure") if n}
+
+        def group(prefix: str) -> dict[str, int]:
+            found = {figure.removeprefix(prefix): n for figure, n in activity.items() if figure.startswith(prefix)}
+            return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+
+        statuses = ", ".join(f"sumIf({name}, dimension = 'total')" for name, _ in STATUS_COUNTS)
+        by_status, returned_primary = self.query(
+            f"SELECT [{statuses}], sumIf(returned, dimension = 'role' AND key = 'primary') "
+            "FROM {db}.sla_rollup FINAL WHERE dimension IN ('total', 'role')")[0]
+        tasks_by_status = {name.removeprefix("status_"): n for (name, _), n in zip(STATUS_COUNTS, by_status) if n}
+        manual, requeued, tanpai_refused = self.query(
+            "SELECT countIf(attempt = 0), countIf(attempt > 0), countIf(tanpai_refused) FROM {db}.manual_reviews FINAL")[0]
+        alerts = dict(self.query("SELECT kind, count() FROM {db}.alerts FINAL GROUP BY kind"))
+        per_unit = group("first_dispatch:")
+        events = group("event:")
         return {
-            "clickhouse_incidents": self.count("incidents"),
-            "clickhouse_dispatches": self.count("dispatches"),
-            "clickhouse_task_events": self.count("task_events"),
+            "clickhouse_incidents": activity.get("incidents", 0),
+            "clickhouse_dispatches": activity.get("dispatches", 0),
+            "clickhouse_task_events": sum(events.values()),
             # First routings: each incident is dispatched, merged or queued once (returns are counted apart).
-            "manual": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE attempt = 0")[0][0],
-            "merged": self.query("SELECT uniqExact(incident_id) FROM {db}.task_events FINAL WHERE kind = 'merged'")[0][0],
-            "hotspots": self.query("SELECT count() FROM {db}.alerts FINAL WHERE kind = 'hotspot'")[0][0],
-            "alerts": dict(self.query("SELECT kind, count() FROM {db}.alerts FINAL GROUP BY kind")),
-            "clickhouse_tasks": self.count("tasks"),
-            "tasks_by_status": dict(self.query("SELECT status, count() FROM {db}.tasks FINAL GROUP BY status")),
-            "task_events_by_kind": dict(self.query("SELECT kind, count() FROM {db}.task_events FINAL GROUP BY kind")),
-            "rerouted": self.query("SELECT count() FROM {db}.dispatches FINAL WHERE attempt > 0 AND role = 'primary'")[0][0],
-            "requeued": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE attempt > 0")[0][0],
-            "returned_primary": self.query(
-                "SELECT count() FROM {db}.tasks FINAL WHERE status = 'returned' AND role = 'primary'")[0][0],
+            "manual": manual,
+            "merged": activity.get("merged_incidents", 0),
+            "hotspots": alerts.get("hotspot", 0),
+            "alerts": alerts,
+            "clickhouse_tasks": sum(tasks_by_status.values()),
+            "tasks_by_status": tasks_by_status,
+            "task_events_by_kind": events,
+            "rerouted": activity.get("rerouted", 0),
+            "requeued": requeued,
+            "returned_primary": returned_primary,
             "webhook_attempts": self.count("webhook_attempts"),
-            "tanpai_refused": self.query("SELECT count() FROM {db}.manual_reviews FINAL WHERE tanpai_refused")[0][0],
+            "tanpai_refused": tanpai_refused,
             "closed_without_dispatch": dict(self.query(
                 "SELECT close_reason, count() FROM {db}.operator_decisions FINAL WHERE action = 'close' "
                 "GROUP BY close_reason")),
             "deadlettered": self.count("dead_letters"),
-            "dispatched": sum(n for _, n in per_unit),
-            "dispatched_per_unit": dict(per_unit),
+            "dispatched": sum(per_unit.values()),
+            "dispatched_per_unit": per_unit,
         }
 
     def sla(self, by: str = "unit", now: dt.datetime | None = None, since: dt.datetime | None = None,
@@ -579,8 +630,9 @@ class Store:
         counts: dict = {}
         for at, figure, n in self.query(
                 f"SELECT toStartOf{bucket.capitalize()}(hour, %(tz)s) AS at, figure, sum(n) FROM {{db}}.activity_hours FINAL "
-                "WHERE hour >= toStartOfHour(toDateTime64(%(since)s, 3)) AND hour < toDateTime64(%(until)s, 3) "
-                "GROUP BY at, figure ORDER BY at", {"since": since.timestamp(), "until": until.timestamp(), "tz": tz}):
+                "WHERE figure IN %(figures)s AND hour >= toStartOfHour(toDateTime64(%(since)s, 3)) "
+                "AND hour < toDateTime64(%(until)s, 3) GROUP BY at, figure ORDER BY at",
+                {"since": since.timestamp(), "until": until.timestamp(), "tz": tz, "figures": TREND_FIGURES}):
             instant = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
             counts.setdefault(instant.isoformat(), {})[figure] = n
         return [{"at": at, **{n: row.get(n, 0) for n in TREND_FIGURES}} for at, row in sorted(counts.items())]

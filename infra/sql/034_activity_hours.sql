@@ -1,7 +1,7 @@
--- What the screen's trend lines count, per UTC hour: reports received, tasks dispatched, tasks closed
--- and closed on time (infra.store.ACTIVITY, where each is defined). An hour's counts are recomputed
--- from incident_days, task_days and task_closings after each insert touching its day
--- (infra.store.Store.refresh_rollup): exact, and idempotent — the latest `refreshed_at` wins (FINAL).
+-- What the screen's trend lines and /stats/ count, per UTC hour: reports received, tasks dispatched, closed
+-- and closed on time, task events by kind, dispatches (infra.store.ACTIVITY, where each is defined). An hour's counts are recomputed
+-- from the day-ordered copies (incident_days, task_days, task_closings, event_days, dispatch_days) after each insert touching its day
+-- (infra.store.Store.refresh_activity): exact, and idempotent — the latest `refreshed_at` wins (FINAL).
 -- A trend of days sums the hours of each day in the city's zone.
 CREATE TABLE IF NOT EXISTS {db}.activity_hours
 (

@@ -331,3 +331,47 @@ def test_the_trend_counts_what_the_reports_and_tasks_count(store: Store):
     assert store.trend("day", since, until, zone) == []
     store.refresh_activity()
     assert store.trend("hour", since, until, zone) == straight("hour")
+
+
+def test_stats_sum_what_counting_every_row_counts(store: Store):
+    """/stats/ sums activity_hours and the SLA rollup: its figures equal the counts taken over every
+    row of the tables, also after the same messages arrive again in other batches."""
+    from schemas import TaskEvent
+
+    updates = mixed_task_lives(seed=5)
+    merged = [TaskEvent(event_id=f"m{n}-{task}", task_id=f"task{task}", incident_id=f"late{n}", unit="cgj", kind="merged",
+                        at=NOW - dt.timedelta(hours=n)) for n in range(6) for task in (n, n + 1)]  # two tasks each
+    for first in range(0, len(updates), 97):
+        store.insert(updates[first:first + 97])
+    store.insert(merged)
+    store.insert(incidents(30))
+
+    def straight() -> dict:
+        one = lambda sql: store.query(sql)[0][0]  # noqa: E731
+        per_unit = dict(store.query("SELECT unit, count() FROM {db}.dispatches FINAL WHERE role = 'primary' "
+                                    "AND attempt = 0 GROUP BY unit ORDER BY count() DESC, unit"))
+        return {
+            "clickhouse_incidents": store.count("incidents"), "clickhouse_dispatches": store.count("dispatches"),
+            "clickhouse_task_events": store.count("task_events"),
+            "merged": one("SELECT uniqExact(incident_id) FROM {db}.task_events FINAL WHERE kind = 'merged'"),
+            "clickhouse_tasks": store.count("tasks"),
+            "tasks_by_status": dict(store.query("SELECT status, count() FROM {db}.tasks FINAL GROUP BY status")),
+            "task_events_by_kind": dict(store.query("SELECT kind, count() FROM {db}.task_events FINAL GROUP BY kind")),
+            "rerouted": one("SELECT count() FROM {db}.dispatches FINAL WHERE attempt > 0 AND role = 'primary'"),
+            "returned_primary": one("SELECT count() FROM {db}.tasks FINAL WHERE status = 'returned' AND role = 'primary'"),
+            "dispatched": sum(per_unit.values()), "dispatched_per_unit": per_unit,
+        }
+
+    def summed() -> dict:
+        return {name: value for name, value in store.stats().items() if name in wanted}
+
+    wanted = straight()
+    assert summed() == wanted
+    assert wanted["merged"] == 6 and wanted["clickhouse_incidents"] == 30 and wanted["returned_primary"] > 0
+    assert len(wanted["tasks_by_status"]) >= 5 and wanted["clickhouse_task_events"] > wanted["clickhouse_tasks"] == 240
+    for first in range(0, len(updates), 41):  # redelivered, batched otherwise
+        store.insert(updates[first:first + 41])
+    store.insert(merged[::-1])
+    store.insert(incidents(40))
+    wanted = straight()
+    assert summed() == wanted and wanted["clickhouse_incidents"] == 40
