@@ -75,11 +75,16 @@ class DutyLists:
             log.info("reading %d published duty-list record(s) from %s", end, topic_name)
             while True:
                 if not self.ready.is_set() and await consumer.position(tp) >= end:
+                    # The classifier of the list in force is built before the first report is routed
+                    # (about 2 s: its keyword and word automata), not by the first report.
+                    await asyncio.to_thread(self.classifier_for, self.current)
                     log.info("duty list in force: %s (known: %s)", self.current.version, ", ".join(self.books.versions))
                     self.ready.set()
                 for records in (await consumer.getmany(tp, timeout_ms=500)).values():
                     for record in records:
                         self._apply(record)
+                    if self.ready.is_set():  # a list published meanwhile: its classifier too, off the loop
+                        await asyncio.to_thread(self.classifier_for, self.current)
         finally:
             await consumer.stop()
 
