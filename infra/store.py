@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 
 import clickhouse_connect
@@ -66,8 +66,6 @@ SLA_BY_INSTANT = {
 }
 SLA_QUANTILES = (("accept_hours", "accept_working_hours"), ("finish_hours", "finish_working_hours"))
 SLA_FIGURES = (*(name for name, _ in SLA_COUNTS), *(name for name, _ in SLA_QUANTILES))
-# The copies of the tasks that views keep (task_days for the board, open_tasks for the screen's lists).
-TASK_COPIES = {"task_days_mv", "open_tasks_mv", "task_closings_mv"}
 # How often the sink's inserts drop closed tasks from open_tasks for good (one merge of that table).
 OPEN_TASKS_CLEANUP_SECONDS = 60.0
 OVERDUE_SQL = f"{SLA_BY_INSTANT['overdue_open'][2]} AND finish_by < {NOW_SQL}"
@@ -174,8 +172,12 @@ ACTIVITY = (
     ("concat('first_dispatch:', unit)", "dispatch_days", "dispatched_at", "countIf(role = 'primary' AND attempt = 0)"),
     ("'rerouted'", "dispatch_days", "dispatched_at", "countIf(role = 'primary' AND attempt > 0)"),
 )
-# The copy each table's inserts feed, whose days an insert of that table makes activity_hours recompute.
-ACTIVITY_COPIES = {"incidents": "incident_days", "task_events": "event_days", "dispatches": "dispatch_days"}
+# Each copy's instant, also a field of the message its table stores: the days an insert touches.
+COPY_INSTANTS = {table: instant for _, table, instant, _ in ACTIVITY}
+# The copies of each table that views keep (infra/sql/025–038, each fed by `<copy>_mv`): task_days for
+# the board (and the rollup), open_tasks for the screen's lists, the rest for activity_hours.
+COPIES = {"tasks": ("task_days", "open_tasks", "task_closings"), "incidents": ("incident_days",),
+          "task_events": ("event_days",), "dispatches": ("dispatch_days",)}
 TREND_FIGURES = ("incidents", "dispatched", "closed", "closed_on_time")
 
 
@@ -222,6 +224,11 @@ def _task_filter(*, unit: str | None = None, status: str | None = None,
     if status == "open":
         where.append(OPEN_SQL)
     return (f"WHERE {' AND '.join(where)}" if where else ""), parameters
+
+
+def _chunks(days: list[dt.date], size: int = 31) -> Iterator[list[dt.date]]:
+    """Days a month at a time: one recomputation query each, its IN list bounded."""
+    return (days[first:first + size] for first in range(0, len(days), size))
 
 
 def _utc_day(at: dt.datetime) -> dt.date:
@@ -329,8 +336,8 @@ class Store:
         # A store from before one of the copies: the rows go through every view on their table once
         # (the copies collapse with their originals), then the rollups are computed.
         new_copies = False
-        for table, copies in (("tasks", TASK_COPIES), *((t, {f"{copy}_mv"}) for t, copy in ACTIVITY_COPIES.items())):
-            if not copies <= existed and self.count(table, final=False) > 0:
+        for table, copies in COPIES.items():
+            if not {f"{copy}_mv" for copy in copies} <= existed and self.count(table, final=False) > 0:
                 self.query(f"INSERT INTO {{db}}.{table} SELECT * FROM {{db}}.{table}")
                 new_copies = True
         if new_copies or (rollup_columns and rollup_columns != self._columns("sla_rollup")):
@@ -347,13 +354,13 @@ class Store:
         """Insert batches of messages, each of one type, then bring the SLA rollup and the activity
         counts up to date once for the days they touched; safe to call again with the same batches (a
         retried batch, dropped as a duplicate, still gets its days recomputed: harmless)."""
-        touched: dict[str, set[dt.date]] = defaultdict(set)  # rollup or copy → days to recompute
+        touched: dict[str, set[dt.date]] = defaultdict(set)  # copy → days to recompute
         stored = sum(self._insert_batch(batch, touched) for batch in batches if batch)
-        if touched["rollup"]:
-            self.refresh_rollup(touched.pop("rollup"))
+        if touched["task_days"]:  # tasks were stored: the rollup's days are their dispatch days
+            self.refresh_rollup(touched["task_days"])
+            if time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
+                self.clean_open_tasks()
         self._refresh_activity({copy: days for copy, days in touched.items() if days})
-        if touched["task_days"] and time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
-            self.clean_open_tasks()
         return stored
 
     def _insert_batch(self, messages: Sequence[BaseModel], touched: dict[str, set[dt.date]]) -> int:
@@ -363,13 +370,9 @@ class Store:
                 [u.event for u in messages], [u.task for u in messages],
                 [u.event.dispatch for u in messages if u.event.dispatch is not None]) if batch)
         stored = self._insert(messages)
-        if isinstance(messages[0], TaskState):
-            touched["rollup"].update(_utc_day(m.dispatched_at) for m in messages)
-            touched["task_days"].update(_utc_day(m.dispatched_at) for m in messages)
-            touched["task_closings"].update(_utc_day(m.closed_at) for m in messages if m.closed_at)
-        elif copy := ACTIVITY_COPIES.get(TABLES[type(messages[0])][0]):
-            instant = next(instant for _, table, instant, _ in ACTIVITY if table == copy)  # a field of the message too
-            touched[copy].update(_utc_day(getattr(m, instant)) for m in messages)
+        for copy in COPIES.get(TABLES[type(messages[0])][0], ()):
+            if instant := COPY_INSTANTS.get(copy):  # (open_tasks is not counted per day)
+                touched[copy].update(_utc_day(at) for m in messages if (at := getattr(m, instant)) is not None)
         return stored
 
     def _insert(self, messages: Sequence[BaseModel]) -> int:
@@ -395,24 +398,25 @@ class Store:
     def refresh_rollup(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the SLA rollup's rows of these dispatch days (UTC) from task_days; None: every
         day there is. Safe to repeat: the newest rows of a day win. Returns the days recomputed."""
-        if days is None:
-            days = {r[0] for r in self.query("SELECT DISTINCT day FROM {db}.task_days")}
-        days = sorted(set(days))
-        for first in range(0, len(days), 31):
-            self.query(ROLLUP_REFRESH_SQL, {"days": days[first:first + 31]})
+        days = self._days(days, ["task_days"])
+        for chunk in _chunks(days):
+            self.query(ROLLUP_REFRESH_SQL, {"days": chunk})
         return len(days)
 
     def refresh_activity(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the hourly counts (activity_hours) of these UTC days from every day-ordered copy;
         None: every day there is. Safe to repeat: the newest counts of an hour win."""
-        copies = sorted({table for _, table, *_ in ACTIVITY})
-        if days is None:
-            days = {r[0] for r in self.query(" UNION DISTINCT ".join(f"SELECT DISTINCT day FROM {{db}}.{table}"
-                                                                       for table in copies))}
-        days = sorted(set(days))
-        for first in range(0, len(days), 31):
-            self._refresh_activity(dict.fromkeys(copies, days[first:first + 31]))
+        days = self._days(days, COPY_INSTANTS)
+        for chunk in _chunks(days):
+            self._refresh_activity(dict.fromkeys(COPY_INSTANTS, chunk))
         return len(days)
+
+    def _days(self, days: Iterable[dt.date] | None, copies: Iterable[str]) -> list[dt.date]:
+        """`days` in order, once each; None: every day the copies hold."""
+        if days is None:
+            days = {r[0] for r in self.query(" UNION DISTINCT ".join(f"SELECT DISTINCT day FROM {{db}}.{copy}"
+                                                                       for copy in copies))}
+        return sorted(set(days))
 
     def _refresh_activity(self, days_by_copy: dict[str, Iterable[dt.date]]) -> None:
         if days_by_copy:
