@@ -29,14 +29,14 @@ from infra import metrics
 from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.route import reroute_returned
-from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, SlaClock
+from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock
 from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
 
 log = logging.getLogger(__name__)
 
 ALERT_KIND = {"prewarning": "prewarning", "overdue": "overdue", "escalated": "escalation", "review_due": "review_due"}
 STAGE = "tasks"
-RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a proposal not applied by then (lost, or a busy stream) goes again
+RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a task whose proposals are not applied by then is looked at again
 
 
 def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
@@ -46,17 +46,25 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
 
     # task id → TaskRecord as JSON
     tasks = wiring.table("tasks")
-    proposed: dict[str, float] = {}  # proposal event id → when sent (monotonic), to avoid flooding the topic
     # task id → Summary: what the timer, /health and /metrics read, without parsing every task each
     # time. Derived from the table, so rebuilt from it when they disagree (after recovery or rebalance).
     summaries: dict[str, Summary] = {}
+    due_index = DueIndex()  # the tasks by when the timer must look at them next
+    proposed_at: dict[str, float] = {}  # task id → when its proposals went (monotonic): not sent again at once
 
     def task_summaries() -> dict[str, Summary]:
         if len(summaries) != len(tasks):
             summaries.clear()
+            due_index.clear()
+            proposed_at.clear()
             for task_id, stored in list(tasks.items()):
-                summaries[task_id] = Summary.of(TaskRecord.model_validate_json(stored).task, sla)
+                summarise(task_id, TaskRecord.model_validate_json(stored).task)
         return summaries
+
+    def summarise(task_id: str, task: TaskState) -> None:
+        summaries[task_id] = summary = Summary.of(task, sla)
+        due_index.set(task_id, summary.next_due)
+        proposed_at.pop(task_id, None)
 
     @wiring.app.agent(wiring.topic(names.task_events), name=STAGE, concurrency=1)
     async def task_stage(stream):
@@ -79,7 +87,7 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         except InvalidTransition as exc:
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
         tasks[after.task_id] = record.model_dump_json().encode()
-        summaries[after.task_id] = Summary.of(after, sla)
+        summarise(after.task_id, after)
         # The update carries the event without its copy of the incident (that has its own table).
         wiring.send(names.task_updates, after.task_id,
                     TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
@@ -117,21 +125,25 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
 
     @wiring.app.timer(settings.sla_check_seconds)
     async def sla_timer() -> None:
-        """Propose the alerts that are due. Runs on every worker over the tasks it holds."""
+        """Propose the alerts that are due. Runs on every worker over the tasks it holds, touching only
+        the due ones (`DueIndex`), so a tick costs the same with 100 or 1,000,000 open tasks."""
         if not ready():
             return
         now, started = clock.now(), time.monotonic()
-        for task_id, summary in list(task_summaries().items()):
-            if summary.next_due is None or summary.next_due > now or (stored := tasks.get(task_id)) is None:
+        task_summaries()  # rebuilds the index after recovery or a rebalance
+        for task_id, sent in list(proposed_at.items()):
+            # Not applied yet (lost, a busy stream, or a task that moved past it): look again.
+            if started - sent >= RESEND_PROPOSAL_AFTER:
+                del proposed_at[task_id]
+                if (summary := summaries.get(task_id)) is not None:
+                    due_index.set(task_id, summary.next_due)
+        for task_id in due_index.pop_due(now):
+            if (stored := tasks.get(task_id)) is None:
                 continue
             for proposal in sla.due(TaskRecord.model_validate_json(stored).task, now):
-                if started - proposed.get(proposal.event_id, -RESEND_PROPOSAL_AFTER) < RESEND_PROPOSAL_AFTER:
-                    continue
-                proposed[proposal.event_id] = started
                 wiring.send(names.task_events, task_id, proposal)
-        for event_id, sent in list(proposed.items()):
-            if started - sent > 10 * RESEND_PROPOSAL_AFTER:
-                del proposed[event_id]
+            # Applying a proposal re-indexes the task (`summarise`); until then it waits here.
+            proposed_at[task_id] = started
 
     return tasks, task_summaries
 

@@ -16,7 +16,8 @@ where the state machine applies each once (its key lands in `alerts_raised`).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 
 from pipeline import ids
 from pipeline.workcalendar import WorkCalendar
@@ -110,3 +111,43 @@ class SlaClock:
         if start is None or end is None:
             return None
         return self.calendar.working_seconds_between(start, end) / 3600
+
+
+@dataclass
+class DueIndex:
+    """Tasks by the instant the SLA timer must next look at them (`SlaClock.next_due`): a heap, so
+    each tick touches only the tasks that are due, however many are held. An entry replaced by a
+    newer instant stays in the heap until it surfaces and is skipped (cheaper than removing it)."""
+
+    _heap: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    _next: dict[str, dt.datetime] = field(default_factory=dict)  # task id → its one live entry
+
+    def set(self, task_id: str, next_due: dt.datetime | None) -> None:
+        """Index the task at `next_due`; None takes it out (nothing left to watch)."""
+        if next_due is None:
+            self._next.pop(task_id, None)
+            return
+        if self._next.get(task_id) == next_due:
+            return
+        self._next[task_id] = next_due
+        heapq.heappush(self._heap, (next_due, task_id))
+        if len(self._heap) > 2 * len(self._next) + 1024:  # mostly replaced entries: rebuild
+            self._heap = [(due, task) for task, due in self._next.items()]
+            heapq.heapify(self._heap)
+
+    def pop_due(self, now: dt.datetime) -> list[str]:
+        """The tasks due at `now`, taken out of the index (set them again to be looked at again)."""
+        due_now = []
+        while self._heap and self._heap[0][0] <= now:
+            due, task_id = heapq.heappop(self._heap)
+            if self._next.get(task_id) == due:
+                del self._next[task_id]
+                due_now.append(task_id)
+        return due_now
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._next.clear()
+
+    def __len__(self) -> int:
+        return len(self._next)
