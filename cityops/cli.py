@@ -32,10 +32,13 @@ def broker(port: int = typer.Option(9092, help="loopback port to listen on")) ->
 def worker() -> None:
     """Run the stream stages (one Faust app). Start N of them on the same topics to share the work;
     /health and /metrics on CITYOPS_WORKER_WEB_PORT."""
+    import os
+    import sys
+
     import faust
 
     from agents.topics import TopicNames
-    from cityops.worker import create_worker_app
+    from cityops.worker import BrokerLogLost, create_worker_app
     from infra.broker import ensure_cityops_topics, start_embedded_broker
     from infra.kafka_config import kafka_python_security
     from infra.settings import Settings
@@ -58,7 +61,15 @@ def worker() -> None:
             logging.getLogger(__name__).warning("no trained model in %s: keywords alone classify, so more incidents "
                                                 "go to the operators; run `cityops model train`", settings.model_dir)
         app = create_worker_app(settings, load_dutybook(settings.dutylist_file, settings.units_file), model)
-        faust.Worker(app, loglevel="info").execute_from_commandline()
+        try:
+            faust.Worker(app, loglevel="info").execute_from_commandline()
+        except SystemExit:
+            if not isinstance(app.crash_reason, BrokerLogLost) or embedded:
+                raise
+            # Begin again on the broker's new log, as a fresh process (Faust's state is not made to
+            # be reset in place): same pid, same arguments; the topics are recreated above.
+            typer.echo(f"{app.crash_reason}; starting again on its new log", err=True)
+            os.execv(sys.executable, [sys.executable, "-m", "cityops.cli", "worker"])
     finally:
         if embedded:
             embedded.stop()

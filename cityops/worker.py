@@ -13,6 +13,9 @@ One module per stage under `agents/`; `agents/wiring.py` holds what they share.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import faust
 
 from agents.callers import add_caller_stage
@@ -26,11 +29,18 @@ from agents.tasks import add_task_stage
 from agents.topics import TopicNames
 from agents.views import add_views
 from agents.wiring import Wiring
-from infra.kafka_config import faust_credentials
+from infra.brokerwatch import BrokerWatch
+from infra.kafka_config import faust_credentials, kafka_python_security
 from infra.settings import Settings
 from pipeline.dedupe import MergePolicy
 from pipeline.dutylists import DutyBook
 from pipeline.textmodel import TopClassModel
+
+log = logging.getLogger(__name__)
+
+
+class BrokerLogLost(RuntimeError):
+    """The broker lost the log this worker's tables and offsets stand on (`infra/brokerwatch.py`)."""
 
 
 def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
@@ -75,16 +85,31 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     dutylists = DutyLists(wiring, bootstrap, model)
 
     def ready() -> bool:
-        """Tables are complete only once recovery from their changelogs has finished."""
-        return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
+        """Tables are complete only once recovery from their changelogs has finished; nothing moves
+        while the broker does not answer."""
+        return (app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
+                and watch.state.reachable and not watch.lost)
 
     merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
-    add_intake_stage(wiring, dutylists)
+    received = add_intake_stage(wiring, dutylists)
     callers = add_caller_stage(wiring, dutylists, merge_policy)
     cases = add_case_stage(wiring, dutylists, merge_policy)
     waiting, routing = add_queue_stage(wiring, dutylists)
     tasks, task_summaries = add_task_stage(wiring, dutylists, bootstrap.units, ready)
     add_notify_stage(wiring)
-    add_views(app, dutylists, ready, {"callers": callers, "cases": cases, "waiting_for_operator": waiting,
-                                      "routing": routing, "tasks": tasks}, task_summaries, wiring.now)
+    tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting, "routing": routing, "tasks": tasks}
+    watch = BrokerWatch(servers, app.conf.id, [t.changelog_topic_name for t in tables.values()],
+                        {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
+                        tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
+
+    @app.timer(settings.broker_check_seconds)
+    async def watch_broker() -> None:
+        state = await asyncio.to_thread(watch.check)
+        if state.lost:
+            # The tables hold state their changelogs no longer have, and the offsets point past the
+            # new log's end: going on would lose or mis-route work silently. Stop; `cityops worker`
+            # starts again on the broker's new log (tables rebuilt from it, topics recreated).
+            await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
+
+    add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch)
     return app

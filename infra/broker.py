@@ -89,7 +89,7 @@ def wait_for_metadata(bootstrap_servers: str, *, timeout: float, process: subpro
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode} before answering")
-        if not _accepts_tcp(bootstrap_servers):
+        if not accepts_tcp(bootstrap_servers):
             # Checked first so kafka-python does not log a connection error every 100 ms.
             time.sleep(0.1)
             continue
@@ -104,7 +104,7 @@ def wait_for_metadata(bootstrap_servers: str, *, timeout: float, process: subpro
     raise TimeoutError(f"no Kafka metadata from {bootstrap_servers} within {timeout}s: {last_error}")
 
 
-def _accepts_tcp(bootstrap_servers: str) -> bool:
+def accepts_tcp(bootstrap_servers: str) -> bool:
     host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):

@@ -51,7 +51,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     # working day and runs `clock_scale` times faster (7200: one real second is two hours).
     clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
     env |= {"CITYOPS_CLOCK_SCALE": str(clock.scale), "CITYOPS_CLOCK_ORIGIN": clock.origin.isoformat(),
-            "CITYOPS_CLOCK_START": clock.start.isoformat(), "CITYOPS_SLA_CHECK_SECONDS": "0.5"}
+            "CITYOPS_CLOCK_START": clock.start.isoformat(), "CITYOPS_SLA_CHECK_SECONDS": "0.5",
+            "CITYOPS_BROKER_CHECK_SECONDS": "1"}
     if settings.kafka_bootstrap_servers:
         bootstrap, flavor, prefix = settings.kafka_bootstrap_servers, settings.kafka_flavor, f"{run_tag}."
         if settings.clickhouse_url:
@@ -106,7 +107,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         if not keep_running:
             stop_simulating.set()
             simulator.join(timeout=30)
-        time.sleep(2 * settings.sink_flush_seconds + 1)  # the last updates reach ClickHouse
+        if not worker.wait_settled(timeout=60):  # the last updates reach ClickHouse
+            console.print("[yellow]a stage still had records to read after 60 s: the figures below may lag[/]")
         after = worker.stats()
         board = worker.get_json("/sla/?by=unit")
         health = worker.worker.health()

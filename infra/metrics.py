@@ -27,12 +27,20 @@ DUTYLIST_IN_FORCE = Info("cityops_dutylist", "The duty-list version new incident
 
 def set_dutylist_version(version: str) -> None:
     DUTYLIST_IN_FORCE.info({"version": version})
+INTAKE_CONFLICTS = Counter("cityops_intake_conflicts_total", "Reports dead-lettered because their source id came "
+                           "before with other content (the first is kept)", ["source"])
 MERGED = Counter("cityops_merged_reports_total", "Reports merged into an open case", ["rule"])
 ALERTS = Counter("cityops_alerts_total", "Alerts raised", ["kind"])
 TASK_EVENTS = Counter("cityops_task_events_total", "Task events applied by the task stage", ["kind"])
 REROUTED = Counter("cityops_rerouted_total", "Returned (退单) dispatches re-routed", ["to"])  # candidate | operator
 SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and the unit that must act",
                      ["kind", "unit"])
+# Set by infra/brokerwatch.py every few seconds.
+CONSUMER_LAG = Gauge("cityops_consumer_lag", "Records in a topic that the stage reading it has not committed yet "
+                     "(its consumer group's figure: every worker of the group reports the same)", ["stage", "topic"])
+BROKER_UP = Gauge("cityops_broker_up", "1 when the broker answered the last check, else 0")
+BROKER_LOG_LOST = Counter("cityops_broker_log_lost_total", "Times the broker was found to have lost its log (a topic "
+                          "gone, or a partition's end moved back): messages it held and not yet processed are gone")
 # Set when scraped, from the task table of this worker (its partitions).
 TASKS = Gauge("cityops_tasks", "Tasks on this worker by status", ["status"])
 TASKS_OVERDUE = Gauge("cityops_tasks_overdue", "Open tasks past a deadline, by unit and the limit broken (each task "

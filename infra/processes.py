@@ -198,6 +198,22 @@ class Deployment:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n{self.log_tail()}") from None
 
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait until a broker check made after this call finds nothing left to read: no stage of any
+        worker and not the sink has a record it has not committed (`infra/brokerwatch.py`). False
+        when that moment did not come within `timeout` (a stage still busy)."""
+        since = time.time()
+
+        def settled(health: dict) -> bool:
+            return health["checked_at"] > since and health["reachable"] and not any(health["lag"].values())
+
+        try:
+            poll_until(lambda: [w.health()["broker"] for w in self.workers] + [self.api.health()["sink"]["broker"]],
+                       lambda healths: all(settled(h) for h in healths), timeout, what="no lag anywhere")
+        except TimeoutError:
+            return False
+        return True
+
     def kill(self) -> None:
         """SIGKILL every process (the stream state and the sink must both survive it)."""
         for service in [*self.workers, *([self.api] if self.api else [])]:

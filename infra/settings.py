@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     sla_prewarning_fraction: float = Field(default=0.8, gt=0, lt=1)
     sla_escalate_after_days: float = Field(default=2.0, ge=0)
     sla_check_seconds: float = Field(default=10.0, gt=0)
+    # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
+    broker_check_seconds: float = Field(default=5.0, gt=0)
     # Office hours "09:00-12:00,13:30-17:30"; the city's holiday file for years chinese-calendar lacks.
     office_hours: str = "09:00-12:00,13:30-17:30"
     holidays_file: Path | None = None

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ValidationError
 from agents.topics import TopicNames
 from infra import metrics
 from infra.broker import FETCH_WAIT_MS
-from infra.kafka_config import aiokafka_security
+from infra.brokerwatch import BrokerWatch
+from infra.kafka_config import aiokafka_security, kafka_python_security
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
@@ -59,6 +60,14 @@ class Sink:
         self.models = stored_models(self.names)
         self.running = False  # the consumer has started and is reading
         self.last_stored_at: float | None = None  # unix time of the last batch written
+        self.watch = BrokerWatch(settings.kafka_bootstrap_servers, self.group, [], {t: "sink" for t in self.models},
+                                 tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
+
+    async def watch_broker(self) -> None:
+        """Check the broker every few seconds: /health and the metrics read `self.watch.state`."""
+        while True:
+            await asyncio.to_thread(self.watch.check)
+            await asyncio.sleep(self.settings.broker_check_seconds)
 
     async def run(self) -> None:
         settings = self.settings
@@ -76,10 +85,12 @@ class Sink:
         await producer.start()
         await consumer.start()
         self.running = True
+        watching = asyncio.create_task(self.watch_broker())
         try:
             while True:
                 await self._one_batch(consumer, producer)
         finally:
+            watching.cancel()
             self.running = False
             await consumer.stop()
             await producer.stop()

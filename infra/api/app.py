@@ -87,10 +87,13 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
 
     @app.get("/health", tags=["operations"])
     async def health(response: Response) -> dict:
+        """Ready once the sink reads; the sink's broker as its last check saw it (reachable, records not
+        yet stored, a lost log: infra/brokerwatch.py)."""
         ready = sink is None or sink.running
         response.status_code = 200 if ready else 503
-        return {"ready": ready, "sink": None if sink is None else {"running": sink.running,
-                                                                   "last_stored_at": sink.last_stored_at}}
+        return {"ready": ready, "sink": None if sink is None else {
+            "running": sink.running, "last_stored_at": sink.last_stored_at,
+            "broker": sink.watch.state.as_json(sink.watch.stage_of)}}
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
