@@ -7,8 +7,10 @@
                                           ├─► manual       (anonymous and not routable: the operator queue)
                                           └─► deadletters  (cannot become an incident, or a bug)
 
-Stateless, so it needs no co-partitioning: normalising and routing share the hop that reads the
-intake (the incident's own key would only matter for a table). PII is masked and hashed here; the
+One table, `received` (incident id → hashes of its message's fields), so a reused id with other
+content is a conflict, never an overwrite. The intake topics are keyed by the report's own id (the
+api and `IntakeClient` produce so), so every message of one id meets the same partition and its
+entry. Normalising and routing share the hop that reads the intake. PII is masked and hashed here; the
 clear phone and caller name never leave this stage. Classification runs once per batch (one model
 call per duty-list version in the batch), off the event loop.
 """
@@ -16,18 +18,19 @@ call per duty-list version in the batch), off the event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from faust.types import EventT
 
 from agents.dutylists import DutyLists
-from agents.wiring import Wiring, finished
+from agents.wiring import Wiring, finished, set_current_event
 from infra import metrics
 from pipeline.classify import Classification
 from pipeline.dedupe import case_key
 from pipeline.dutylists import DutyBook
 from pipeline.locate import Locator
-from pipeline.normalize import IntakeError, parse_intake, to_incident
+from pipeline.normalize import IntakeError, conflicting_fields, content_fingerprint, parse_intake, to_incident
 from pipeline.replay import history_events
 from pipeline.route import route, route_history
 from schemas import ClassifiedIncident, Incident, ManualReview
@@ -36,11 +39,14 @@ log = logging.getLogger(__name__)
 STAGE = "intake"
 
 
-def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
+def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
+    """Returns the table of the ids received (`first_with_its_id`)."""
     names, settings = wiring.names, wiring.settings
     source_by_topic = {t: source for source, t in names.intakes.items()}
     locator = Locator(dutylists.current.registry)
     salt = settings.pii_salt.get_secret_value()
+    # incident id → the fingerprint of the message it came from (hashes per field, no values)
+    received = wiring.table("received")
 
     @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
     async def intake(stream):
@@ -66,9 +72,13 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
             finished(STAGE, handled)
 
     def normalise(event: EventT) -> Incident | None:
+        source = source_by_topic[event.message.topic]
         try:
-            incident = to_incident(parse_intake(source_by_topic[event.message.topic], event.value), salt=salt,
-                                   now=wiring.now(), locator=locator, dutylist_version=dutylists.current.version)
+            message = parse_intake(source, event.value)
+            incident = to_incident(message, salt=salt, now=wiring.now(), locator=locator,
+                                   dutylist_version=dutylists.current.version)
+            if not first_with_its_id(event, incident.incident_id, content_fingerprint(message)):
+                return None
         except IntakeError as exc:
             wiring.dead_letter_event(event, STAGE, str(exc))
             return None
@@ -78,6 +88,23 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
             return None
         wiring.send(names.incidents, incident.incident_id, incident)
         return incident
+
+    def first_with_its_id(event: EventT, incident_id: str, fingerprint: dict[str, str]) -> bool:
+        """A message whose source id came before with other content is a conflict: dead-lettered with
+        the fields that differ, the first kept as it was. Not an update: the work it started (its
+        task, its item, its street) would silently stop matching its text. A redelivery matches."""
+        before = received.get(incident_id)
+        if before is None:
+            set_current_event(event)
+            received[incident_id] = json.dumps(fingerprint).encode()
+            return True
+        if fields := conflicting_fields(json.loads(before), fingerprint):
+            wiring.dead_letter_event(event, STAGE, f"conflict: incident {incident_id} came before from the same "
+                                                   f"{source_by_topic[event.message.topic]} id with other "
+                                                   f"{', '.join(fields)}; the first is kept")
+            metrics.INTAKE_CONFLICTS.labels(source_by_topic[event.message.topic]).inc()
+            return False
+        return True
 
     def dispatch(incident: Incident, book: DutyBook, result: Classification) -> None:
         if incident.history is not None:
@@ -113,6 +140,7 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> None:
         for event in history_events(incident, decision):
             wiring.send(names.task_events, event.task_id, event)
 
+    return received
 
 def classify_batch(dutylists: DutyLists, incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:
     """One model call per duty-list version present in the batch (batching is what makes it fast)."""

@@ -111,10 +111,7 @@ class Wiring:
             metrics.STAGE_IN.labels(stage).inc(len(events))
             handled = []
             for event in events:
-                # Tables write their changelog to the partition of the current event, a context
-                # variable that take_events leaves unset. Not via Stream._set_current_event: that also
-                # moves the stream's own `current_event`, which take_events' buffer reads.
-                _current_event.set(weakref.ref(event))
+                set_current_event(event)
                 try:
                     message = model.model_validate_json(event.value)
                 except ValidationError as exc:
@@ -134,6 +131,13 @@ class Wiring:
                     continue
                 handled.append(event)
             finished(stage, handled)
+
+
+def set_current_event(event: EventT) -> None:
+    """Before a table write: tables write their changelog to the partition of the current event, a
+    context variable that take_events leaves unset. Not via Stream._set_current_event: that also
+    moves the stream's own `current_event`, which take_events' buffer reads."""
+    _current_event.set(weakref.ref(event))
 
 
 def finished(stage: str, events: list[EventT]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 from pydantic import BaseModel, ValidationError
@@ -93,6 +94,20 @@ def source_id(msg: IntakeMessage) -> str:
 
 def incident_id_of(msg: IntakeMessage) -> str:
     return ids.incident_id(msg.source, source_id(msg))
+
+
+def content_fingerprint(msg: IntakeMessage) -> dict[str, str]:
+    """A short hash of each field as the sender set it: a message with the id of one received before
+    is compared on these (a redelivery matches; a reused id with other content does not). Hashes,
+    never values, so what is kept to compare holds no citizen's data."""
+    return {name: hashlib.blake2b(json.dumps(value, sort_keys=True, ensure_ascii=False).encode(),
+                                  digest_size=6).hexdigest()
+            for name, value in msg.model_dump(mode="json").items()}
+
+
+def conflicting_fields(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The fields whose content differs between two fingerprints (empty: the same message)."""
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
 def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator,

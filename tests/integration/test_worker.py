@@ -45,13 +45,19 @@ def stored_ids(env: dict[str, str], table: str, column: str) -> list[str]:
 def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, start_worker, tmp_path):
     events = list(generate(800, run_tag=pipeline_env["CITYOPS_TOPIC_PREFIX"], bad_fraction=0.03))
     valid = sum(e.valid for e in events)
+    # A ticket sent again as it was (a client's retry), then its id reused with other content.
+    ticket = next(e for e in events if e.valid and e.source == "hotline")
+    reused = {**json.loads(ticket.value), "text": "燃气泄漏，气味很大，请尽快处理"}
+    again = [ticket, IntakeEvent("hotline", ticket.key, json.dumps(reused, ensure_ascii=False).encode(), True)]
     names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
     worker = start_worker(pipeline_env)
     try:
         assert feed(broker.bootstrap_servers, names, events) == len(events)
-        stats = worker.wait_until(all_landed(len(events), valid), timeout=180)
+        worker.wait_until(all_landed(len(events), valid), timeout=180)
+        assert feed(broker.bootstrap_servers, names, again) == 2
+        stats = worker.wait_until(all_landed(len(events) + 1, valid), timeout=60)
         assert stats["clickhouse_incidents"] == valid
-        assert stats["deadlettered"] == len(events) - valid
+        assert stats["deadlettered"] == len(events) - valid + 1  # the conflict
         metrics = worker.metrics_text()
     finally:
         worker.stop()
@@ -62,11 +68,19 @@ def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_
 
     with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
         rows = store.query("SELECT topic, stage, reason FROM {db}.dead_letters FINAL")
-    assert len(rows) == len(events) - valid
+        first_text = store.query("SELECT text FROM {db}.incidents FINAL WHERE incident_id = %(id)s",
+                                 {"id": next(iter(expected_incident_ids([ticket])))})
+    assert len(rows) == len(events) - valid + 1
     assert all(topic.startswith(names.prefix + "intake.") and stage == "intake" and reason for topic, stage, reason in rows)
+    # Never a silent overwrite: the first is kept, the reused id is dead-lettered naming what differs.
+    conflicts = [reason for _, _, reason in rows if reason.startswith("conflict")]
+    assert len(conflicts) == 1 and "with other text;" in conflicts[0] and "燃气" not in conflicts[0]
+    assert first_text == [(to_incident(parse_intake("hotline", ticket.value), salt="s", now=NOW,
+                                       locator=Locator(load_registry())).text,)]
+    assert 'cityops_intake_conflicts_total{source="hotline"} 1.0' in metrics
 
-    assert f'cityops_stage_in_total{{stage="intake"}} {float(len(events))}' in metrics
-    assert f'cityops_stage_failed_total{{stage="intake"}} {float(len(events) - valid)}' in metrics
+    assert f'cityops_stage_in_total{{stage="intake"}} {float(len(events) + 2)}' in metrics
+    assert f'cityops_stage_failed_total{{stage="intake"}} {float(len(events) - valid + 1)}' in metrics
     assert 'cityops_stage_latency_seconds_bucket{le="1.0",stage="intake"}' in metrics
 
     # Tables are co-partitioned with their source: every stage handles events in batches, yet each

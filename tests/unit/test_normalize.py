@@ -8,8 +8,9 @@ import pytest
 from pipeline import ids
 from pipeline.dutylists import load_registry
 from pipeline.locate import Locator
-from pipeline.normalize import IntakeError, parse_intake, to_incident
+from pipeline.normalize import IntakeError, conflicting_fields, content_fingerprint, parse_intake, to_incident
 from pipeline.pii import hash_contact, redact_text
+from schemas import HotlineTicket
 
 NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
 LOCATOR = Locator(load_registry())
@@ -131,3 +132,15 @@ def test_hostile_values_are_refused_naming_the_field_never_echoing_it():
     with _pytest.raises(IntakeError, match="^source: ") as misrouted:
         parse_intake("hotline", _json.dumps(base | {"source": "<script>"}).encode())
     assert "<script>" not in str(misrouted.value)
+
+
+def test_a_reused_id_is_compared_field_by_field_on_hashes_never_values():
+    first = HotlineTicket(ticket_no="T-1", received_at="2026-11-02T09:00:00+08:00", text="路面破损，坑很深",
+                          caller_phone="13800138000")
+    again = HotlineTicket.model_validate_json(first.model_dump_json())
+    changed = first.model_copy(update={"text": "燃气泄漏，气味很大", "street": "北街"})
+    fingerprint = content_fingerprint(first)
+    assert conflicting_fields(fingerprint, content_fingerprint(again)) == []  # a redelivery is no conflict
+    assert conflicting_fields(fingerprint, content_fingerprint(changed)) == ["street", "text"]
+    kept = json.dumps(fingerprint, ensure_ascii=False)
+    assert "路面" not in kept and "13800138000" not in kept
