@@ -8,7 +8,7 @@ fell below the operator threshold.
                                   table `callers`: reporter hash → recent reports (the case key of each)
 
 The table is written only here and co-partitioned with `classified`. A reporter's entry is pruned
-when they report again; entries of reporters who never do stay (no retention yet).
+when they report again, and leaves the table after the retention (agents/retention.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 
 from agents.dutylists import DutyLists
+from agents.retention import Retention
 from agents.wiring import Wiring
 from pipeline.dedupe import MergePolicy, RecentReport, follow_repeat_calls, item_policies
+from pipeline.retention import caller_last_at
 from schemas import ClassifiedIncident, ManualReview
 
 STAGE = "callers"
@@ -25,10 +27,14 @@ STAGE = "callers"
 
 def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy):
     callers = wiring.table("callers")
+    # A reporter's entry leaves after the retention, counted from their latest report.
+    retention = Retention(wiring, callers, "callers", lambda stored: caller_last_at(json.loads(stored)),
+                          lambda reporter, stored: (wiring.names.classified, reporter.encode()))
 
     @wiring.app.agent(wiring.topic(wiring.names.classified), name=STAGE, concurrency=1)
     async def caller_stage(stream):
-        await wiring.each_batch(stream, STAGE, ClassifiedIncident, follow_caller, before=dutylists.ready.wait)
+        await wiring.each_batch(stream, STAGE, ClassifiedIncident, follow_caller, before=dutylists.ready.wait,
+                                forget=retention.forget)
 
     def follow_caller(classified: ClassifiedIncident) -> None:
         incident = classified.incident
@@ -39,13 +45,14 @@ def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy:
                                           else None, classified.case_key, policy_for)
             callers[incident.reporter_hash] = json.dumps([r.to_json() for r in verdict.recent],
                                                          ensure_ascii=False).encode()
+            retention.touched(incident.reporter_hash, max((r.at for r in verdict.recent), default=None))
             classified = classified.model_copy(update={"case_key": verdict.case_key, "repeat_of": verdict.repeat_of})
         if classified.case_key is not None:
             wiring.send(wiring.names.case_reports, classified.case_key, classified)
         else:
             wiring.send_manual(operator_review(classified))
 
-    return callers
+    return callers, retention
 
 
 def operator_review(classified: ClassifiedIncident) -> ManualReview:

@@ -7,7 +7,8 @@ into it — and N reports of one item in one place raise a hotspot.
                                                         └──► manual (a repeat call whose case has closed)
                        table `cases`: case key → {"cases": open cases, "hotspots": recent reports per place}
 
-The table is written only here and co-partitioned with `case-reports`. Whistles never come here.
+The table is written only here and co-partitioned with `case-reports`; an entry leaves it after the
+retention (agents/retention.py). Whistles never come here.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import json
 
 from agents.callers import operator_review
 from agents.dutylists import DutyLists
+from agents.retention import Retention
 from agents.wiring import Wiring
 from infra import metrics
 from pipeline import ids
 from pipeline.dedupe import Deduper, MergePolicy, item_policies
 from pipeline.hotspots import HotspotDetector
+from pipeline.retention import case_last_at
 from schemas import Alert, ClassifiedIncident, TaskEvent
 
 STAGE = "cases"
@@ -30,10 +33,14 @@ STAGE = "cases"
 def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy):
     settings, names = wiring.settings, wiring.names
     cases = wiring.table("cases")
+    # A case key's entry leaves after the retention, counted from its latest case or hotspot report.
+    retention = Retention(wiring, cases, "cases", lambda stored: case_last_at(json.loads(stored)),
+                          lambda key, stored: (names.case_reports, key.encode()))
 
     @wiring.app.agent(wiring.topic(names.case_reports), name=STAGE, concurrency=1)
     async def case_stage(stream):
-        await wiring.each_batch(stream, STAGE, ClassifiedIncident, decide_case, before=dutylists.ready.wait)
+        await wiring.each_batch(stream, STAGE, ClassifiedIncident, decide_case, before=dutylists.ready.wait,
+                                forget=retention.forget)
 
     def decide_case(classified: ClassifiedIncident) -> None:
         incident, decision = classified.incident, classified.dispatches
@@ -70,7 +77,8 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
                               first_at=hotspot.first_at, last_at=hotspot.last_at, raised_at=wiring.now())
                 wiring.send(names.alerts, alert.alert_id, alert)
                 metrics.ALERTS.labels("hotspot").inc()
-        cases[classified.case_key] = json.dumps({"cases": deduper.state(), "hotspots": detector.state()},
-                                                ensure_ascii=False).encode()
+        state = {"cases": deduper.state(), "hotspots": detector.state()}
+        cases[classified.case_key] = json.dumps(state, ensure_ascii=False).encode()
+        retention.touched(classified.case_key, case_last_at(state))
 
-    return cases
+    return cases, retention

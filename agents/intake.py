@@ -18,13 +18,15 @@ call per duty-list version in the batch), off the event loop.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 
 from faust.types import EventT
 
 from agents.dutylists import DutyLists
-from agents.wiring import Wiring, finished, set_current_event
+from agents.retention import Retention
+from agents.wiring import Wiring, finished, forget_request, set_current_event
 from infra import metrics
 from pipeline.classify import Classification
 from pipeline.dedupe import case_key
@@ -40,20 +42,26 @@ STAGE = "intake"
 
 
 def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
-    """Returns the table of the ids received (`first_with_its_id`)."""
+    """Returns the table of the ids received (`first_with_its_id`) and its retention."""
     names, settings = wiring.names, wiring.settings
     source_by_topic = {t: source for source, t in names.intakes.items()}
     locator = Locator(dutylists.current.registry)
     salt = settings.pii_salt.get_secret_value()
-    # incident id → the fingerprint of the message it came from (hashes per field, no values)
+    # incident id → {"fields": hashes of its message's fields (no values), "at", and the topic and key
+    # it came with, so a forget request reaches its partition}; leaves after the retention.
     received = wiring.table("received")
+    retention = Retention(wiring, received, "received",
+                          lambda stored: dt.datetime.fromisoformat(json.loads(stored)["at"]),
+                          lambda incident_id, stored: (json.loads(stored)["topic"],
+                                                       json.loads(stored)["key"].encode()))
 
     @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
     async def intake(stream):
         async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
             await dutylists.ready.wait()  # inside the loop: see Wiring.each_batch
             metrics.STAGE_IN.labels(STAGE).inc(len(events))
-            parsed = [(event, incident) for event in events if (incident := normalise(event)) is not None]
+            parsed = [(event, incident) for event in events if not forgot(event)
+                      and (incident := normalise(event)) is not None]
             try:
                 classified = await asyncio.to_thread(classify_batch, dutylists, [i for _, i in parsed])
             except Exception:  # isolate the incident that breaks the batch: classify one by one
@@ -89,6 +97,14 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
         wiring.send(names.incidents, incident.incident_id, incident)
         return incident
 
+    def forgot(event: EventT) -> bool:
+        """A forget request of the retention (agents/retention.py), taken here."""
+        if (incident_id := forget_request(event)) is None:
+            return False
+        set_current_event(event)
+        retention.forget(incident_id)
+        return True
+
     def first_with_its_id(event: EventT, incident_id: str, fingerprint: dict[str, str]) -> bool:
         """A message whose source id came before with other content is a conflict: dead-lettered with
         the fields that differ, the first kept as it was. Not an update: the work it started (its
@@ -96,9 +112,12 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
         before = received.get(incident_id)
         if before is None:
             set_current_event(event)
-            received[incident_id] = json.dumps(fingerprint).encode()
+            at = wiring.now()
+            received[incident_id] = json.dumps({"fields": fingerprint, "at": at.isoformat(), "topic": event.message.topic,
+                                                "key": (event.key or b"").decode(errors="replace")}).encode()
+            retention.touched(incident_id, at)
             return True
-        if fields := conflicting_fields(json.loads(before), fingerprint):
+        if fields := conflicting_fields(json.loads(before)["fields"], fingerprint):
             wiring.dead_letter_event(event, STAGE, f"conflict: incident {incident_id} came before from the same "
                                                    f"{source_by_topic[event.message.topic]} id with other "
                                                    f"{', '.join(fields)}; the first is kept")
@@ -140,7 +159,7 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
         for event in history_events(incident, decision):
             wiring.send(names.task_events, event.task_id, event)
 
-    return received
+    return received, retention
 
 def classify_batch(dutylists: DutyLists, incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:
     """One model call per duty-list version present in the batch (batching is what makes it fast)."""

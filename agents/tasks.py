@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from agents.dutylists import DutyLists
+from agents.retention import Retention
 from agents.wiring import Wiring
 from infra import metrics
 from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
+from pipeline.retention import task_finished_at
 from pipeline.route import reroute_returned
 from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock
 from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
@@ -40,7 +42,8 @@ RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a task whose proposals are not app
 
 
 def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
-    """Returns the tasks table and a function giving each task's summary (see `task_figures`)."""
+    """Returns the tasks table, a function giving each task's summary (see `task_figures`) and the
+    table's retention."""
     settings, names = wiring.settings, wiring.names
     clock, sla = settings.clock(), settings.sla_clock()
 
@@ -65,11 +68,23 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         summaries[task_id] = summary = Summary.of(task, sla)
         due_index.set(task_id, summary.next_due)
         proposed_at.pop(task_id, None)
+        retention.touched(task_id, task_finished_at(task))
+
+    # A finished task leaves the table after the retention (its history is in ClickHouse).
+    retention = Retention(wiring, tasks, "tasks",
+                          lambda stored: task_finished_at(TaskRecord.model_validate_json(stored).task),
+                          lambda task_id, stored: (names.task_events, task_id.encode()))
+
+    def forget(task_id: str) -> None:
+        if retention.forget(task_id):
+            summaries.pop(task_id, None)
+            due_index.set(task_id, None)
+            proposed_at.pop(task_id, None)
 
     @wiring.app.agent(wiring.topic(names.task_events), name=STAGE, concurrency=1)
     async def task_stage(stream):
         await wiring.each_batch(stream, STAGE, TaskEvent, handle, refused=(InvalidTransition,),
-                                before=dutylists.ready.wait)
+                                before=dutylists.ready.wait, forget=forget)
 
     def handle(task_event: TaskEvent) -> None:
         stored = tasks.get(task_event.task_id)
@@ -145,7 +160,7 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             # Applying a proposal re-indexes the task (`summarise`); until then it waits here.
             proposed_at[task_id] = started
 
-    return tasks, task_summaries
+    return tasks, task_summaries, retention
 
 
 class TaskRecord(BaseModel):

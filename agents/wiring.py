@@ -99,11 +99,13 @@ class Wiring:
     async def each_batch(self, stream, stage: str, model: type[BaseModel],
                          handle: Callable[[Any], Awaitable[None] | None], *,
                          refused: tuple[type[Exception], ...] = (), before: Callable[[], Awaitable[None]] | None = None,
-                         batch_size: int = 500, within: float = 0.05) -> None:
+                         forget: Callable[[str], object] | None = None, batch_size: int = 500,
+                         within: float = 0.05) -> None:
         """The stage loop: a batch of events, each parsed with `model` and handled in order; what
         fails is dead-lettered with its reason — a validation error, a refusal the stage explains
         (`refused`), or a bug — and the stage goes on. `before` runs once per batch, inside the
-        loop (an agent's topic is subscribed only once it iterates: README, "One Faust agent per topic")."""
+        loop (an agent's topic is subscribed only once it iterates: README, "One Faust agent per topic").
+        `forget(key)` takes the forget requests of the stage's retention (agents/retention.py)."""
         is_async = inspect.iscoroutinefunction(handle)
         async for events in stream.take_events(batch_size, within=within):
             if before is not None:
@@ -112,6 +114,9 @@ class Wiring:
             handled = []
             for event in events:
                 set_current_event(event)
+                if forget is not None and (key := forget_request(event)) is not None:
+                    forget(key)
+                    continue
                 try:
                     message = model.model_validate_json(event.value)
                 except ValidationError as exc:
@@ -131,6 +136,22 @@ class Wiring:
                     continue
                 handled.append(event)
             finished(stage, handled)
+
+
+# A message with no value and this header asks the stage to forget the table entry it names
+# (agents/retention.py); keyed as the entry's messages, so it reaches the entry's partition.
+FORGET_HEADER = "cityops-forget"
+
+
+def forget_request(event: EventT) -> str | None:
+    """The key of the entry a forget request names, or None for any other message."""
+    if event.value is not None:
+        return None
+    headers = event.message.headers or ()
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == FORGET_HEADER and value:
+            return value.decode(errors="replace")
+    return None
 
 
 def set_current_event(event: EventT) -> None:

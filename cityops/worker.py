@@ -91,11 +91,11 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
                 and watch.state.reachable and not watch.lost)
 
     merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
-    received = add_intake_stage(wiring, dutylists)
-    callers = add_caller_stage(wiring, dutylists, merge_policy)
-    cases = add_case_stage(wiring, dutylists, merge_policy)
+    received, received_retention = add_intake_stage(wiring, dutylists)
+    callers, caller_retention = add_caller_stage(wiring, dutylists, merge_policy)
+    cases, case_retention = add_case_stage(wiring, dutylists, merge_policy)
     waiting, routing = add_queue_stage(wiring, dutylists)
-    tasks, task_summaries = add_task_stage(wiring, dutylists, bootstrap.units, ready)
+    tasks, task_summaries, task_retention = add_task_stage(wiring, dutylists, bootstrap.units, ready)
     add_notify_stage(wiring)
     tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting, "routing": routing, "tasks": tasks}
     watch = BrokerWatch(servers, app.conf.id, [t.changelog_topic_name for t in tables.values()],
@@ -110,6 +110,13 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             # new log's end: going on would lose or mis-route work silently. Stop; `cityops worker`
             # starts again on the broker's new log (tables rebuilt from it, topics recreated).
             await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
+
+    @app.timer(settings.retention_check_seconds)
+    async def retention_timer() -> None:
+        """Bounded memory: what has served its purpose leaves the tables (agents/retention.py)."""
+        if ready():
+            for retention in (received_retention, caller_retention, case_retention, task_retention):
+                await retention.tick(wiring.now())
 
     add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch)
     return app

@@ -35,6 +35,8 @@ TASK_EVENTS = Counter("cityops_task_events_total", "Task events applied by the t
 REROUTED = Counter("cityops_rerouted_total", "Returned (退单) dispatches re-routed", ["to"])  # candidate | operator
 SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and the unit that must act",
                      ["kind", "unit"])
+TABLE_FORGOTTEN = Counter("cityops_table_entries_forgotten_total", "Worker table entries removed after the retention "
+                          "(their history stays in ClickHouse)", ["table"])
 # Set by infra/brokerwatch.py every few seconds.
 CONSUMER_LAG = Gauge("cityops_consumer_lag", "Records in a topic that the stage reading it has not committed yet "
                      "(its consumer group's figure: every worker of the group reports the same)", ["stage", "topic"])

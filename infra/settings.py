@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.clock import Clock
@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     sla_prewarning_fraction: float = Field(default=0.8, gt=0, lt=1)
     sla_escalate_after_days: float = Field(default=2.0, ge=0)
     sla_check_seconds: float = Field(default=10.0, gt=0)
+    # Finished tasks, callers, cases and received ids leave the worker's tables this long after their
+    # last activity (agents/retention.py); at least the merge and hotspot windows.
+    retention_hours: float = Field(default=720.0, gt=0)
+    retention_check_seconds: float = Field(default=60.0, gt=0)
     # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
     # Office hours "09:00-12:00,13:30-17:30"; the city's holiday file for years chinese-calendar lacks.
@@ -123,6 +127,13 @@ class Settings(BaseSettings):
 
     # Salt for hashing caller phone numbers; the clear number never leaves the normaliser.
     pii_salt: SecretStr = SecretStr("cityops-dev-salt-change-me")
+
+    @model_validator(mode="after")
+    def _retention_outlasts_the_windows(self) -> Settings:
+        # A caller or case forgotten inside its window would let a repeat call open a second task.
+        if self.retention_hours < max(self.merge_within_hours, self.hotspot_window_hours):
+            raise ValueError("retention_hours: shorter than merge_within_hours or hotspot_window_hours")
+        return self
 
     @property
     def messages_dir(self) -> Path:

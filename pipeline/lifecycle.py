@@ -50,7 +50,8 @@ class InvalidTransition(ValueError):
 def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:
     """The task a `dispatched` event creates, with its deadlines."""
     if event.kind != "dispatched" or event.dispatch is None:
-        raise InvalidTransition(f"task {event.task_id} is unknown: it must be dispatched before it can be {event.kind}")
+        raise InvalidTransition(f"unknown task (never dispatched, or finished and forgotten after the retention): "
+                                f"it must be dispatched before it can be {event.kind}")
     d, incident = event.dispatch, event.incident
     task = TaskState(
         task_id=event.task_id, incident_id=event.incident_id, unit=d.unit, role=d.role, item_no=d.item_no,
