@@ -953,6 +953,48 @@ def bench_pipeline_command(
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench_cli.command("soak")
+def bench_soak_command(
+    minutes: float = typer.Option(30.0, help="how long the steady load runs"),
+    rate: float = typer.Option(20.0, help="reports fed per second"),
+    clock_scale: float = typer.Option(7200.0, help="city seconds per real second (7200: a real minute is 5 city days, "
+                                      "so most reports are finished within minutes)"),
+    retention_hours: float = typer.Option(24.0, help="CITYOPS_RETENTION_HOURS of the run (city hours; at least the "
+                                          "24 h merge and hotspot windows)"),
+    warmup_minutes: float = typer.Option(10.0, help="real minutes before RSS must be flat: reports must have been "
+                                         "finished and then forgotten"),
+    sample_seconds: float = typer.Option(30.0, help="how often RSS and the tables are sampled"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Memory under steady load: a deployment fed RATE reports a second on a scaled clock, departments
+    simulated, a short retention; prints the worker's RSS over time and whether it stays within ±10%
+    of its mean after the warm-up (also the api's and the embedded broker's, which keeps everything)."""
+    import json
+    import tempfile
+
+    from infra.bench_soak import run_soak_bench
+    from infra.settings import Settings
+    from infra.shared_data import load_message_texts, load_reply_days
+    from pipeline.modelfiles import ensure_trained
+
+    if min(minutes, rate, clock_scale, sample_seconds) <= 0 or warmup_minutes < 0:
+        typer.echo("--minutes, --rate, --clock-scale and --sample-seconds must be positive", err=True)
+        raise typer.Exit(2)
+    if retention_hours < 24:
+        typer.echo("--retention-hours: at least 24 (the merge and hotspot windows)", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress to stderr, figures to stdout
+    model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file, say)
+    texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
+    reply_days = load_reply_days(settings.messages_dir / "replied.jsonl")
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-soak-") as work:
+        figures = run_soak_bench(minutes, rate, clock_scale, retention_hours, warmup_minutes, Path(work),
+                                 settings.model_dir.resolve() if model is not None else None, texts, reply_days,
+                                 sample_seconds=sample_seconds, log=say)
+    typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+
+
 @bench_cli.command("api")
 def bench_api_command(
     requests: int = typer.Option(2000, help="intake POSTs in each run"),
