@@ -50,7 +50,7 @@ def load_mapping(name_or_path: str) -> ReplayMapping:
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: not YAML: {exc}") from None
     except ValidationError as exc:
-        raise MappingError(f"{path}: {describe_validation_error(exc)}") from None
+        raise MappingError(f"{path}: {describe_validation_error(exc, name_unknown_fields=True)}") from None
 
 
 def read_records(path: Path, mapping: ReplayMapping) -> Iterator[tuple[int, dict | None, str]]:

@@ -105,10 +105,15 @@ class Whistle(_Message):
     location: GeoPoint | None = None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each failing field and why, e.g. `caller_phone: String should match pattern ...`."""
+def describe_validation_error(exc: ValidationError, *, name_unknown_fields: bool = False) -> str:
+    """One line naming each failing field and why, e.g. `caller_phone: String should match pattern ...`.
+    An unknown field's name is the sender's text, so it shows as `(unknown field)` unless
+    `name_unknown_fields` (an operator's own file)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in err["loc"]) or "(message)"
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden" and not name_unknown_fields:
+            loc[-1] = "(unknown field)"
+        field = ".".join(loc) or "(message)"
         parts.append(f"{field}: {err['msg']}")
-    return "; ".join(parts)
+    return "; ".join(dict.fromkeys(parts))  # several unknown fields make one part

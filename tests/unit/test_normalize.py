@@ -144,3 +144,10 @@ def test_a_reused_id_is_compared_field_by_field_on_hashes_never_values():
     assert conflicting_fields(fingerprint, content_fingerprint(changed)) == ["street", "text"]
     kept = json.dumps(fingerprint, ensure_ascii=False)
     assert "路面" not in kept and "13800138000" not in kept
+
+
+def test_an_unknown_fields_name_is_not_repeated_either():
+    with pytest.raises(IntakeError) as refused:
+        parse_intake("hotline", json.dumps({"ticket_no": "H-1", "received_at": "2026-11-02T09:00:00+08:00",
+                                            "text": "路灯坏了", "<img src=x>": 1, "电话13800138000": 2}).encode())
+    assert str(refused.value) == "(unknown field): Extra inputs are not permitted"
