@@ -18,9 +18,10 @@ import logging
 from collections import defaultdict
 
 from faust.exceptions import ProducerSendError
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ensure_TP
 from faust.transport.producer import ProducerBuffer
 from faust.types import FutureMessage
+
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class ReadOffsets(defaultdict):
         super().__init__(lambda: None)
         self.rereading: dict = {}  # tp → the offset a re-read waits for
         self.rereads: dict = {}  # tp → (first skipped offset, re-reads of that jump): one entry per partition
+        self.dropped: dict = {}  # tp → records fetched out of turn during its re-read
 
     def __setitem__(self, tp, offset) -> None:
         expected = self.rereading.get(tp)
@@ -73,7 +75,11 @@ def reread_skipped_offsets() -> None:
         async def callback(message):
             expected = offsets.rereading.get(message.tp)
             if expected is not None and message.offset != expected:
+                offsets.dropped[message.tp] = offsets.dropped.get(message.tp, 0) + 1
                 return None  # out of turn: it comes again once the re-read reaches it
+            if expected is not None:
+                log.info("re-reading %s[%d] from %d: %d records fetched out of turn meanwhile", message.tp.topic,
+                         message.tp.partition, expected, offsets.dropped.pop(message.tp, 0))
             return await deliver(message)
 
         self.callback = callback
@@ -94,13 +100,24 @@ def reread_skipped_offsets() -> None:
         offsets.rereading[tp] = offset_from
         await self._seek(tp, offset_from)
 
+    # Faust's seeks set the read offset to the offset read *next*, where everywhere else it is the
+    # offset delivered *last*: so a first record one past the seek went unnoticed (that record never
+    # read, its successors committed over it), and a larger jump was read again from one past the
+    # seek (the record at the seek itself never read). Both seeks below set "delivered last" (the
+    # offset before), so any first record past the seek is a jump and is read again from the seek.
     async def seek_ending_reread(self: Consumer, partition, offset: int) -> None:  # Faust's own seeks end a re-read
         self._read_offset.rereading.pop(partition, None)
         await seek(self, partition, offset)
+        if offset is not None and offset > 0:
+            self._read_offset[ensure_TP(partition)] = offset - 1
 
     async def perform_seek_ending_rereads(self: Consumer) -> None:  # to the committed offsets, after a rebalance
-        self._read_offset.rereading.clear()
+        offsets: ReadOffsets = self._read_offset
+        offsets.rereading.clear()
         await perform_seek(self)
+        for tp, offset in list(offsets.items()):
+            if offset is not None and offset > 0:
+                offsets[tp] = offset - 1
 
     Consumer.__init__, Consumer._add_gap = __init__, _add_gap
     Consumer.seek, Consumer.perform_seek = seek_ending_reread, perform_seek_ending_rereads
