@@ -5,7 +5,8 @@
                                                    ├──► manual (a ruling refused, e.g. 摊派: back in the queue)
                                                    └──  (close: out of the queue, no task; the sink keeps the ruling)
                                table `routing`: incident id → the latest routing seen here (unit, manual or
-                                                closed; attempt)
+                                                closed; attempt; when), forgotten a retention after it
+                                                left the queue (agents/retention.py)
 
 Reviews come from the intake stage (low confidence, no item, 摊派 refused), the caller and case
 stages (repeat calls), and the task stage (a return that cannot be re-routed). Both topics are keyed
@@ -16,9 +17,11 @@ later one is stale and not queued again.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from agents.dutylists import DutyLists
+from agents.retention import Retention
 from agents.wiring import Wiring
 from pipeline.route import dispatch_item
 from schemas import Dispatch, Incident, ManualReview, OperatorDecision
@@ -41,7 +44,14 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
             to, attempt = "manual", decision.attempt
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
-        routing[incident_id] = json.dumps({"to": to, "attempt": attempt}, ensure_ascii=False).encode()
+        at = wiring.now()
+        routing[incident_id] = json.dumps({"to": to, "attempt": attempt, "at": at.isoformat()},
+                                          ensure_ascii=False).encode()
+        routing_retention.touched(incident_id, None if to == "manual" else at)
+
+    # A routing leaves after the retention once the incident has left the queue (dispatched or closed).
+    routing_retention = Retention(wiring, routing, "routing", lambda stored: routed_at(json.loads(stored)),
+                                  lambda incident_id, stored: (names.manual, incident_id.encode()))
 
     def dispatched_since(review: ManualReview) -> bool:
         route = json.loads(routing.get(review.incident_id) or "null")
@@ -49,7 +59,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
 
     @wiring.app.agent(wiring.topic(names.manual), name="queue", concurrency=1)
     async def queue_stage(stream):
-        await wiring.each_batch(stream, "queue", ManualReview, hold)
+        await wiring.each_batch(stream, "queue", ManualReview, hold, forget=routing_retention.forget)
 
     def hold(review: ManualReview) -> None:
         if review.incident is None or dispatched_since(review):
@@ -85,4 +95,10 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
             del waiting[incident.incident_id]
         record_route(incident.incident_id, decision)
 
-    return waiting, routing
+    return waiting, routing, routing_retention
+
+
+def routed_at(route: dict) -> dt.datetime | None:
+    """When an incident's routing last changed, once it has left the queue (None: still waiting, or a
+    routing recorded before this was kept)."""
+    return dt.datetime.fromisoformat(route["at"]) if route["to"] != "manual" and "at" in route else None

@@ -86,18 +86,25 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
 
     def ready() -> bool:
         """Tables are complete only once recovery from their changelogs has finished; nothing moves
-        while the broker does not answer."""
+        while the broker does not answer, or while a stage is down (crashed, waiting for Faust's
+        supervisor to start it again)."""
         return (app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
-                and watch.state.reachable and not watch.lost)
+                and watch.state.reachable and not watch.lost and all(stages_running().values()))
+
+    def stages_running() -> dict[str, bool]:
+        # Faust keeps an agent's running actors only in this attribute (no public accessor).
+        return {agent.name: bool(agent._actors) and not any(actor.crashed for actor in agent._actors)
+                for agent in app.agents.values()}
 
     merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
     received, received_retention = add_intake_stage(wiring, dutylists)
     callers, caller_retention = add_caller_stage(wiring, dutylists, merge_policy)
     cases, case_retention = add_case_stage(wiring, dutylists, merge_policy)
-    waiting, routing = add_queue_stage(wiring, dutylists)
+    waiting, routing, routing_retention = add_queue_stage(wiring, dutylists)
     tasks, task_summaries, task_retention = add_task_stage(wiring, dutylists, bootstrap.units, ready)
     add_notify_stage(wiring)
-    tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting, "routing": routing, "tasks": tasks}
+    tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting,
+              "routing": routing, "tasks": tasks}
     watch = BrokerWatch(servers, app.conf.id, [t.changelog_topic_name for t in tables.values()],
                         {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
                         tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
@@ -115,8 +122,9 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     async def retention_timer() -> None:
         """Bounded memory: what has served its purpose leaves the tables (agents/retention.py)."""
         if ready():
-            for retention in (received_retention, caller_retention, case_retention, task_retention):
+            for retention in (received_retention, caller_retention, case_retention, routing_retention,
+                              task_retention):
                 await retention.tick(wiring.now())
 
-    add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch)
+    add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch, stages_running)
     return app

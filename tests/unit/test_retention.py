@@ -35,3 +35,11 @@ def test_a_caller_and_a_case_key_count_from_their_latest_report():
              "hotspots": {"seen": [["1", "grid-1", [(T + dt.timedelta(hours=1)).isoformat()]]], "alerting": []}}
     assert case_last_at(state) == T + dt.timedelta(hours=1)
     assert case_last_at({"cases": [], "hotspots": {}}) is None
+
+
+def test_a_routing_counts_once_the_incident_has_left_the_queue():
+    from agents.queue import routed_at
+
+    assert routed_at({"to": "manual", "attempt": 0, "at": T.isoformat()}) is None  # still waiting: kept
+    assert routed_at({"to": "closed", "attempt": 0, "at": T.isoformat()}) == T
+    assert routed_at({"to": "cgj 3.1@v", "attempt": 1}) is None  # recorded before the time was kept
