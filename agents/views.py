@@ -17,14 +17,14 @@ from infra.brokerwatch import BrokerWatch
 
 
 def add_views(app: faust.App, dutylists: DutyLists, ready: Callable[[], bool], tables: dict[str, faust.Table],
-              task_summaries, now, watch: BrokerWatch) -> None:
+              task_summaries, now, watch: BrokerWatch, stages_running: Callable[[], dict[str, bool]]) -> None:
     @app.page("/health/")
     async def health(web, request):
         """Ready once the duty lists are read and the tables recovered (and not rebalancing) while the
-        broker answers; the broker's last check (lag per stage, a lost log); the sizes of the tables
-        this worker holds (its partitions). Cheap: polled by orchestrators and the demo."""
+        broker answers and every stage runs; the broker's last check (lag per stage, a lost log); the
+        sizes of the tables this worker holds (its partitions). Cheap: polled by orchestrators and the demo."""
         return web.json({"ready": ready(), "dutylist_version": dutylists.current.version, "now": now().isoformat(),
-                         "broker": watch.state.as_json(watch.stage_of),
+                         "stages": stages_running(), "broker": watch.state.as_json(watch.stage_of),
                          "held": {name: len(table) for name, table in tables.items()},
                          "waiting_for_operator": len(tables["waiting_for_operator"])},
                         status=200 if ready() else 503)

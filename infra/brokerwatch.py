@@ -43,8 +43,8 @@ class BrokerState:
         for topic, n in self.lag.items():
             if topic in stage_of:
                 by_stage[stage_of[topic]] = by_stage.get(stage_of[topic], 0) + n
-        return {"reachable": self.reachable, "lag": by_stage, "lost": list(self.lost), "checked_at": self.checked_at,
-                "error": self.error}
+        return {"reachable": self.reachable, "lag": by_stage, "lag_by_topic": {t: n for t, n in self.lag.items() if n},
+                "lost": list(self.lost), "checked_at": self.checked_at, "error": self.error}
 
 
 def log_losses(seen_ends: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int],

@@ -123,6 +123,7 @@ class Deployment:
     api_key: str | None = None  # a `read` key (infra/api/keys.py): what get_json sends
     workers: list[Service] = field(default_factory=list)
     api: Service | None = None
+    last_lag: list[dict] = field(default_factory=list)  # what `wait_settled` read last: each worker's, then the sink's
 
     @classmethod
     def start(cls, env: dict[str, str], log_dir: Path, *, workers: int = 1, timeout: float = 90,
@@ -207,9 +208,12 @@ class Deployment:
         def settled(health: dict) -> bool:
             return health["checked_at"] > since and health["reachable"] and not any(health["lag"].values())
 
+        def read() -> list[dict]:
+            self.last_lag = [w.health()["broker"] for w in self.workers] + [self.api.health()["sink"]["broker"]]
+            return self.last_lag
+
         try:
-            poll_until(lambda: [w.health()["broker"] for w in self.workers] + [self.api.health()["sink"]["broker"]],
-                       lambda healths: all(settled(h) for h in healths), timeout, what="no lag anywhere")
+            poll_until(read, lambda healths: all(settled(h) for h in healths), timeout, what="no lag anywhere")
         except TimeoutError:
             return False
         return True

@@ -38,6 +38,7 @@ def test_a_broker_that_lost_its_log_is_reported_and_the_deployment_goes_on(pipel
                             and not any(h["broker"]["lag"].values()), timeout=30, what="worker lag 0")
         assert health["ready"] and health["broker"]["reachable"] and not health["broker"]["lost"]
         assert set(health["broker"]["lag"]) >= {"intake", "callers", "cases", "tasks", "notify"}
+        assert health["stages"] and all(health["stages"].values())  # every stage running
         poll_until(deployment.api.health, lambda h: h["sink"]["broker"]["lag"] == {"sink": 0}, timeout=30,
                    what="sink lag 0")
         assert re.search(r'cityops_consumer_lag\{stage="intake",topic="[^"]*intake.hotline"\} 0.0',
