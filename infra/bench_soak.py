@@ -2,11 +2,12 @@
 
 A deployment (api + one worker) on the bench's broker runs on a scaled clock (7200×: a real minute
 is 5 city days, so most reports — 11 days to a reply at the median — finish within minutes) with a
-short retention, fed a steady rate of generated reports stamped with
-the city's time, while simulated departments accept, finish and close the work and reporters
-score it. Every `sample_seconds` it records the RSS of the worker, the api and the embedded broker,
-and what the worker's tables hold. After the warm-up (long enough for reports to be finished and
-then forgotten) the worker's RSS must stay within ±10% of its mean.
+short retention. It is fed a steady rate of generated reports stamped with the city's time, while
+simulated departments accept, finish and close the work, reporters score it, and simulated
+operators rule on the queue within 4 city hours. Every `sample_seconds` it records the RSS of the
+worker, the api and the embedded broker, and what the worker's tables hold. After the warm-up (long
+enough for reports to be finished and then forgotten) the worker's RSS must stay within ±10% of
+its mean.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from infra.bench import bench_broker, deployment_env, rss_mb
 from infra.processes import Deployment
-from infra.simulator import simulate_departments
+from infra.simulator import simulate_departments, simulate_operators
 from pipeline.clock import Clock
 from pipeline.loadgen import generate
 
@@ -45,6 +46,8 @@ def run_soak_bench(minutes: float, rate: float, clock_scale: float, retention_ho
         fed = [0]
         threads = [
             threading.Thread(target=simulate_departments, args=(servers, names, clock, reply_days), daemon=True,
+                             kwargs={"seconds": None, "should_stop": stop.is_set}),
+            threading.Thread(target=simulate_operators, args=(servers, names, clock), daemon=True,
                              kwargs={"seconds": None, "should_stop": stop.is_set}),
             threading.Thread(target=lambda: asyncio.run(_feed(servers, names, clock, rate, texts, stop, fed)),
                              daemon=True),

@@ -9,6 +9,7 @@ the simulator re-sends only what the task stage already ignores.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import itertools
 import logging
@@ -22,7 +23,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from agents.topics import TopicNames
 from pipeline.clock import Clock
 from pipeline.simulation import Behaviour, plan, to_event
-from schemas import Dispatch, TaskUpdate
+from pipeline import ids
+from schemas import Dispatch, ManualReview, OperatorDecision, TaskUpdate
 
 log = logging.getLogger(__name__)
 
@@ -67,4 +69,52 @@ def simulate_departments(servers: str, names: TopicNames, clock: Clock, reply_da
         producer.close()
         consumer.close()
     log.info("simulated %d task events: %s", sum(sent.values()), dict(sent))
+    return sent
+
+
+def simulate_operators(servers: str, names: TopicNames, clock: Clock, *, seconds: float | None,
+                       decide_within_hours: float = 4.0, seed: int = 13,
+                       should_stop: Callable[[], bool] = lambda: False) -> Counter:
+    """Operators work the queue: each review is decided within `decide_within_hours` of the city's
+    time after it was queued — dispatched under its best candidate item, or, without one (or when
+    that dispatch came back refused), closed as answered on the call (直接答复). Returns the rulings
+    sent by action."""
+    rng = random.Random(seed)
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    partitions = [TopicPartition(names.manual, p) for p in sorted(consumer.partitions_for_topic(names.manual) or [])]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, retries=5)
+    queue: list[tuple[float, int, ManualReview]] = []
+    tie = itertools.count()
+    rulings: Counter = Counter()  # incident id → rulings sent, so a refused dispatch is closed next time
+    sent: Counter = Counter()
+    started = time.monotonic()
+    try:
+        while not should_stop() and (seconds is None or time.monotonic() - started < seconds):
+            for records in consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    review = ManualReview.model_validate_json(record.value)
+                    delay = dt.timedelta(hours=rng.uniform(0, decide_within_hours))
+                    due = time.monotonic() + clock.real_seconds(review.queued_at + delay - clock.now())
+                    heapq.heappush(queue, (due, next(tie), review))
+            while queue and queue[0][0] <= time.monotonic():
+                _, _, review = heapq.heappop(queue)
+                n = rulings[review.incident_id]
+                rulings[review.incident_id] += 1
+                common = {"decision_id": ids.stable_id("simulated-operator", review.incident_id, n),
+                          "incident_id": review.incident_id, "operator": "模拟值班员", "decided_at": clock.now()}
+                if review.candidates and n == 0:
+                    ruling = OperatorDecision(**common, action="dispatch", item_no=review.candidates[0])
+                else:
+                    ruling = OperatorDecision(**common, action="close", close_reason="answered",
+                                              note="模拟：电话中直接答复")
+                producer.send(names.manual_decisions, key=review.incident_id.encode(),
+                              value=ruling.model_dump_json().encode())
+                sent[ruling.action] += 1
+        producer.flush()
+    finally:
+        producer.close()
+        consumer.close()
+    log.info("simulated %d operator rulings: %s", sum(sent.values()), dict(sent))
     return sent
