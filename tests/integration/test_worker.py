@@ -18,15 +18,13 @@ from infra.store import Store
 from pipeline.dutylists import load_registry
 from pipeline.loadgen import IntakeEvent, generate
 from pipeline.locate import Locator
-from pipeline.normalize import parse_intake, to_incident
+from pipeline.normalize import incident_id_of, parse_intake, to_incident
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
 
 
 def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
-    locator = Locator(load_registry())
-    return {to_incident(parse_intake(e.source, e.value), salt="s", now=NOW, locator=locator).incident_id
-            for e in events if e.valid}
+    return {incident_id_of(parse_intake(e.source, e.value)) for e in events if e.valid}
 
 
 def all_landed(n: int, valid: int):
