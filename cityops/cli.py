@@ -38,7 +38,7 @@ def worker() -> None:
     import faust
 
     from agents.topics import TopicNames
-    from cityops.worker import BrokerLogLost, create_worker_app
+    from cityops.worker import RestartInPlace, create_worker_app
     from infra.broker import ensure_cityops_topics, start_embedded_broker
     from infra.kafka_config import kafka_python_security
     from infra.settings import Settings
@@ -64,11 +64,11 @@ def worker() -> None:
         try:
             faust.Worker(app, loglevel="info").execute_from_commandline()
         except SystemExit:
-            if not isinstance(app.crash_reason, BrokerLogLost) or embedded:
+            if not isinstance(app.crash_reason, RestartInPlace) or embedded:
                 raise
-            # Begin again on the broker's new log, as a fresh process (Faust's state is not made to
-            # be reset in place): same pid, same arguments; the topics are recreated above.
-            typer.echo(f"{app.crash_reason}; starting again on its new log", err=True)
+            # Begin again as a fresh process (Faust's state is not made to be reset in place): same
+            # pid, same arguments; the topics are recreated above, the tables read from the log.
+            typer.echo(f"{app.crash_reason}; starting again", err=True)
             os.execv(sys.executable, [sys.executable, "-m", "cityops.cli", "worker"])
     finally:
         if embedded:

@@ -39,8 +39,16 @@ from pipeline.textmodel import TopClassModel
 log = logging.getLogger(__name__)
 
 
-class BrokerLogLost(RuntimeError):
+class RestartInPlace(RuntimeError):
+    """A state this process cannot leave by itself: `cityops worker` starts it again, same pid."""
+
+
+class BrokerLogLost(RestartInPlace):
     """The broker lost the log this worker's tables and offsets stand on (`infra/brokerwatch.py`)."""
+
+
+class PartitionStalled(RestartInPlace):
+    """A partition this worker holds has records waiting and a commit that does not move."""
 
 
 def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
@@ -117,6 +125,16 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             # new log's end: going on would lose or mis-route work silently. Stop; `cityops worker`
             # starts again on the broker's new log (tables rebuilt from it, topics recreated).
             await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
+            return
+        held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        stalled = [f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in watch.stalled(settings.stall_restart_seconds)
+                   if (tp.topic, tp.partition) in held] if settings.stall_restart_seconds and ready() else []
+        if stalled:
+            # Seen after SIGKILL restarts: a partition no longer read, the stage idle (cause not found).
+            # A new process reads it again from its commit; the ids make the re-read harmless.
+            log.error("records wait and the commit has not moved for %.0f s on %s: starting the worker again",
+                      settings.stall_restart_seconds, ", ".join(stalled))
+            await app.crash(PartitionStalled("stalled: " + ", ".join(stalled)))
 
     @app.timer(settings.retention_check_seconds)
     async def retention_timer() -> None:

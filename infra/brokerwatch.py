@@ -73,6 +73,8 @@ class BrokerWatch:
         self.state = BrokerState(reachable=True)  # optimistic until the first check
         self.lost: tuple[str, ...] = ()  # what the last check that found a loss said (kept: it happened)
         self._seen_ends: dict[TopicPartition, int] = {}
+        # partition → (its commit, since when that commit has not moved while records wait)
+        self._waiting: dict[TopicPartition, tuple[int, float]] = {}
         self._seen_topics: set[str] = set()
 
     def check(self) -> BrokerState:
@@ -95,15 +97,26 @@ class BrokerWatch:
             ends = reported
         self._seen_topics = set(present)
         lag: dict[str, int] = {}
+        waiting: dict[TopicPartition, tuple[int, float]] = {}
         for tp, end in ends.items():
             if tp.topic in self.stage_of:  # not the changelogs: watched for loss, read without the group
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - committed.get(tp, 0))
+                behind = max(0, end - committed.get(tp, 0))
+                lag[tp.topic] = lag.get(tp.topic, 0) + behind
+                if behind:
+                    commit, since = self._waiting.get(tp, (None, now))
+                    waiting[tp] = (committed.get(tp, 0), since if commit == committed.get(tp, 0) else now)
+        self._waiting = waiting
         if reasons:  # this check found it; the next compares with what this one saw
             self.lost = tuple(reasons)
             metrics.BROKER_LOG_LOST.inc()
             log.error("the broker lost its log (%s): messages it held and not yet processed are gone, and what "
                       "this process holds no longer matches its topics", "; ".join(reasons))
         return self._record(BrokerState(reachable=True, lag=lag, lost=self.lost, checked_at=now))
+
+    def stalled(self, seconds: float) -> list[tuple[TopicPartition, int]]:
+        """Partitions whose commit has not moved for `seconds` while records wait: (partition, commit)."""
+        now = time.time()
+        return [(tp, commit) for tp, (commit, since) in self._waiting.items() if now - since >= seconds]
 
     def _record(self, state: BrokerState) -> BrokerState:
         if state.reachable != self.state.reachable:

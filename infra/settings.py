@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     retention_check_seconds: float = Field(default=60.0, gt=0)
     # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
+    # A partition a worker holds whose commit has not moved this long while records wait restarts the
+    # worker in place (cityops/worker.py, README "A partition that stops being read"); 0: never.
+    stall_restart_seconds: float = Field(default=60.0, ge=0)
     # Office hours "09:00-12:00,13:30-17:30"; the city's holiday file for years chinese-calendar lacks.
     office_hours: str = "09:00-12:00,13:30-17:30"
     holidays_file: Path | None = None

@@ -34,12 +34,7 @@ def simulate_departments(servers: str, names: TopicNames, clock: Clock, reply_da
                          should_stop: Callable[[], bool] = lambda: False) -> Counter:
     """Run for `seconds` of real time (None: until `should_stop`); returns the events sent by kind."""
     rng = random.Random(seed)
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
-    partitions = [TopicPartition(names.task_updates, p)
-                  for p in sorted(consumer.partitions_for_topic(names.task_updates) or [])]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, retries=5)
+    consumer, producer = _reader_from_start(servers, names.task_updates), _producer(servers)
     queue: list[tuple[float, int, Dispatch, int, object]] = []  # (real due time, tie, dispatch, step no, step)
     tie = itertools.count()
     planned: set[str] = set()
@@ -80,11 +75,7 @@ def simulate_operators(servers: str, names: TopicNames, clock: Clock, *, seconds
     that dispatch came back refused), closed as answered on the call (直接答复). Returns the rulings
     sent by action."""
     rng = random.Random(seed)
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
-    partitions = [TopicPartition(names.manual, p) for p in sorted(consumer.partitions_for_topic(names.manual) or [])]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, retries=5)
+    consumer, producer = _reader_from_start(servers, names.manual), _producer(servers)
     queue: list[tuple[float, int, ManualReview]] = []
     tie = itertools.count()
     rulings: Counter = Counter()  # incident id → rulings sent, so a refused dispatch is closed next time
@@ -118,3 +109,16 @@ def simulate_operators(servers: str, names: TopicNames, clock: Clock, *, seconds
         consumer.close()
     log.info("simulated %d operator rulings: %s", sum(sent.values()), dict(sent))
     return sent
+
+
+def _reader_from_start(servers: str, topic: str) -> KafkaConsumer:
+    """Every partition of `topic` from its start, outside any group (work done before we started counts)."""
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    return consumer
+
+
+def _producer(servers: str) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, retries=5)

@@ -166,9 +166,7 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
             groups = {g.rsplit(".", 1)[-1]: c[tp].offset for g, c in committed.items() if tp in c}
             lines.append(f"{topic}[{tp.partition}] end {ends[tp]} committed {groups}")
     consumer.close()
-    locator = Locator(load_registry())
-    keys = {e.key for e in events if e.valid and to_incident(parse_intake(e.source, e.value), salt="s", now=NOW,
-                                                             locator=locator).incident_id in missing}
+    keys = {e.key for e in events if e.valid and incident_id_of(parse_intake(e.source, e.value)) in missing}
     spots = sorted(where[k] for k in keys if k in where)
     with Store(env["CLICKHOUSE_URL"]) as store:  # stored, but neither dispatched, queued nor merged
         unrouted = store.query(

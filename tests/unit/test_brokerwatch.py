@@ -25,3 +25,21 @@ def test_lag_is_summed_per_stage_for_health():
     state = BrokerState(reachable=True, lag={"intake.hotline": 3, "intake.grid": 4, "task-events": 0})
     stage_of = {"intake.hotline": "intake", "intake.grid": "intake", "task-events": "tasks"}
     assert state.as_json(stage_of)["lag"] == {"intake": 7, "tasks": 0}
+
+
+def test_a_partition_is_stalled_when_records_wait_and_its_commit_does_not_move(monkeypatch):
+    from infra import brokerwatch
+
+    watch = brokerwatch.BrokerWatch("127.0.0.1:1", "g", [], {"a": "intake"}, tansu=False)
+    clock = iter([100.0, 100.0, 130.0, 130.0, 170.0, 170.0, 170.0])
+    monkeypatch.setattr(brokerwatch.time, "time", lambda: next(clock))
+    monkeypatch.setattr(brokerwatch, "accepts_tcp", lambda servers: True)
+    reads = iter([({A0: 50, A1: 9}, {A0: 10, A1: 9}, ["a"]),   # A0: 40 waiting at commit 10
+                  ({A0: 60, A1: 9}, {A0: 10, A1: 9}, ["a"]),   # still at 10, 30 s on
+                  ({A0: 70, A1: 9}, {A0: 10, A1: 9}, ["a"])])  # 70 s on
+    monkeypatch.setattr(watch, "_read", lambda: next(reads))
+    watch.check()
+    watch.check()
+    assert watch.stalled(60) == []
+    watch.check()
+    assert watch.stalled(60) == [(A0, 10)]  # A1 has nothing waiting: never stalled
