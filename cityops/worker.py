@@ -92,12 +92,15 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     wiring = Wiring(app, settings, TopicNames(settings.topic_prefix), settings.clock().now)
     dutylists = DutyLists(wiring, bootstrap, model)
 
+    def tables_ready() -> bool:
+        """Tables are complete only once recovery from their changelogs has finished: the timers wait
+        for this (a timer that proposes nothing does no harm while the broker is away)."""
+        return app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
+
     def ready() -> bool:
-        """Tables are complete only once recovery from their changelogs has finished; nothing moves
-        while the broker does not answer, or while a stage is down (crashed, waiting for Faust's
-        supervisor to start it again)."""
-        return (app.tables.recovery.completed.is_set() and not app.rebalancing and dutylists.ready.is_set()
-                and watch.state.reachable and not watch.lost and all(stages_running().values()))
+        """What /health says: the tables ready, the broker answering and every stage running (not
+        crashed, waiting for Faust's supervisor to start it again)."""
+        return tables_ready() and watch.state.reachable and not watch.lost and all(stages_running().values())
 
     def stages_running() -> dict[str, bool]:
         # Faust keeps an agent's running actors only in this attribute (no public accessor).
@@ -109,7 +112,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     callers, caller_retention = add_caller_stage(wiring, dutylists, merge_policy)
     cases, case_retention = add_case_stage(wiring, dutylists, merge_policy)
     waiting, routing, routing_retention = add_queue_stage(wiring, dutylists)
-    tasks, task_summaries, task_retention = add_task_stage(wiring, dutylists, bootstrap.units, ready)
+    tasks, task_summaries, task_retention = add_task_stage(wiring, dutylists, bootstrap.units, tables_ready)
     add_notify_stage(wiring)
     tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting,
               "routing": routing, "tasks": tasks}
@@ -128,7 +131,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             return
         held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
         stalled = [f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in watch.stalled(settings.stall_restart_seconds)
-                   if (tp.topic, tp.partition) in held] if settings.stall_restart_seconds and ready() else []
+                   if (tp.topic, tp.partition) in held] if settings.stall_restart_seconds and tables_ready() else []
         if stalled:
             # Seen after SIGKILL restarts: a partition no longer read, the stage idle (cause not found).
             # A new process reads it again from its commit; the ids make the re-read harmless.
@@ -139,7 +142,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     @app.timer(settings.retention_check_seconds)
     async def retention_timer() -> None:
         """Bounded memory: what has served its purpose leaves the tables (agents/retention.py)."""
-        if ready():
+        if tables_ready():
             for retention in (received_retention, caller_retention, case_retention, routing_retention,
                               task_retention):
                 await retention.tick(wiring.now())

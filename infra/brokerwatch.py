@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -73,6 +73,7 @@ class BrokerWatch:
         self.state = BrokerState(reachable=True)  # optimistic until the first check
         self.lost: tuple[str, ...] = ()  # what the last check that found a loss said (kept: it happened)
         self._seen_ends: dict[TopicPartition, int] = {}
+        self._failed_checks = 0
         # partition → (its commit, since when that commit has not moved while records wait)
         self._waiting: dict[TopicPartition, tuple[int, float]] = {}
         self._seen_topics: set[str] = set()
@@ -119,6 +120,10 @@ class BrokerWatch:
         return [(tp, commit) for tp, (commit, since) in self._waiting.items() if now - since >= seconds]
 
     def _record(self, state: BrokerState) -> BrokerState:
+        # One slow or failed check on a loaded machine is not an outage: unreachable after two in a row.
+        self._failed_checks = 0 if state.reachable else self._failed_checks + 1
+        if not state.reachable and self._failed_checks < 2:
+            state = replace(self.state, checked_at=state.checked_at, error=state.error)
         if state.reachable != self.state.reachable:
             if state.reachable:
                 log.info("the broker at %s answers again", self.bootstrap_servers)

@@ -191,10 +191,13 @@ def wait_with_progress(deployment: Deployment, done, ingested: int) -> dict:
         time.sleep(0.5)
 
 
-def _next_working_morning(settings: Settings) -> dt.datetime:
+def _next_working_morning(settings: Settings, run_of: int = 3) -> dt.datetime:
+    """The first morning after today that begins `run_of` working days in a row: a demo started on a
+    Thursday night in China would otherwise spend its simulated days on a weekend, where the working-
+    time limits stand still and no task falls overdue."""
     calendar = settings.sla_clock().calendar
     day = dt.datetime.now(CITY_TZ).date() + dt.timedelta(days=1)
-    while not calendar.is_workday(day):
+    while not all(calendar.is_workday(day + dt.timedelta(days=n)) for n in range(run_of)):
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, calendar.office_hours[0][0], CITY_TZ)
 
