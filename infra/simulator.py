@@ -85,6 +85,8 @@ def simulate_operators(servers: str, names: TopicNames, clock: Clock, *, seconds
         while not should_stop() and (seconds is None or time.monotonic() - started < seconds):
             for records in consumer.poll(timeout_ms=100).values():
                 for record in records:
+                    if record.value is None:  # a forget request of the routing table's retention
+                        continue
                     review = ManualReview.model_validate_json(record.value)
                     delay = dt.timedelta(hours=rng.uniform(0, decide_within_hours))
                     due = time.monotonic() + clock.real_seconds(review.queued_at + delay - clock.now())
