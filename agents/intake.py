@@ -52,8 +52,7 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
     received = wiring.table("received")
     retention = Retention(wiring, received, "received",
                           lambda stored: dt.datetime.fromisoformat(json.loads(stored)["at"]),
-                          lambda incident_id, stored: (json.loads(stored)["topic"],
-                                                       json.loads(stored)["key"].encode()))
+                          lambda incident_id, stored: came_with(json.loads(stored)))
 
     @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
     async def intake(stream):
@@ -160,6 +159,11 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
             wiring.send(names.task_events, event.task_id, event)
 
     return received, retention
+
+def came_with(entry: dict) -> tuple[str, bytes]:
+    """The topic and key a received id's message came with: a forget request goes the same way."""
+    return entry["topic"], entry["key"].encode()
+
 
 def classify_batch(dutylists: DutyLists, incidents: list[Incident]) -> list[tuple[DutyBook, Classification]]:
     """One model call per duty-list version present in the batch (batching is what makes it fast)."""

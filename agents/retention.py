@@ -23,6 +23,7 @@ from agents.wiring import FORGET_HEADER, Wiring
 from infra import metrics
 from pipeline.sla import DueIndex
 
+
 class Retention:
     def __init__(self, wiring: Wiring, table: faust.Table, name: str, last_at: Callable[[bytes], dt.datetime | None],
                  route: Callable[[str, bytes], tuple[str, bytes]]):
