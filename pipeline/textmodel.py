@@ -109,20 +109,24 @@ class CharNgrams(BaseEstimator, TransformerMixin):
             grams.append(((points[:-2] * np.uint64(1_000_003) ^ points[1:-1] * np.uint64(7919)) * np.uint64(31)
                           ^ points[2:] + np.uint64(2))[keep])
             rows.append(row_of[:-2][keep])
-        # One sort of (row, column) keys both orders each row's columns and brings duplicate n-grams
-        # together to be counted: cheaper than scipy's COO → CSR, per-row sort and duplicate sum.
-        # int32 keys when they fit (a batch of up to 2,047 documents): half the bytes, half the sort.
-        key_type = np.int32 if len(docs) * self.dim < 2**31 else np.int64
-        keys = (np.concatenate(rows).astype(key_type) * key_type(self.dim)
-                + (np.concatenate(grams) % np.uint64(self.dim)).astype(key_type))
-        keys.sort()
-        firsts = np.flatnonzero(np.diff(keys, prepend=-1))  # where each distinct key starts
-        unique = keys[firsts]
-        counts = np.diff(np.append(firsts, len(keys))).astype(np.float64)
-        indptr = np.searchsorted(unique // self.dim, np.arange(len(docs) + 1))
-        matrix = sparse.csr_matrix((counts, unique % self.dim, indptr), shape=(len(docs), self.dim))
-        matrix.has_sorted_indices = True
-        return matrix
+        return _count_matrix(np.concatenate(rows), np.concatenate(grams) % np.uint64(self.dim), len(docs), self.dim)
+
+
+def _count_matrix(rows: np.ndarray, columns: np.ndarray, n_rows: int, width: int) -> sparse.csr_matrix:
+    """The CSR matrix counting each (row, column) pair. One sort of row·width + column keys both
+    orders each row's columns and brings duplicates together to be counted: cheaper than scipy's
+    COO → CSR, per-row sort and duplicate sum. int32 keys when they fit (a batch of up to 2,047
+    documents of the n-grams' width): half the bytes, half the sort."""
+    key_type = np.int32 if n_rows * width < 2**31 else np.int64
+    keys = rows.astype(key_type) * key_type(width) + columns.astype(key_type)
+    keys.sort()
+    firsts = np.flatnonzero(np.diff(keys, prepend=-1))  # where each distinct key starts
+    unique = keys[firsts]
+    counts = np.diff(np.append(firsts, len(keys))).astype(np.float64)
+    indptr = np.searchsorted(unique // width, np.arange(n_rows + 1))
+    matrix = sparse.csr_matrix((counts, unique % width, indptr), shape=(n_rows, width))
+    matrix.has_sorted_indices = True
+    return matrix
 
 
 class LexiconWords(BaseEstimator, TransformerMixin):
@@ -155,9 +159,7 @@ class LexiconWords(BaseEstimator, TransformerMixin):
         lengths = np.fromiter(map(len, matches), dtype=np.int64, count=len(matches))
         cols = np.fromiter(itertools.chain.from_iterable(matches), dtype=np.int64, count=int(lengths.sum()))
         rows = np.repeat(np.arange(len(matches), dtype=np.int64), lengths)
-        matrix = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(matches), len(self.vocabulary_)))
-        matrix.sum_duplicates()
-        return matrix
+        return _count_matrix(rows, cols, len(matches), len(self.vocabulary_))
 
     def __getstate__(self):  # the automaton is rebuilt from the vocabulary on load
         return {k: v for k, v in self.__dict__.items() if k != "automaton_"}
@@ -204,7 +206,11 @@ class StackedCalibratedSVMs:
             raise ValueError("stacked prediction covers sigmoid calibration of three or more classes")
 
     def predict_proba(self, features) -> np.ndarray:
-        decisions = np.asarray(features.astype(np.float32) @ self.weights, dtype=np.float64) + self.bias
+        return self.probabilities(np.asarray(features.astype(np.float32) @ self.weights, dtype=np.float64))
+
+    def probabilities(self, products: np.ndarray) -> np.ndarray:
+        """The calibrated class probabilities from the features' products with `weights` (no bias)."""
+        decisions = products + self.bias
         width = decisions.shape[1] // self.n_folds
         mean = np.zeros((decisions.shape[0], self.n_classes))
         for k, (position, a, b) in enumerate(self.columns):
@@ -233,8 +239,33 @@ class TopClassModel:
 
     def predict(self, docs: Sequence[str]) -> list[dict[str, float]]:
         """For each document, the probability of each class."""
-        proba = self._calibrated_svms.predict_proba(self.pipeline.named_steps["features"].transform(list(docs)))
-        return [dict(zip(self.classes, map(float, row), strict=True)) for row in proba]
+        proba = self._calibrated_svms.probabilities(self._products(list(docs)))
+        classes = self.classes
+        return [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
+
+    def _products(self, docs: list[str]) -> np.ndarray:
+        """The pipeline's features times the SVMs' weights, computed block by block: each feature set's
+        counts, TF-IDF in place (what its fitted TfidfTransformer does), then its own rows of the
+        weights — scikit-learn's FeatureUnion would validate, copy and stack the blocks first, a
+        tenth of a prediction's time for the same figures (tested against predict_proba)."""
+        products, first = None, 0
+        weights = self._calibrated_svms.weights
+        for _, block in self.pipeline.named_steps["features"].transformer_list:
+            counts, tfidf = (step for _, step in block.steps)
+            matrix = counts.transform(docs)
+            matrix.data = (np.log(matrix.data) + 1.0) * tfidf.idf_[matrix.indices] if tfidf.sublinear_tf \
+                else matrix.data * tfidf.idf_[matrix.indices]
+            if tfidf.norm != "l2":
+                raise ValueError(f"fused prediction covers l2-normalised TF-IDF, not norm={tfidf.norm!r}")
+            lengths = np.diff(matrix.indptr)
+            norms = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), lengths), weights=matrix.data ** 2,
+                                        minlength=len(docs)))
+            matrix.data /= np.repeat(norms, lengths)  # an empty row repeats nothing: no division by 0
+            width = matrix.shape[1]
+            block_products = np.asarray(matrix.astype(np.float32) @ weights[first:first + width], dtype=np.float64)
+            products = block_products if products is None else products + block_products
+            first += width
+        return products
 
     @cached_property
     def _calibrated_svms(self) -> StackedCalibratedSVMs:

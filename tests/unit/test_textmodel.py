@@ -120,13 +120,14 @@ def test_batch_and_single_classification_agree(sample_book, model):
     assert classifier.classify_many(incidents) == [classifier.classify(i) for i in incidents]
 
 
-def test_stacked_prediction_equals_scikit_learns(model, halves):
+def test_fused_stacked_prediction_equals_scikit_learns(model, halves):
     import numpy as np
 
     from pipeline.modelfiles import read_labelled
     from pipeline.textmodel import document
 
-    docs = [document(r["title"], r["text"]) for r in read_labelled(halves[1])]
+    # Also documents with no words of the vocabulary, or no characters at all: empty feature rows.
+    docs = ["", "x", "！？"] + [document(r["title"], r["text"]) for r in read_labelled(halves[1])]
     ours = np.array([[p[c] for c in model.classes] for p in model.predict(docs)])
     theirs = model.pipeline.predict_proba(docs)
     assert np.allclose(ours, theirs, rtol=0, atol=1e-6)  # float32 weights
