@@ -1,6 +1,7 @@
 """Corrections to faust-streaming 0.15.3 that at-least-once depends on, applied once per process
-(`apply_faust_patches`): a flush before a commit that waits for every buffered message, and a
-consumer that reads skipped offsets again instead of committing them (`reread_skipped_offsets`).
+(`apply_faust_patches`): a flush before a commit that waits for every buffered message, a
+consumer that reads skipped offsets again instead of committing them (`reread_skipped_offsets`),
+and a commit that never passes over a record no stage acknowledged (`commit_no_hole_at_the_head`).
 
 Faust commits a partition's offsets only after `Producer.flush()`, so that everything the acked
 events sent (stage outputs and table changelog records, all buffered by `send_soon`) is on the
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 def apply_faust_patches() -> None:
     make_producer_flush_complete()
     reread_skipped_offsets()
+    commit_no_hole_at_the_head()
 
 
 # A jump that persists after this many re-reads is taken for a real gap (Faust's behaviour).
@@ -124,6 +126,33 @@ def reread_skipped_offsets() -> None:
     Consumer._cityops_rereads = True
 
 
+def commit_no_hole_at_the_head() -> None:
+    """Faust's `_new_offset` takes the committed offset for the last one processed, where it is the
+    next one to read: an unacknowledged record right at the commit, with its successors acked, was
+    committed over (`min(acked) - committed > 1` lets a hole of one pass): a record Faust fetched
+    and never handed to a stage (README, "A partition that stops being read") could be lost that
+    way. Now any hole at the head holds the commit back, as a larger one always did, and says so
+    once in the log."""
+    if getattr(Consumer, "_cityops_no_hole", False):
+        return
+    new_offset = Consumer._new_offset
+    Consumer._cityops_holes = {}  # tp → the commit a hole was last reported at (one line per hole)
+
+    def _new_offset(self: Consumer, tp):
+        acked, committed = self._acked[tp], self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed and not self._gap[tp].overlaps(committed):
+            held = self._cityops_holes.get(tp)
+            if held != committed:
+                self._cityops_holes[tp] = committed
+                log.warning("%s[%d]: offset %d is not acknowledged while %d are after it: the commit waits for it",
+                            tp.topic, tp.partition, committed, len(acked))
+            return None
+        return new_offset(self, tp)
+
+    Consumer._new_offset = _new_offset
+    Consumer._cityops_no_hole = True
+
+
 def make_producer_flush_complete() -> None:
     """`ProducerBuffer.flush` returns once every message put before the call is acknowledged by the
     broker, and raises ProducerSendError if one failed (the commit then fails: replayed, not lost)."""
@@ -156,3 +185,36 @@ def make_producer_flush_complete() -> None:
     ProducerBuffer.__init__, ProducerBuffer.put = __init__, tracked_put
     ProducerBuffer.flush = complete_flush
     ProducerBuffer._cityops_flush_complete = True
+
+
+def describe_partition(consumer: Consumer, tp) -> str:
+    """What Faust and aiokafka hold for one partition, for the log of a stalled partition: Faust's
+    commit, last delivered offset, acknowledged offsets, a re-read waited for, and whether it is
+    paused or held back as buffer-full; aiokafka's position and pause. Read across threads: a
+    snapshot for a person, not for decisions."""
+    try:
+        return _partition_facts(consumer, ensure_TP(tp))
+    except Exception as exc:  # noqa: BLE001 - a diagnostic never fails the caller
+        return f"not readable ({type(exc).__name__})"
+
+
+def _partition_facts(consumer: Consumer, tp) -> str:
+    acked = list(consumer._acked.get(tp, ()))
+    facts = {
+        "committed": consumer._committed_offset.get(tp),
+        "delivered": consumer._read_offset.get(tp),
+        "rereading": getattr(consumer._read_offset, "rereading", {}).get(tp),
+        "acked": f"{len(acked)} [{min(acked)}..{max(acked)}]" if acked else 0,
+        "active": tp in (consumer._active_partitions or ()),
+        "paused": tp in consumer._paused_partitions,
+        "buffer_full": tp in consumer._buffered_partitions,
+        "unacked": sum(1 for m in list(consumer._unacked_messages) if m.tp == tp),
+    }
+    driver = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    try:
+        state = driver._subscription.subscription.assignment.state_value(tp)
+        facts.update(aiokafka_position=state.position if state.has_valid_position else None,
+                     aiokafka_paused=state.paused, aiokafka_buffered=tp in driver._fetcher._records)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic never fails the caller
+        facts["aiokafka"] = type(exc).__name__
+    return ", ".join(f"{k}={v}" for k, v in facts.items())

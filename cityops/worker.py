@@ -21,7 +21,7 @@ import faust
 from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
-from agents.faust_patches import apply_faust_patches
+from agents.faust_patches import apply_faust_patches, describe_partition
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
@@ -137,6 +137,9 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             # A new process reads it again from its commit; the ids make the re-read harmless.
             log.error("records wait and the commit has not moved for %.0f s on %s: starting the worker again",
                       settings.stall_restart_seconds, ", ".join(stalled))
+            for tp, _ in watch.stalled(settings.stall_restart_seconds):
+                if (tp.topic, tp.partition) in held:
+                    log.error("stalled %s[%d]: %s", tp.topic, tp.partition, describe_partition(app.consumer, tp))
             await app.crash(PartitionStalled("stalled: " + ", ".join(stalled)))
 
     @app.timer(settings.retention_check_seconds)

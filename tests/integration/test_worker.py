@@ -178,7 +178,37 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
     return (f"{len(missing)} incidents missing, {on_incidents} of them on the incidents topic; their intake "
             f"records (partition, offset): {spots[:40]}\n"
             f"{dead_letters} dead letters stored of {sum(not e.valid for e in events)} broken events fed; "
-            f"stored but never routed (source, incident): {unrouted}\n" + "\n".join(lines))
+            f"stored but never routed (source, incident): {unrouted}\n"
+            f"where those wait on the routing stages' topics: {_on_stage_topics(broker, names, committed, unrouted)}\n"
+            + "\n".join(lines))
+
+
+def _on_stage_topics(broker, names: TopicNames, committed: dict, unrouted: list[tuple]) -> list[str]:
+    """Each record of the classified and case-reports topics about an unrouted incident: its topic,
+    partition and offset, and the worker group's commit of that partition (past it: taken and lost)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from infra.broker import true_end_offsets
+
+    wanted = {incident_id for _, incident_id in unrouted}
+    worker_commits = committed.get(f"{names.prefix}cityops", {})
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
+    found = []
+    for topic in (names.classified, names.case_reports):
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = true_end_offsets(broker.bootstrap_servers, consumer.end_offsets(tps))
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    incident = json.loads(record.value).get("incident", {}) if record.value else {}
+                    if incident.get("incident_id") in wanted:
+                        commit = worker_commits.get(tp)
+                        found.append(f"{topic}[{tp.partition}]@{record.offset} (committed "
+                                     f"{commit.offset if commit else None})")
+    consumer.close()
+    return found
 
 
 def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, tmp_path):

@@ -1,18 +1,21 @@
-"""Faust's producer buffer, as corrected by agents.faust_patches: a flush before a commit waits for
-every buffered message, however slowly each one leaves (no broker needed: the channel is a stand-in
-for the driver, which is what the buffer hands messages to)."""
+"""Faust as corrected by agents.faust_patches: a flush before a commit waits for every buffered
+message, however slowly each one leaves (no broker needed: the channel is a stand-in for the
+driver, which is what the buffer hands messages to); a partition read again moves only on the
+offset it waits for; a commit never passes over a record no stage acknowledged."""
 
 from __future__ import annotations
 
 import asyncio
 import types
 
+import faust
 import pytest
 from faust.exceptions import ProducerSendError
 from faust.transport.producer import ProducerBuffer
+from faust.types import TP
 from faust.types.tuples import FutureMessage, PendingMessage
 
-from agents.faust_patches import make_producer_flush_complete
+from agents.faust_patches import commit_no_hole_at_the_head, describe_partition, make_producer_flush_complete
 
 
 class SlowDriver:
@@ -73,3 +76,40 @@ def test_while_a_partition_is_read_again_only_its_expected_offset_moves_the_read
     offsets["tp"] = 116
     assert offsets["tp"] == 116 and offsets.rereading == {}
     assert offsets["other"] is None  # as Faust's defaultdict: nothing read yet
+
+
+TOPIC = TP("t", 0)
+
+
+def consumer_with(committed: int | None, acked: list[int]):
+    commit_no_hole_at_the_head()
+    consumer = faust.App("test-commit", broker="kafka://127.0.0.1:1").consumer  # never started: no broker needed
+    consumer._committed_offset[TOPIC] = committed
+    consumer._acked[TOPIC] = list(acked)
+    consumer._acked_index[TOPIC] = set(acked)
+    return consumer
+
+
+def test_acked_records_from_the_commit_on_are_committed():
+    assert consumer_with(10, [10, 11, 12])._new_offset(TOPIC) == 13
+
+
+def test_a_record_at_the_commit_not_acknowledged_holds_the_commit_back():
+    # Faust itself returned 13 here: offset 10, never acknowledged, was committed over and lost.
+    consumer = consumer_with(10, [11, 12])
+    assert consumer._new_offset(TOPIC) is None
+    assert consumer._acked[TOPIC] == [11, 12]  # kept for the commit once 10 is acknowledged
+    consumer._acked[TOPIC].insert(0, 10)
+    assert consumer._new_offset(TOPIC) == 13
+
+
+def test_the_first_commit_of_a_partition_and_a_commit_at_zero():
+    assert consumer_with(None, [5, 6])._new_offset(TOPIC) == 7  # nothing committed yet: from what was read
+    assert consumer_with(0, [1, 2])._new_offset(TOPIC) is None  # Faust skipped its check at 0
+
+
+def test_a_stalled_partition_is_described_from_what_faust_holds():
+    consumer = consumer_with(10, [11, 12])
+    facts = describe_partition(consumer, TOPIC)
+    assert "committed=10" in facts and "acked=2 [11..12]" in facts and "unacked=0" in facts
+    assert "aiokafka=" in facts  # no driver before the consumer starts: said, not raised
