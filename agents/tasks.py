@@ -97,7 +97,13 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
                 record = TaskRecord.model_validate_json(stored)
                 before, after = record.task, apply(record.task, task_event, sla)
                 if after is before:
-                    return  # redelivered, or a timer proposal the task has moved past
+                    if task_event.event_id in before.applied:
+                        # Redelivered after a restart: the table's changelog may have reached the broker
+                        # and the update not (a process killed between the two). Sent again, with the
+                        # task as it stands: the sink keeps one row per event and the newest task.
+                        wiring.send(names.task_updates, before.task_id,
+                                    TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=before))
+                    return  # else a timer proposal the task has moved past: not applied, nothing to store
                 record = record.model_copy(update={"task": after})
         except InvalidTransition as exc:
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None

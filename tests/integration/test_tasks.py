@@ -237,3 +237,36 @@ def _by_ticket(tasks: dict[str, dict], prefix: str) -> dict[str, dict]:
     wanted = {ids.incident_id("hotline", f"{prefix}{name}"): name for name in ("late", "loop", "wrong")}
     return {wanted[t["incident_id"]]: t for t in tasks.values() if t["incident_id"] in wanted and t["role"] == "primary"
             and t["attempt"] == 0}
+
+
+def test_an_event_applied_before_is_stored_again_when_redelivered(broker, pipeline_env, start_worker):
+    """A worker killed between the task table's changelog write and the update on task-updates left
+    the update lost: the event came again after the restart, found applied, and nothing was sent, so
+    the store never had the task (SIGKILL ×5 fault test). A redelivered applied event now sends its
+    update again, with the task as it stands."""
+    from kafka import KafkaConsumer
+
+    names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    now = dt.datetime.now(dt.timezone.utc)
+    worker = start_worker(pipeline_env)
+    producer.send(names.intake("hotline"), key=b"again", value=ticket(
+        f"{names.prefix}again", "路灯不亮", "主干道路灯坏了一个星期没人修", "A1区马王堆街道", now)).get(timeout=30)
+    task = wait_for(lambda ts: next(iter(ts.values()), None), worker)
+    accepted = TaskEvent(event_id=f"{task['task_id']}-accepted", task_id=task["task_id"],
+                         incident_id=task["incident_id"], unit=task["unit"], kind="accepted",
+                         at=dt.datetime.now(dt.timezone.utc), by="test")
+    for _ in range(2):  # the second time: redelivered
+        producer.send(names.task_events, key=accepted.task_id.encode(),
+                      value=accepted.model_dump_json().encode()).get(timeout=30)
+    updates = KafkaConsumer(names.task_updates, bootstrap_servers=broker.bootstrap_servers,
+                            auto_offset_reset="earliest", consumer_timeout_ms=2000)
+    deadline, carried = time.monotonic() + 60, []
+    while time.monotonic() < deadline and len(carried) < 2:
+        carried += [json.loads(r.value)["task"] for r in updates
+                    if json.loads(r.value)["event"]["event_id"] == accepted.event_id]
+    updates.close()
+    assert len(carried) == 2, carried
+    assert [t["version"] for t in carried] == [2, 2] and {t["status"] for t in carried} == {"accepted"}
+    stored = wait_for(lambda ts: ts[task["task_id"]] if ts[task["task_id"]]["status"] == "accepted" else None, worker)
+    assert stored["version"] == 2  # one row per task, the event counted once
