@@ -138,34 +138,26 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
     the worker's and the sink's groups committed; of the missing incidents, how many are on the
     incidents topic (then the sink lost them) and where their intake records sit (else the worker);
     the dead letters stored against the broken events fed; the incidents stored but never routed."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from infra.broker import true_end_offsets
-
     names = TopicNames(env["CITYOPS_TOPIC_PREFIX"])
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     committed = {group: admin.list_group_offsets(group)[group]
                  for group in (f"{names.prefix}cityops", f"{names.prefix}cityops-sink")}
     admin.close()
     missing = expected_incident_ids(events) - set(stored_ids(env, "incidents", "incident_id"))
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
     lines, on_incidents, where = [], 0, {}
     for topic in [*names.intakes.values(), names.incidents]:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = true_end_offsets(broker.bootstrap_servers, consumer.end_offsets(tps))
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for record in records:
-                    if topic == names.incidents:
-                        on_incidents += json.loads(record.value).get("incident_id") in missing
-                    else:
-                        where.setdefault(record.key.decode(), (tp.partition, record.offset))
-        for tp in tps:
+        ends = {}
+        for tp, record, end in _every_record(broker, topic):
+            ends[tp] = end
+            if record is None:
+                continue
+            if topic == names.incidents:
+                on_incidents += json.loads(record.value).get("incident_id") in missing
+            else:
+                where.setdefault(record.key.decode(), (tp.partition, record.offset))
+        for tp, end in sorted(ends.items()):
             groups = {g.rsplit(".", 1)[-1]: c[tp].offset for g, c in committed.items() if tp in c}
-            lines.append(f"{topic}[{tp.partition}] end {ends[tp]} committed {groups}")
-    consumer.close()
+            lines.append(f"{topic}[{tp.partition}] end {end} committed {groups}")
     keys = {e.key for e in events if e.valid and incident_id_of(parse_intake(e.source, e.value)) in missing}
     spots = sorted(where[k] for k in keys if k in where)
     with Store(env["CLICKHOUSE_URL"]) as store:  # stored, but neither dispatched, queued nor merged
@@ -186,29 +178,40 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
 def _on_stage_topics(broker, names: TopicNames, committed: dict, unrouted: list[tuple]) -> list[str]:
     """Each record of the classified and case-reports topics about an unrouted incident: its topic,
     partition and offset, and the worker group's commit of that partition (past it: taken and lost)."""
+    wanted = {incident_id for _, incident_id in unrouted}
+    worker_commits = committed.get(f"{names.prefix}cityops", {})
+    found = []
+    for topic in (names.classified, names.case_reports):
+        for tp, record, _ in _every_record(broker, topic):
+            incident = json.loads(record.value).get("incident", {}) if record is not None and record.value else {}
+            if incident.get("incident_id") in wanted:
+                commit = worker_commits.get(tp)
+                found.append(f"{topic}[{tp.partition}]@{record.offset} (committed {commit.offset if commit else None})")
+    return found
+
+
+def _every_record(broker, topic: str):
+    """(partition, record, the partition's true end) for every record of `topic`, from its start;
+    a partition with no record once as (partition, None, end)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from infra.broker import true_end_offsets
 
-    wanted = {incident_id for _, incident_id in unrouted}
-    worker_commits = committed.get(f"{names.prefix}cityops", {})
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
-    found = []
-    for topic in (names.classified, names.case_reports):
+    try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         ends = true_end_offsets(broker.bootstrap_servers, consumer.end_offsets(tps))
+        for tp in tps:
+            if not ends[tp]:
+                yield tp, None, 0
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             for tp, records in consumer.poll(timeout_ms=500).items():
                 for record in records:
-                    incident = json.loads(record.value).get("incident", {}) if record.value else {}
-                    if incident.get("incident_id") in wanted:
-                        commit = worker_commits.get(tp)
-                        found.append(f"{topic}[{tp.partition}]@{record.offset} (committed "
-                                     f"{commit.offset if commit else None})")
-    consumer.close()
-    return found
+                    yield tp, record, ends[tp]
+    finally:
+        consumer.close()
 
 
 def test_sigkill_loses_and_doubles_nothing(broker, pipeline_env, start_worker, tmp_path):
