@@ -208,12 +208,16 @@ class Deployment:
         def settled(health: dict) -> bool:
             return health["checked_at"] > since and health["reachable"] and not any(health["lag"].values())
 
-        def read() -> list[dict]:
-            self.last_lag = [w.health()["broker"] for w in self.workers] + [self.api.health()["sink"]["broker"]]
+        def read() -> list[dict] | None:
+            try:
+                self.last_lag = [w.health()["broker"] for w in self.workers] + [self.api.health()["sink"]["broker"]]
+            except OSError:  # a worker starting again in place (a stalled partition) answers nothing meanwhile
+                return None
             return self.last_lag
 
         try:
-            poll_until(read, lambda healths: all(settled(h) for h in healths), timeout, what="no lag anywhere")
+            poll_until(read, lambda healths: healths is not None and all(settled(h) for h in healths), timeout,
+                       what="no lag anywhere")
         except TimeoutError:
             return False
         return True
