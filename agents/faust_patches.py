@@ -187,6 +187,24 @@ def make_producer_flush_complete() -> None:
     ProducerBuffer._cityops_flush_complete = True
 
 
+async def read_again_from_commit(consumer: Consumer, tp) -> int | None:
+    """Read a partition again from its commit, in this process: its records since then come again,
+    in order, and the stages take them again (the ids make that harmless); those fetched meanwhile
+    out of turn are dropped until the commit's record arrives (`reread_skipped_offsets`). For a
+    stalled partition: records Faust fetched and never handed to a stage hold its commit back for
+    good (`commit_no_hole_at_the_head`). Returns the commit read from (None: nothing committed yet)."""
+    tp = ensure_TP(tp)
+    committed = consumer._committed_offset.get(tp)
+    if committed is None:
+        return None
+    offsets: ReadOffsets = consumer._read_offset
+    offsets.rereading[tp] = committed
+    # Below the commit, or the fetch loop drops the records again as already read.
+    dict.__setitem__(offsets, tp, committed - 1 if committed > 0 else None)
+    await consumer._seek(tp, committed)
+    return committed
+
+
 def describe_partition(consumer: Consumer, tp) -> str:
     """What Faust and aiokafka hold for one partition, for the log of a stalled partition: Faust's
     commit, last delivered offset, acknowledged offsets, a re-read waited for, and whether it is

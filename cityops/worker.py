@@ -21,7 +21,7 @@ import faust
 from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
-from agents.faust_patches import apply_faust_patches, describe_partition
+from agents.faust_patches import apply_faust_patches, describe_partition, read_again_from_commit
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
@@ -120,6 +120,8 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
                         {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
                         tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
 
+    reread: dict = {}  # partition → the commit it was last read again from (agents.faust_patches)
+
     @app.timer(settings.broker_check_seconds)
     async def watch_broker() -> None:
         state = await asyncio.to_thread(watch.check)
@@ -130,6 +132,16 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
             return
         held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        if settings.stall_reread_seconds and tables_ready():
+            for tp, commit in watch.stalled(settings.stall_reread_seconds):
+                if (tp.topic, tp.partition) in held and reread.get(tp) != commit:
+                    # Once per commit: records Faust fetched and never handed to a stage (README "A
+                    # partition that stops being read") come again; still stalled later: restart below.
+                    reread[tp] = commit
+                    log.warning("records wait and the commit has not moved for %.0f s on %s[%d] at %d: reading it "
+                                "again from there (%s)", settings.stall_reread_seconds, tp.topic, tp.partition,
+                                commit, describe_partition(app.consumer, tp))
+                    await read_again_from_commit(app.consumer, tp)
         stalled = [f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in watch.stalled(settings.stall_restart_seconds)
                    if (tp.topic, tp.partition) in held] if settings.stall_restart_seconds and tables_ready() else []
         if stalled:

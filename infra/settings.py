@@ -115,8 +115,10 @@ class Settings(BaseSettings):
     retention_check_seconds: float = Field(default=60.0, gt=0)
     # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
-    # A partition a worker holds whose commit has not moved this long while records wait restarts the
-    # worker in place (cityops/worker.py, README "A partition that stops being read"); 0: never.
+    # A partition a worker holds whose commit has not moved this long while records wait is read again
+    # from its commit, in the process (cityops/worker.py, README "A partition that stops being read");
+    # still so after stall_restart_seconds, the worker starts again in place. 0: never.
+    stall_reread_seconds: float = Field(default=15.0, ge=0)
     stall_restart_seconds: float = Field(default=60.0, ge=0)
     # Office hours "09:00-12:00,13:30-17:30"; the city's holiday file for years chinese-calendar lacks.
     office_hours: str = "09:00-12:00,13:30-17:30"

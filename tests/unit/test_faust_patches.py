@@ -15,7 +15,8 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import FutureMessage, PendingMessage
 
-from agents.faust_patches import commit_no_hole_at_the_head, describe_partition, make_producer_flush_complete
+from agents.faust_patches import (apply_faust_patches, commit_no_hole_at_the_head, describe_partition,
+                                  make_producer_flush_complete, read_again_from_commit)
 
 
 class SlowDriver:
@@ -113,3 +114,25 @@ def test_a_stalled_partition_is_described_from_what_faust_holds():
     facts = describe_partition(consumer, TOPIC)
     assert "committed=10" in facts and "acked=2 [11..12]" in facts and "unacked=0" in facts
     assert "aiokafka=" in facts  # no driver before the consumer starts: said, not raised
+
+
+def test_a_stalled_partition_is_read_again_from_its_commit():
+    """Records fetched past the commit and never handed to a stage: the partition is sought back to
+    its commit, and the fetch loop's read position put below it so those records are not dropped as
+    already read; records out of turn wait for the commit's record (the re-read machinery)."""
+    apply_faust_patches()
+    consumer = consumer_with(10, [17, 18])
+    consumer._read_offset[TOPIC] = 18  # delivered up to 18; 10..16 never reached a stage
+    sought = []
+
+    async def seek(tp, offset):  # the driver's seek: what the broker's fetch position becomes
+        sought.append((tp, offset))
+
+    consumer._seek = seek
+    assert asyncio.run(read_again_from_commit(consumer, TOPIC)) == 10
+    assert sought == [(TOPIC, 10)]
+    assert consumer._read_offset[TOPIC] == 9 and consumer._read_offset.rereading[TOPIC] == 10
+    consumer._read_offset[TOPIC] = 12  # a record out of turn moves nothing
+    assert consumer._read_offset[TOPIC] == 9
+    consumer._read_offset[TOPIC] = 10  # the commit's record: the re-read has begun
+    assert consumer._read_offset[TOPIC] == 10 and TOPIC not in consumer._read_offset.rereading
