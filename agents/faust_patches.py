@@ -99,8 +99,7 @@ def reread_skipped_offsets() -> None:
             return await add_gap(self, tp, offset_from, offset_to)
         log.warning("offsets %d..%d of %s[%d] were skipped by the fetch: reading them again",
                     offset_from, offset_to - 1, tp.topic, tp.partition)
-        offsets.rereading[tp] = offset_from
-        await self._seek(tp, offset_from)
+        await _read_again_from(self, tp, offset_from)
 
     # Faust's seeks set the read offset to the offset read *next*, where everywhere else it is the
     # offset delivered *last*: so a first record one past the seek went unnoticed (that record never
@@ -195,14 +194,18 @@ async def read_again_from_commit(consumer: Consumer, tp) -> int | None:
     good (`commit_no_hole_at_the_head`). Returns the commit read from (None: nothing committed yet)."""
     tp = ensure_TP(tp)
     committed = consumer._committed_offset.get(tp)
-    if committed is None:
-        return None
-    offsets: ReadOffsets = consumer._read_offset
-    offsets.rereading[tp] = committed
-    # Below the commit, or the fetch loop drops the records again as already read.
-    dict.__setitem__(offsets, tp, committed - 1 if committed > 0 else None)
-    await consumer._seek(tp, committed)
+    if committed is not None:
+        await _read_again_from(consumer, tp, committed)
     return committed
+
+
+async def _read_again_from(consumer: Consumer, tp, offset: int) -> None:
+    """The partition sought back to `offset`, which the re-read then waits for (ReadOffsets); the
+    last delivered offset put just below it, or the fetch loop drops the records as already read."""
+    offsets: ReadOffsets = consumer._read_offset
+    offsets.rereading[tp] = offset
+    dict.__setitem__(offsets, tp, offset - 1 if offset > 0 else None)
+    await consumer._seek(tp, offset)
 
 
 def describe_partition(consumer: Consumer, tp) -> str:

@@ -132,27 +132,30 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
             await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
             return
         held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-        if settings.stall_reread_seconds and tables_ready():
-            for tp, commit in watch.stalled(settings.stall_reread_seconds):
-                if (tp.topic, tp.partition) in held and reread.get(tp) != commit:
-                    # Once per commit: records Faust fetched and never handed to a stage (README "A
-                    # partition that stops being read") come again; still stalled later: restart below.
-                    reread[tp] = commit
-                    log.warning("records wait and the commit has not moved for %.0f s on %s[%d] at %d: reading it "
-                                "again from there (%s)", settings.stall_reread_seconds, tp.topic, tp.partition,
-                                commit, describe_partition(app.consumer, tp))
-                    await read_again_from_commit(app.consumer, tp)
-        stalled = [f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in watch.stalled(settings.stall_restart_seconds)
-                   if (tp.topic, tp.partition) in held] if settings.stall_restart_seconds and tables_ready() else []
-        if stalled:
-            # Seen after SIGKILL restarts: a partition no longer read, the stage idle (cause not found).
-            # A new process reads it again from its commit; the ids make the re-read harmless.
+
+        def stalled_here(seconds: float) -> list:
+            """(partition, commit) of the partitions this worker holds, stalled `seconds` (0: never)."""
+            if not seconds or not tables_ready():
+                return []
+            return [(tp, commit) for tp, commit in watch.stalled(seconds) if (tp.topic, tp.partition) in held]
+
+        for tp, commit in stalled_here(settings.stall_reread_seconds):
+            if reread.get(tp) != commit:
+                # Once per commit: records Faust fetched and never handed to a stage (README "A
+                # partition that stops being read") come again; still stalled later: restart below.
+                reread[tp] = commit
+                log.warning("records wait and the commit has not moved for %.0f s on %s[%d] at %d: reading it "
+                            "again from there (%s)", settings.stall_reread_seconds, tp.topic, tp.partition,
+                            commit, describe_partition(app.consumer, tp))
+                await read_again_from_commit(app.consumer, tp)
+        if stalled := stalled_here(settings.stall_restart_seconds):
+            # A new process reads them again from their commits; the ids make the re-read harmless.
+            where = ", ".join(f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in stalled)
             log.error("records wait and the commit has not moved for %.0f s on %s: starting the worker again",
-                      settings.stall_restart_seconds, ", ".join(stalled))
-            for tp, _ in watch.stalled(settings.stall_restart_seconds):
-                if (tp.topic, tp.partition) in held:
-                    log.error("stalled %s[%d]: %s", tp.topic, tp.partition, describe_partition(app.consumer, tp))
-            await app.crash(PartitionStalled("stalled: " + ", ".join(stalled)))
+                      settings.stall_restart_seconds, where)
+            for tp, _ in stalled:
+                log.error("stalled %s[%d]: %s", tp.topic, tp.partition, describe_partition(app.consumer, tp))
+            await app.crash(PartitionStalled("stalled: " + where))
 
     @app.timer(settings.retention_check_seconds)
     async def retention_timer() -> None:

@@ -205,11 +205,9 @@ class StackedCalibratedSVMs:
         if n_classes < 3 or calibrated.method != "sigmoid":
             raise ValueError("stacked prediction covers sigmoid calibration of three or more classes")
 
-    def predict_proba(self, features) -> np.ndarray:
-        return self.probabilities(np.asarray(features.astype(np.float32) @ self.weights, dtype=np.float64))
-
     def probabilities(self, products: np.ndarray) -> np.ndarray:
-        """The calibrated class probabilities from the features' products with `weights` (no bias)."""
+        """The calibrated class probabilities from the features' products with `weights` (no bias):
+        `TopClassModel._products` computes those block by block."""
         decisions = products + self.bias
         width = decisions.shape[1] // self.n_folds
         mean = np.zeros((decisions.shape[0], self.n_classes))
@@ -252,11 +250,11 @@ class TopClassModel:
         weights = self._calibrated_svms.weights
         for _, block in self.pipeline.named_steps["features"].transformer_list:
             counts, tfidf = (step for _, step in block.steps)
+            if tfidf.norm != "l2":
+                raise ValueError(f"fused prediction covers l2-normalised TF-IDF, not norm={tfidf.norm!r}")
             matrix = counts.transform(docs)
             matrix.data = (np.log(matrix.data) + 1.0) * tfidf.idf_[matrix.indices] if tfidf.sublinear_tf \
                 else matrix.data * tfidf.idf_[matrix.indices]
-            if tfidf.norm != "l2":
-                raise ValueError(f"fused prediction covers l2-normalised TF-IDF, not norm={tfidf.norm!r}")
             lengths = np.diff(matrix.indptr)
             norms = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), lengths), weights=matrix.data ** 2,
                                         minlength=len(docs)))
