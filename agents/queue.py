@@ -13,10 +13,17 @@ stages (repeat calls), and the task stage (a return that cannot be re-routed). B
 by incident id with the same partition count, so an incident's entry sits on the worker that gets
 its ruling. A review that arrives after an operator dispatched the incident at that routing or a
 later one is stale and not queued again.
+
+A ruling's dispatches reach the broker before its entry leaves `waiting` (the only stage that waits
+for its sends): a worker killed between the two then finds the entry again when the ruling comes
+again, and dispatches it again under the same ids, where the other order lost the dispatch for good.
+The routing names the ruling that took the incident out of the queue, so that ruling redelivered
+afterwards is recognised, not dead-lettered as "not waiting".
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -37,7 +44,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
     routing = wiring.table("routing")
 
     def record_route(incident_id: str, decision: list[Dispatch] | ManualReview | OperatorDecision,
-                     attempt: int = 0) -> None:
+                     attempt: int = 0, ruling: OperatorDecision | None = None) -> None:
         if isinstance(decision, OperatorDecision):
             to = "closed"
         elif isinstance(decision, ManualReview):
@@ -45,8 +52,10 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
         at = wiring.now()
-        routing[incident_id] = json.dumps({"to": to, "attempt": attempt, "at": at.isoformat()},
-                                          ensure_ascii=False).encode()
+        route = {"to": to, "attempt": attempt, "at": at.isoformat()}
+        if ruling is not None and to != "manual":
+            route["ruling"] = ruling.decision_id
+        routing[incident_id] = json.dumps(route, ensure_ascii=False).encode()
         routing_retention.touched(incident_id, None if to == "manual" else at)
 
     # A routing leaves after the retention once the incident has left the queue (dispatched or closed).
@@ -74,15 +83,17 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
         await wiring.each_batch(stream, "operator", OperatorDecision, rule, refused=(NotWaiting,),
                                 before=dutylists.ready.wait)
 
-    def rule(ruling: OperatorDecision) -> None:
+    async def rule(ruling: OperatorDecision) -> None:
         entry = waiting.get(ruling.incident_id)
         if entry is None:
+            if ruled_by(ruling.incident_id) == ruling.decision_id:
+                return  # this ruling again (redelivered after a restart): applied, its dispatches on the broker
             raise NotWaiting(f"incident {ruling.incident_id} is not waiting for an operator (unknown, or already "
                              "dispatched)")
         held = json.loads(entry)
         if ruling.action == "close":
+            record_route(ruling.incident_id, ruling, held["review"]["attempt"], ruling)
             del waiting[ruling.incident_id]
-            record_route(ruling.incident_id, ruling, held["review"]["attempt"])
             return
         incident = Incident.model_validate(held["incident"])
         decision = dispatch_item(incident, ruling.item_no, dutylists.book_for(incident), now=wiring.now(),
@@ -90,10 +101,18 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
                                  units=ruling.units, attempt=held["review"]["attempt"])
         if isinstance(decision, ManualReview):
             wiring.send_manual(decision)  # refused (摊派, unknown item): the queue holds it again, with the reason
-        else:
-            wiring.open_tasks(incident, decision)
-            del waiting[incident.incident_id]
-        record_route(incident.incident_id, decision)
+            record_route(incident.incident_id, decision)
+            return
+        # On the broker before the entry leaves (see the module's doc); a failed send raises, and the
+        # incident stays in the queue.
+        await asyncio.gather(*wiring.open_tasks(incident, decision))
+        record_route(incident.incident_id, decision, ruling=ruling)
+        del waiting[incident.incident_id]
+
+    def ruled_by(incident_id: str) -> str | None:
+        """The ruling that took the incident out of the queue (None: still waiting, unknown, or routed
+        without one)."""
+        return json.loads(routing.get(incident_id) or "{}").get("ruling")
 
     return waiting, routing, routing_retention
 

@@ -31,7 +31,7 @@ from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
 from pipeline.retention import task_finished_at
 from pipeline.route import reroute_returned
-from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock
+from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock, alert_key
 from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,7 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
                 before, after = record.task, apply(record.task, task_event, sla)
                 if after is before:
                     if task_event.event_id in before.applied:
-                        # Redelivered after a restart: the table's changelog may have reached the broker
-                        # and the update not (a process killed between the two). Sent again, with the
-                        # task as it stands: the sink keeps one row per event and the newest task.
-                        wiring.send(names.task_updates, before.task_id,
-                                    TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=before))
+                        send_again(before, task_event, record)
                     return  # else a timer proposal the task has moved past: not applied, nothing to store
                 record = record.model_copy(update={"task": after})
         except InvalidTransition as exc:
@@ -117,6 +113,19 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             raise_alert(after, task_event, key)
         if task_event.kind == "returned" and after.role == "primary":
             reroute(after, task_event, record.dispatch, record.incident)
+
+    def send_again(task: TaskState, event: TaskEvent, record: TaskRecord) -> None:
+        """An event applied before, redelivered after a restart: the table's changelog may have reached
+        the broker and what the event caused not (a process killed between the two), and the task
+        will not cause it again. So all of it goes again, under the same ids: the update, with the task
+        as it stands (the sink keeps one row per event and the newest task); the alert it raised
+        (webhooks are at least once, de-duplicated on the alert id); the re-routing of a return."""
+        wiring.send(names.task_updates, task.task_id, TaskUpdate(event=event.model_copy(update={"incident": None}),
+                                                                 task=task))
+        if event.kind in ALERT_KIND and event.due_at is not None and (key := alert_key(event)) in task.alerts_raised:
+            raise_alert(task, event, key)
+        if event.kind == "returned" and task.role == "primary":
+            reroute(task, event, record.dispatch, record.incident)
 
     def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
         kind = ALERT_KIND[cause.kind]

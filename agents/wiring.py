@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # no public setter; see `Wiring.each_batch`
-from faust.types import EventT
+from faust.types import EventT, FutureMessage
 from pydantic import BaseModel, ValidationError
 
 from agents.topics import TopicNames
@@ -62,24 +62,28 @@ class Wiring:
         table.value_serializer = "raw"
         return table
 
-    def send(self, topic_name: str, key: str, message: BaseModel) -> None:
-        """Buffered: serialised once here, produced in the background, flushed before offsets commit."""
-        self.topic(topic_name).send_soon(key=key.encode(), value=message.model_dump_json().encode())
+    def send(self, topic_name: str, key: str, message: BaseModel) -> FutureMessage:
+        """Buffered: serialised once here, produced in the background, flushed before offsets commit.
+        The returned future resolves when the broker has the message (awaited only where a table write
+        must not reach the broker before it: agents/queue.py)."""
+        return self.topic(topic_name).send_soon(key=key.encode(), value=message.model_dump_json().encode())
 
     def send_manual(self, review: ManualReview) -> None:
         """To the operator queue (the queue stage holds it): keyed by incident, like the rulings."""
         self.send(self.names.manual, review.incident_id, review)
         metrics.MANUAL_REVIEWS.labels(str(review.tanpai_refused).lower()).inc()
 
-    def open_tasks(self, incident: Incident, dispatches: list[Dispatch]) -> None:
+    def open_tasks(self, incident: Incident, dispatches: list[Dispatch]) -> list[FutureMessage]:
         """Each dispatch opens a task: a `dispatched` event on `task-events` carrying the dispatch
         (the sink stores the dispatch from the task stage's update) and the report (for re-routing)."""
+        sent = []
         for d in dispatches:
-            self.send(self.names.task_events, d.dispatch_id, TaskEvent(
+            sent.append(self.send(self.names.task_events, d.dispatch_id, TaskEvent(
                 event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
                 incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
-                by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident))
+                by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident)))
             metrics.DISPATCHES.labels(d.unit, d.role).inc()
+        return sent
 
     def dead_letter(self, topic_name: str, partition: int, offset: int, value: bytes | None, stage: str,
                     reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 from agents.topics import TopicNames
 from infra.feeder import publish
@@ -96,3 +97,41 @@ def test_publish_switches_the_list_without_restart_and_operators_decide(broker, 
     assert decisions == [("CJ-003", "op7"), ("CJ-050", "op7")]
     assert 'cityops_dutylist_info{version="A市-2026.3"} 1.0' in metrics
     assert 'cityops_manual_reviews_total{tanpai_refused="true"} 1.0' in metrics
+
+
+def test_a_ruling_delivered_again_is_applied_once_and_not_dead_lettered(broker, pipeline_env, start_worker, tmp_path):
+    """A worker killed after a ruling took its incident out of the queue and before the ruling's offset
+    was committed gets the ruling again. It was dead-lettered as "not waiting"; had the dispatch not
+    reached the broker, the incident was lost. Now the dispatch reaches the broker before the entry
+    leaves, and the same ruling again is recognised and absorbed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
+    names = TopicNames(prefix)
+    worker = start_worker(pipeline_env | {"CITYOPS_MODEL_DIR": str(tmp_path / "no-model")})  # keywords: the queue
+    dispatched = send_ticket(broker, names, f"{prefix}1", "咨询", "请问这件事情应该找哪个单位反映")
+    closed = send_ticket(broker, names, f"{prefix}2", "咨询", "请问办理居住证需要哪些材料", address="A7县泉塘街道")
+    worker.wait_until(lambda s: s["waiting_for_operator"] == 2, timeout=60)
+    rulings = [OperatorDecision(decision_id=f"{prefix}d", incident_id=dispatched, item_no="CJ-050", operator="op7",
+                                decided_at=now()),
+               OperatorDecision(decision_id=f"{prefix}c", incident_id=closed, action="close", close_reason="answered",
+                                note="电话中已答复", operator="op7", decided_at=now())]
+    for ruling in rulings * 2:  # the second time: redelivered
+        publish(Settings(kafka_bootstrap_servers=broker.bootstrap_servers), names.manual_decisions,
+                ruling.incident_id, ruling)
+
+    def operator_counts() -> dict[str, float]:
+        return {sample.name: sample.value for family in text_string_to_metric_families(worker.metrics_text())
+                for sample in family.samples if sample.labels.get("stage") == "operator"
+                and sample.name in ("cityops_stage_out_total", "cityops_stage_failed_total")}
+
+    deadline = time.monotonic() + 60
+    while sum(operator_counts().values()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert operator_counts() == {"cityops_stage_out_total": 4.0}  # all four taken, none dead-lettered
+    stats = worker.wait_until(lambda s: s["dispatched"] >= 1, timeout=60)
+    assert stats["waiting_for_operator"] == 0
+    worker.stop()  # chDB: one process per directory
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
+        tasks = store.query("SELECT incident_id, count() FROM {db}.tasks FINAL GROUP BY incident_id")
+    assert tasks == [(dispatched, 1)]

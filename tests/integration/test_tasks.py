@@ -18,6 +18,7 @@ from agents.topics import TopicNames
 from infra.broker import free_port
 from infra.store import Store
 from infra.webhooks import ALERT_ID_HEADER, verify
+from pipeline import ids
 from pipeline.clock import Clock
 from schemas import TaskEvent
 
@@ -232,7 +233,6 @@ def _read_all(servers: str, topic: str) -> list[bytes]:
 
 
 def _by_ticket(tasks: dict[str, dict], prefix: str) -> dict[str, dict]:
-    from pipeline import ids
 
     wanted = {ids.incident_id("hotline", f"{prefix}{name}"): name for name in ("late", "loop", "wrong")}
     return {wanted[t["incident_id"]]: t for t in tasks.values() if t["incident_id"] in wanted and t["role"] == "primary"
@@ -242,31 +242,45 @@ def _by_ticket(tasks: dict[str, dict], prefix: str) -> dict[str, dict]:
 def test_an_event_applied_before_is_stored_again_when_redelivered(broker, pipeline_env, start_worker):
     """A worker killed between the task table's changelog write and the update on task-updates left
     the update lost: the event came again after the restart, found applied, and nothing was sent, so
-    the store never had the task (SIGKILL ×5 fault test). A redelivered applied event now sends its
-    update again, with the task as it stands."""
-    from kafka import KafkaConsumer
-
+    the store never had the task (SIGKILL ×5 fault test). A redelivered applied event now sends all it
+    caused again: its update, with the task as it stands, and a return's re-routing."""
     names = TopicNames(pipeline_env["CITYOPS_TOPIC_PREFIX"])
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
     now = dt.datetime.now(dt.timezone.utc)
     worker = start_worker(pipeline_env)
-    producer.send(names.intake("hotline"), key=b"again", value=ticket(
-        f"{names.prefix}again", "路灯不亮", "主干道路灯坏了一个星期没人修", "A1区马王堆街道", now)).get(timeout=30)
-    task = wait_for(lambda ts: next(iter(ts.values()), None), worker)
-    accepted = TaskEvent(event_id=f"{task['task_id']}-accepted", task_id=task["task_id"],
-                         incident_id=task["incident_id"], unit=task["unit"], kind="accepted",
-                         at=dt.datetime.now(dt.timezone.utc), by="test")
+    # Two streets and two texts: two cases, and not one caller repeating a call.
+    for name, text, address in (("again", "主干道路灯坏了一个星期没人修", "A1区马王堆街道"),
+                                ("back", "小区门口的路灯晚上不亮", "A7县泉塘街道")):
+        producer.send(names.intake("hotline"), key=name.encode(), value=ticket(
+            f"{names.prefix}{name}", "路灯不亮", text, address, now)).get(timeout=30)
+    by_incident = wait_for(lambda ts: {t["incident_id"]: t for t in ts.values()} if len(ts) == 2 else None, worker)
+    task, back = (by_incident[ids.incident_id("hotline", f"{names.prefix}{name}")] for name in ("again", "back"))
+
+    def event(task: dict, kind: str, **extra) -> TaskEvent:
+        return TaskEvent(event_id=f"{task['task_id']}-{kind}", task_id=task["task_id"], incident_id=task["incident_id"],
+                         unit=task["unit"], kind=kind, at=dt.datetime.now(dt.timezone.utc), by="test", **extra)
+
+    accepted, returned = event(task, "accepted"), event(back, "returned", reason="属地不符", note="不在本街道")
     for _ in range(2):  # the second time: redelivered
-        producer.send(names.task_events, key=accepted.task_id.encode(),
-                      value=accepted.model_dump_json().encode()).get(timeout=30)
-    updates = KafkaConsumer(names.task_updates, bootstrap_servers=broker.bootstrap_servers,
-                            auto_offset_reset="earliest", consumer_timeout_ms=2000)
-    deadline, carried = time.monotonic() + 60, []
-    while time.monotonic() < deadline and len(carried) < 2:
-        carried += [json.loads(r.value)["task"] for r in updates
-                    if json.loads(r.value)["event"]["event_id"] == accepted.event_id]
-    updates.close()
+        for e in (accepted, returned):
+            producer.send(names.task_events, key=e.task_id.encode(), value=e.model_dump_json().encode()).get(timeout=30)
+    carried = read_until(broker, names.task_updates, 2, lambda update: update["task"]
+                         if update["event"]["event_id"] == accepted.event_id else None)
     assert len(carried) == 2, carried
     assert [t["version"] for t in carried] == [2, 2] and {t["status"] for t in carried} == {"accepted"}
     stored = wait_for(lambda ts: ts[task["task_id"]] if ts[task["task_id"]]["status"] == "accepted" else None, worker)
     assert stored["version"] == 2  # one row per task, the event counted once
+    # The return sent its incident back to the operator (属地不符) both times: the queue holds it once.
+    requeued = read_until(broker, names.manual, 2, lambda review: review["attempt"]
+                          if review["incident_id"] == back["incident_id"] else None)
+    assert requeued == [1, 1]
+
+
+def read_until(broker, topic: str, count: int, pick, timeout: float = 60) -> list:
+    """What `pick` returns (not None) for the topic's JSON records, read again from the start until
+    `count` are found or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [picked for v in _read_all(broker.bootstrap_servers, topic) if (picked := pick(json.loads(v))) is not None]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
