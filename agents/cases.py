@@ -42,7 +42,7 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
         await wiring.each_batch(stream, STAGE, ClassifiedIncident, decide_case, before=dutylists.ready.wait,
                                 forget=retention.forget)
 
-    def decide_case(classified: ClassifiedIncident) -> None:
+    async def decide_case(classified: ClassifiedIncident) -> None:
         incident, decision = classified.incident, classified.dispatches
         state = json.loads(cases.get(classified.case_key) or '{"cases": [], "hotspots": {}}')
         # One case key is one item in one street, so that street's list sets the merge window.
@@ -75,7 +75,9 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
                 alert = Alert(alert_id=ids.stable_id(hotspot.alert_id), kind="hotspot", item_no=hotspot.item_no,
                               to_unit=decision[0].unit, place=hotspot.place, reports=hotspot.reports,
                               first_at=hotspot.first_at, last_at=hotspot.last_at, raised_at=wiring.now())
-                wiring.send(names.alerts, alert.alert_id, alert)
+                # On the broker before the table counts the report (rare, so waited for): a report
+                # redelivered after a restart raises no hotspot again, so a lost one stayed lost.
+                await wiring.send(names.alerts, alert.alert_id, alert)
                 metrics.ALERTS.labels("hotspot").inc()
         state = {"cases": deduper.state(), "hotspots": detector.state()}
         cases[classified.case_key] = json.dumps(state, ensure_ascii=False).encode()

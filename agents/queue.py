@@ -14,9 +14,10 @@ by incident id with the same partition count, so an incident's entry sits on the
 its ruling. A review that arrives after an operator dispatched the incident at that routing or a
 later one is stale and not queued again.
 
-A ruling's dispatches reach the broker before its entry leaves `waiting` (the only stage that waits
-for its sends): a worker killed between the two then finds the entry again when the ruling comes
-again, and dispatches it again under the same ids, where the other order lost the dispatch for good.
+A ruling's dispatches reach the broker before its entry leaves `waiting` (agents/wiring.py: why and
+where a stage waits for its sends): a worker killed between the two finds the entry again when the
+ruling comes again, and dispatches it again under the same ids, where the other order lost the
+dispatch for good.
 The routing names the ruling that took the incident out of the queue, so that ruling redelivered
 afterwards is recognised, not dead-lettered as "not waiting".
 """

@@ -6,9 +6,13 @@ Rules every stage keeps (README, "Faust on the embedded broker"):
   (`take_events` acknowledges a batch even when its body raised);
 - at-least-once, never `exactly_once` (the embedded broker shows aborted records): every output
   has a deterministic id, so a redelivered input is absorbed downstream;
-- sends are buffered (`send_soon`), never awaited one by one: Faust flushes its producer before it
+- sends are buffered (`send_soon`), not awaited one by one: Faust flushes its producer before it
   commits offsets (a flush that `agents.faust_patches` makes complete), so nothing acknowledged
-  upstream is lost when a worker dies.
+  upstream is lost when a worker dies;
+- but a table's changelog may reach the broker before a send the same event caused, and a
+  redelivered event then finds its work done. So either the stage sends again what an event it has
+  applied caused (tasks), or, for rare outputs, awaits the send before writing the table (an
+  operator's ruling in agents/queue.py, a hotspot in agents/cases.py).
 """
 
 from __future__ import annotations
