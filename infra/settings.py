@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.clock import Clock
+from pipeline.route import MIN_CONFIDENCE
 from pipeline.sla import SlaClock
 from pipeline.workcalendar import WorkCalendar
 
@@ -57,8 +58,8 @@ class Settings(BaseSettings):
 
     # Where `cityops model train` writes versioned model artefacts and the worker loads CURRENT.
     model_dir: Path = Path("var/models")
-    # Confidence below which an incident goes to the operator queue (see pipeline.route.MIN_CONFIDENCE).
-    classify_threshold: float = Field(default=0.6, ge=0, le=1)
+    # Confidence below which an incident goes to the operator queue (why this default: pipeline.route).
+    classify_threshold: float = Field(default=MIN_CONFIDENCE, ge=0, le=1)
 
     app_id: str = "cityops"
     # Prefix for every topic name; tests use a unique one so they never see each other's data.

@@ -7,6 +7,7 @@ import datetime as dt
 
 from pipeline.classify import Classifier, ItemWords
 from pipeline.dutylists import problems
+from pipeline.route import MIN_CONFIDENCE
 from schemas import DutyItem, Incident
 
 NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
@@ -32,7 +33,7 @@ def incident(title: str, text: str) -> Incident:
 def test_no_keyword_but_an_items_words_pick_the_item(sample_book):
     # "主干道" is no keyword of CJ-029 (路灯), but a word of its example "主干道路灯坏了一个多星期".
     result = Classifier(sample_book, SureOf("城乡建设")).classify(incident("主干道晚上一片漆黑", "好几天了"))
-    assert result.item_no == "CJ-029" and result.confidence >= 0.6, result
+    assert result.item_no == "CJ-029" and result.confidence >= MIN_CONFIDENCE, result
     assert "item words: 主干道" in result.reason
 
 
@@ -45,7 +46,7 @@ def test_no_words_of_any_item_go_to_the_classs_general_item(sample_book):
 
 def test_an_unsure_class_still_goes_to_the_operator(sample_book):
     result = Classifier(sample_book, SureOf("教育文体", 0.4)).classify(incident("请领导关注", "希望尽快处理"))
-    assert result.confidence < 0.6  # route() sends it to the operator queue with the candidates
+    assert result.confidence < MIN_CONFIDENCE  # route() sends it to the operator queue with the candidates
 
 
 def test_two_items_sharing_the_words_alike_are_a_close_call_with_the_top_three():
