@@ -8,11 +8,12 @@ Four kinds of evidence, each where it is strong:
 - **the items' own words** (`ItemWords`: title, keywords, examples, taxonomy path, the law it rests
   on), when no keyword matched: the item of the model's class whose words the text shares most,
   else the class's general item (`fallback: true`). A confident class never waits for an operator
-  only because no keyword matched; an item choice that is itself a close call still does.
+  only because no keyword matched; an item choice that is itself a close call still does, unless
+  the items it hesitates between dispatch alike (`interchangeable`: same units, same limits).
 
 The confidence is the model's probability for the item's class, divided among the items of that
-class that tie on the evidence. Without a model (not trained yet) keywords alone decide, as a
-placeholder with honest behaviour: no keyword, no guess.
+class that tie on the evidence and dispatch otherwise. Without a model (not trained yet) keywords
+alone decide, as a placeholder with honest behaviour: no keyword, no guess.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def sensor_item(items: Iterable[DutyItem], kind: str, value: float | None,
         return None, f"{kind} reading in {unit}; the rules are in {', '.join(sorted({r.unit for r, _ in rules}))}"
     lowest, number = min(comparable, key=lambda r: r[0].at_least)
     return None, f"{kind} {value:g} {unit} is below every rule (from {lowest.at_least:g} {unit}: {number})"
+
+
+def interchangeable(a: DutyItem, b: DutyItem) -> bool:
+    """Two items that dispatch alike: the same units (主责 and 配合, by the same scope) within the same
+    limits. Which of them a report is changes only the legal basis it is recorded under, so a tie
+    between them is no reason to make the report wait for an operator."""
+    return (a.scope == b.scope and a.primary_unit == b.primary_unit
+            and sorted(a.cooperating_units) == sorted(b.cooperating_units)
+            and a.accept_within_hours == b.accept_within_hours and a.finish_within_days == b.finish_within_days)
 
 
 class Classifier:
@@ -158,8 +168,9 @@ class Classifier:
             # Items of that class tied on both kinds of evidence: which one is a coin toss, so the
             # confidence is shared among them.
             best_words = words_score.get(item.number, 0.0)
-            tied = sum(1 for w, sc, other, _ in ranked if other.top_class == item.top_class and sc == score
-                       and words_score.get(other.number, 0.0) >= ITEM_CLOSE_CALL * best_words)
+            tied = 1 + sum(1 for w, sc, other, _ in ranked if other is not item and other.top_class == item.top_class
+                           and sc == score and words_score.get(other.number, 0.0) >= ITEM_CLOSE_CALL * best_words
+                           and not interchangeable(other, item))
             confidence = class_weight / tied
         reason = "; ".join(filter(None, [model_says, "keywords: " + ",".join(hits[:5])]))
         by_keywords = Classification(item.number, item.top_class, round(confidence, 3),
@@ -196,12 +207,15 @@ class Classifier:
             return Classification(general.number, general.top_class, round(probability, 3), (general.number,),
                                   f"{model_says}; no item's words in the text: the general item of {top_class}")
         (best_score, best, shared), *others = ranked
-        runner_up = others[0][0] if others else 0.0
+        # The runner-up that would change the dispatch: an item the same units handle within the same
+        # limits is no close call for it.
+        rival = next(((sc, i) for sc, i, _ in others if not interchangeable(i, best)), (0.0, None))
+        runner_up = rival[0]
         close_call = runner_up >= ITEM_CLOSE_CALL * best_score
         confidence = probability * (best_score / (best_score + runner_up) if close_call else 1.0)
         candidates = tuple(i.number for _, i, _ in ranked[:3]) + ((general.number,) if general else ())
         evidence = f"item words: {','.join(shared[:5])}" + (
-            f" (close call: {others[0][1].number} {runner_up:.2f} vs {best_score:.2f})" if close_call else "")
+            f" (close call: {rival[1].number} {runner_up:.2f} vs {best_score:.2f})" if close_call else "")
         return Classification(best.number, best.top_class, round(confidence, 3), candidates[:3],
                               f"{model_says}; {evidence}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline.classify import Classifier, ItemWords
-from pipeline.dutylists import problems
+from pipeline.dutylists import DutyBook, problems
 from pipeline.route import MIN_CONFIDENCE
 from schemas import DutyItem, Incident
 
@@ -83,3 +83,20 @@ def test_a_message_outside_the_models_classes_says_so_unless_an_items_words_clai
     # 民政 is no class of the labelled messages; its items are still reached by their words (discounted).
     pension = classifier.classify(incident("老人的事", "高龄老人补贴一直没有发放"))
     assert pension.top_class == "民政" and pension.confidence <= 0.8 * 0.9, pension
+
+
+def test_a_close_call_between_items_that_dispatch_alike_does_not_wait_for_an_operator(sample_book):
+    """Two items the same units handle within the same limits: whichever the report is, the same task
+    goes to the same unit, so the tie is no reason to queue it. Another primary unit is."""
+    def book_with(second_unit: str) -> DutyBook:
+        items = [DutyItem(number=n, title=t, category=["城乡建设", "城市建设和市政管理"], keywords=[k], primary_unit=unit,
+                          legal_basis="《城市道路管理条例》") for n, t, k, unit in
+                 [("A-1", "道路破损", "坑洼", "cgj"), ("A-2", "道路塌陷", "塌方", second_unit)]]
+        return DutyBook(sample_book.dutylist.model_copy(update={"items": [*items, sample_book.item("CJ-099")],
+                                                                 "local_lists": []}), sample_book.registry)
+
+    report = incident("道路出现问题", "道路出现问题")
+    alike = Classifier(book_with("cgj"), SureOf("城乡建设", 0.9)).classify(report)
+    assert alike.item_no in ("A-1", "A-2") and alike.confidence == 0.9 and "close call" not in alike.reason, alike
+    apart = Classifier(book_with("zjj"), SureOf("城乡建设", 0.9)).classify(report)
+    assert apart.confidence < MIN_CONFIDENCE and "close call" in apart.reason, apart
