@@ -58,6 +58,9 @@ def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_e
         row = f"tr[data-incident='{incident_id}']"
         queue.wait_for_selector(row)
         assert queue.inner_text("#total") == "1" and "占道经营" in queue.inner_text(row)
+        # Why it waits, said in Chinese; the pipeline's own words on hover.
+        assert "为属地事项，但诉求所在街道不明" in queue.inner_text(f"{row} td.reason")
+        assert "is territorial" in queue.get_attribute(f"{row} td.reason", "title")
         item = next(i for i in operator.get("/operator/items").json()
                     if i["scope"] == "department" and not i["fallback"])
         queue.fill(f"{row} .other-item", item["number"])
