@@ -47,14 +47,14 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
     def record_route(incident_id: str, decision: list[Dispatch] | ManualReview | OperatorDecision,
                      attempt: int = 0, ruling: OperatorDecision | None = None) -> None:
         if isinstance(decision, OperatorDecision):
-            to = "closed"
+            to, ruling = "closed", decision  # a close is its own ruling
         elif isinstance(decision, ManualReview):
             to, attempt = "manual", decision.attempt
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
         at = wiring.now()
         route = {"to": to, "attempt": attempt, "at": at.isoformat()}
-        if ruling is not None and to != "manual":
+        if ruling is not None:  # what took it out of the queue: a redelivered ruling is recognised (`rule`)
             route["ruling"] = ruling.decision_id
         routing[incident_id] = json.dumps(route, ensure_ascii=False).encode()
         routing_retention.touched(incident_id, None if to == "manual" else at)
@@ -93,7 +93,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
                              "dispatched)")
         held = json.loads(entry)
         if ruling.action == "close":
-            record_route(ruling.incident_id, ruling, held["review"]["attempt"], ruling)
+            record_route(ruling.incident_id, ruling, held["review"]["attempt"])
             del waiting[ruling.incident_id]
             return
         incident = Incident.model_validate(held["incident"])

@@ -105,14 +105,17 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
         tasks[after.task_id] = record.model_dump_json().encode()
         summarise(after.task_id, after)
-        # The update carries the event without its copy of the incident (that has its own table).
-        wiring.send(names.task_updates, after.task_id,
-                    TaskUpdate(event=task_event.model_copy(update={"incident": None}), task=after))
+        send_update(after, task_event)
         metrics.TASK_EVENTS.labels(task_event.kind).inc()
         if before is not None and (key := raised_alert(before, after)):
             raise_alert(after, task_event, key)
         if task_event.kind == "returned" and after.role == "primary":
             reroute(after, task_event, record.dispatch, record.incident)
+
+    def send_update(task: TaskState, event: TaskEvent) -> None:
+        # The update carries the event without its copy of the incident (that has its own table).
+        wiring.send(names.task_updates, task.task_id,
+                    TaskUpdate(event=event.model_copy(update={"incident": None}), task=task))
 
     def send_again(task: TaskState, event: TaskEvent, record: TaskRecord) -> None:
         """An event applied before, redelivered after a restart: the table's changelog may have reached
@@ -120,8 +123,7 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         will not cause it again. So all of it goes again, under the same ids: the update, with the task
         as it stands (the sink keeps one row per event and the newest task); the alert it raised
         (webhooks are at least once, de-duplicated on the alert id); the re-routing of a return."""
-        wiring.send(names.task_updates, task.task_id, TaskUpdate(event=event.model_copy(update={"incident": None}),
-                                                                 task=task))
+        send_update(task, event)
         if event.kind in ALERT_KIND and event.due_at is not None and (key := alert_key(event)) in task.alerts_raised:
             raise_alert(task, event, key)
         if event.kind == "returned" and task.role == "primary":

@@ -69,7 +69,7 @@ class Wiring:
     def send(self, topic_name: str, key: str, message: BaseModel) -> FutureMessage:
         """Buffered: serialised once here, produced in the background, flushed before offsets commit.
         The returned future resolves when the broker has the message (awaited only where a table write
-        must not reach the broker before it: agents/queue.py)."""
+        must not reach the broker before it: see this module's rules)."""
         return self.topic(topic_name).send_soon(key=key.encode(), value=message.model_dump_json().encode())
 
     def send_manual(self, review: ManualReview) -> None:
