@@ -26,11 +26,14 @@ from pipeline.sla import DueIndex
 
 class Retention:
     def __init__(self, wiring: Wiring, table: faust.Table, name: str, last_at: Callable[[bytes], dt.datetime | None],
-                 route: Callable[[str, bytes], tuple[str, bytes]]):
+                 route: Callable[[str, bytes], tuple[str, bytes]], *, keep: dt.timedelta | None = None,
+                 now: Callable[[], dt.datetime] | None = None):
         """`last_at(value)`: the entry's last activity (None: kept, e.g. an open task); `route(key,
-        value)`: the topic and message key that bring a request to the entry's partition."""
+        value)`: the topic and message key that bring a request to the entry's partition. `keep` and
+        `now` default to the retention setting and the city's clock (`wiring.now`)."""
         self.wiring, self.table, self.name, self.last_at, self.route = wiring, table, name, last_at, route
-        self.keep = dt.timedelta(hours=wiring.settings.retention_hours)
+        self.keep = keep if keep is not None else dt.timedelta(hours=wiring.settings.retention_hours)
+        self.now = now or wiring.now
         self.index = DueIndex()
         self.indexed_after = -1  # the rebalance (Faust's count) after which the index was built
 
@@ -42,8 +45,9 @@ class Retention:
         """After each write of an entry, with its last activity as `last_at(value)` would find it."""
         self.index.set(key, None if last_at is None else last_at + self.keep)
 
-    async def tick(self, now: dt.datetime) -> None:
-        """Send a forget request for every entry expired at `now` (the worker's timer calls this)."""
+    async def tick(self) -> None:
+        """Send a forget request for every entry expired now (the worker's timer calls this)."""
+        now = self.now()
         if self.indexed_after != self.wiring.app.rebalancing_count:  # partitions moved: rebuild
             self.indexed_after = self.wiring.app.rebalancing_count
             self.index.clear()
@@ -63,7 +67,7 @@ class Retention:
         if value is None:
             return False
         expires = self.expires_at(value)
-        if expires is None or expires > self.wiring.now():
+        if expires is None or expires > self.now():
             self.index.set(key, expires)  # written again meanwhile: its new expiry
             return False
         del self.table[key]

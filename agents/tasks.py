@@ -5,9 +5,13 @@
         │              │  └──► task-events `dispatched` / manual (a return re-routed)
         └── SLA timer ◄┘ (reads each task's next due instant; proposes due alerts as events)
 
-State lives in one table keyed by task id, written only here, co-partitioned with `task-events`:
-`tasks` (the task, its dispatch and its incident). What the timer and the metrics read from it is
-kept beside it in memory (`Summary`), derived, rebuilt from the table after recovery.
+State lives in tables keyed by task id, written only here, co-partitioned with `task-events`:
+`tasks` (the task, its dispatch and its incident), and `early_task_events`: events that came before
+their task's `dispatched` — a merge sent by the case stage while that dispatch is still to be read
+again after a restart (README, "A partition that stops being read"). They are held, applied in
+order when the dispatch comes, and dead-lettered as for an unknown task if it has not come within
+`CITYOPS_UNKNOWN_TASK_WAIT_SECONDS`. What the timer and the metrics read from `tasks` is kept beside
+it in memory (`Summary`), derived, rebuilt from the table after recovery.
 The timer never writes a table: it sends its proposals through the topic like any other event,
 so the state machine applies each once and a restart never raises an alert twice.
 """
@@ -21,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from faust.streams import current_event
 from pydantic import BaseModel
 
 from agents.dutylists import DutyLists
@@ -28,7 +33,7 @@ from agents.retention import Retention
 from agents.wiring import Wiring
 from infra import metrics
 from pipeline import ids
-from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert
+from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert, unknown_task
 from pipeline.retention import task_finished_at
 from pipeline.route import reroute_returned
 from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock, alert_key
@@ -42,8 +47,8 @@ RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a task whose proposals are not app
 
 
 def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
-    """Returns the tasks table, a function giving each task's summary (see `task_figures`) and the
-    table's retention."""
+    """Returns the tasks table, the early events' table, a function giving each task's summary (see
+    `task_figures`) and the tables' retentions."""
     settings, names = wiring.settings, wiring.names
     clock, sla = settings.clock(), settings.sla_clock()
 
@@ -75,7 +80,23 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
                           lambda stored: task_finished_at(TaskRecord.model_validate_json(stored).task),
                           lambda task_id, stored: (names.task_events, task_id.encode()))
 
+    # task id → EarlyEvents as JSON, for tasks not in `tasks` yet. Held in real seconds: the re-read
+    # that brings a skipped dispatch back runs on the real clock, whatever the city's clock.
+    early = wiring.table("early_task_events")
+    wait = dt.timedelta(seconds=settings.unknown_task_wait_seconds)
+    early_retention = Retention(wiring, early, "early_task_events",
+                                lambda stored: EarlyEvents.model_validate_json(stored).since,
+                                lambda task_id, stored: (names.task_events, task_id.encode()),
+                                keep=wait, now=lambda: dt.datetime.now(dt.timezone.utc))
+
     def forget(task_id: str) -> None:
+        held = early.get(task_id)
+        if early_retention.forget(task_id):  # the dispatch never came: refused as for an unknown task
+            for e in EarlyEvents.model_validate_json(held).events:
+                wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE,
+                                   f"task {task_id}: {unknown_task(e.kind)} (held {wait.total_seconds():.0f} s "
+                                   "for its dispatch)")
+                metrics.EARLY_TASK_EVENTS.labels("dead_lettered").inc()
         if retention.forget(task_id):
             summaries.pop(task_id, None)
             due_index.set(task_id, None)
@@ -87,6 +108,44 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
                                 before=dutylists.ready.wait, forget=forget)
 
     def handle(task_event: TaskEvent) -> None:
+        if task_event.task_id not in tasks and task_event.kind != "dispatched":
+            hold(task_event)
+            return
+        step(task_event)
+        if task_event.kind == "dispatched" and (held := early.get(task_event.task_id)) is not None:
+            release(task_event.task_id, EarlyEvents.model_validate_json(held))
+
+    def hold(task_event: TaskEvent) -> None:
+        event = current_event()
+        held = EarlyEvents.model_validate_json(early.get(task_event.task_id) or EarlyEvents.empty())
+        if any(e.event_id == task_event.event_id for e in held.events):
+            return  # the same event again (a re-read): held once
+        held.events.append(EarlyEvent(event_id=task_event.event_id, kind=task_event.kind, value=event.value.decode(),
+                                      topic=event.message.topic, partition=event.message.partition,
+                                      offset=event.message.offset))
+        early[task_event.task_id] = held.model_dump_json().encode()
+        early_retention.touched(task_event.task_id, held.since)
+        metrics.EARLY_TASK_EVENTS.labels("held").inc()
+        log.info("task %s: %s came before its dispatch; held for it (%d held)", task_event.task_id,
+                 task_event.kind, len(held.events))
+
+    def release(task_id: str, held: EarlyEvents) -> None:
+        """The dispatch has come: the events held for it, in the order they came."""
+        del early[task_id]
+        early_retention.touched(task_id, None)
+        for e in held.events:
+            try:
+                step(TaskEvent.model_validate_json(e.value))
+            except Exception as exc:  # as the stage loop does for an event handled when it came
+                if not isinstance(exc, InvalidTransition):
+                    log.exception("%s failed on a held event", STAGE)
+                reason = str(exc) if isinstance(exc, InvalidTransition) else f"internal error: {exc!r}"
+                wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
+                continue
+            metrics.EARLY_TASK_EVENTS.labels("applied").inc()
+
+    def step(task_event: TaskEvent) -> None:
+        """Apply one event to its task (opening it on `dispatched`), and send what it causes."""
         stored = tasks.get(task_event.task_id)
         try:
             if stored is None:
@@ -177,7 +236,29 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             # Applying a proposal re-indexes the task (`summarise`); until then it waits here.
             proposed_at[task_id] = started
 
-    return tasks, task_summaries, retention
+    return tasks, early, task_summaries, (retention, early_retention)
+
+
+class EarlyEvent(BaseModel):
+    """An event held for its task's dispatch, with where it came from (for its dead letter)."""
+
+    event_id: str
+    kind: str
+    value: str  # the message as it came (valid JSON of a TaskEvent)
+    topic: str
+    partition: int
+    offset: int
+
+
+class EarlyEvents(BaseModel):
+    """An `early_task_events` table value."""
+
+    since: dt.datetime  # when the first was held (real time): the wait counts from it
+    events: list[EarlyEvent]
+
+    @classmethod
+    def empty(cls) -> str:
+        return cls(since=dt.datetime.now(dt.timezone.utc), events=[]).model_dump_json()
 
 
 class TaskRecord(BaseModel):

@@ -112,10 +112,12 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     callers, caller_retention = add_caller_stage(wiring, dutylists, merge_policy)
     cases, case_retention = add_case_stage(wiring, dutylists, merge_policy)
     waiting, routing, routing_retention = add_queue_stage(wiring, dutylists)
-    tasks, task_summaries, task_retention = add_task_stage(wiring, dutylists, bootstrap.units, tables_ready)
+    tasks, early_task_events, task_summaries, task_retentions = add_task_stage(wiring, dutylists, bootstrap.units,
+                                                                               tables_ready)
     add_notify_stage(wiring)
     tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting,
-              "routing": routing, "tasks": tasks}
+              "routing": routing, "tasks": tasks,
+              "early_task_events": early_task_events}
     watch = BrokerWatch(servers, app.conf.id, [t.changelog_topic_name for t in tables.values()],
                         {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
                         tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
@@ -162,8 +164,8 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
         """Bounded memory: what has served its purpose leaves the tables (agents/retention.py)."""
         if tables_ready():
             for retention in (received_retention, caller_retention, case_retention, routing_retention,
-                              task_retention):
-                await retention.tick(wiring.now())
+                              *task_retentions):
+                await retention.tick()
 
     add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch, stages_running)
     return app

@@ -32,6 +32,8 @@ INTAKE_CONFLICTS = Counter("cityops_intake_conflicts_total", "Reports dead-lette
 MERGED = Counter("cityops_merged_reports_total", "Reports merged into an open case", ["rule"])
 ALERTS = Counter("cityops_alerts_total", "Alerts raised", ["kind"])
 TASK_EVENTS = Counter("cityops_task_events_total", "Task events applied by the task stage", ["kind"])
+EARLY_TASK_EVENTS = Counter("cityops_early_task_events_total", "Task events that came before their task's dispatch: "
+                            "held, then applied when it came or dead-lettered after the wait", ["outcome"])
 REROUTED = Counter("cityops_rerouted_total", "Returned (退单) dispatches re-routed", ["to"])  # candidate | operator
 SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and the unit that must act",
                      ["kind", "unit"])

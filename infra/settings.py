@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # last activity (agents/retention.py); at least the merge and hotspot windows.
     retention_hours: float = Field(default=720.0, gt=0)
     retention_check_seconds: float = Field(default=60.0, gt=0)
+    # A task event that comes before its task's `dispatched` (a merge sent while the dispatch is still
+    # being re-read after a restart) is held this many real seconds for it, then dead-lettered
+    # (agents/tasks.py); longer than the stalled-partition restart, which brings a skipped dispatch back.
+    unknown_task_wait_seconds: float = Field(default=300.0, gt=0)
     # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
     # A partition a worker holds whose commit has not moved this long while records wait is read again

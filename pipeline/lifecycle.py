@@ -47,11 +47,16 @@ class InvalidTransition(ValueError):
     pass
 
 
+def unknown_task(kind: str) -> str:
+    """Why an event for a task this stage does not hold is refused."""
+    return (f"unknown task (never dispatched, or finished and forgotten after the retention): it must be "
+            f"dispatched before it can be {kind}")
+
+
 def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:
     """The task a `dispatched` event creates, with its deadlines."""
     if event.kind != "dispatched" or event.dispatch is None:
-        raise InvalidTransition(f"unknown task (never dispatched, or finished and forgotten after the retention): "
-                                f"it must be dispatched before it can be {event.kind}")
+        raise InvalidTransition(unknown_task(event.kind))
     d, incident = event.dispatch, event.incident
     task = TaskState(
         task_id=event.task_id, incident_id=event.incident_id, unit=d.unit, role=d.role, item_no=d.item_no,
