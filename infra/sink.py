@@ -118,6 +118,8 @@ class Sink:
             await insert_until_stored(self.store, list(batches.values()))
         for model, rows in batches.items():
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
+        if not fetched:  # idle: the board's sealed rows catch up with changes to old days
+            await asyncio.to_thread(self.store.seal_pending)
         if fetched:
             await consumer.commit()
             now = time.time()

@@ -114,19 +114,65 @@ GROUP BY dimension, key, source, day
 """
 
 
-def _rollup_sum(name: str) -> str:
+# The rollup's days before the last RECENT_DAYS (counted back from the latest dispatch day stored)
+# are sealed: merged once per dimension value and source into sla_sealed (infra/sql/040), so the board
+# of the whole history merges one quantile state per value for them instead of one per day.
+RECENT_DAYS = 14
+SEAL_EVERY_SECONDS = 30.0
+ROLLUP_ORDER = "dimension, day, key, source"  # infra/sql/027_sla_rollup.sql
+EVERY_SOURCE = "*"  # sla_sealed's row of a value over every source
+THROUGH_SQL = "toDateTime64(toDate(%(through)s), 3, 'UTC')"
+_QUANTILE_NAMES = {name for name, _ in SLA_QUANTILES}
+
+
+def _sealed_columns() -> list[tuple[str, str]]:
+    """(column of infra/sql/040_sla_sealed.sql, its expression over rollup rows before %(through)s)."""
+    columns = []
+    for name, _ in _rollup_columns():
+        if name.endswith("_deadlines"):  # a deadline before `through` has passed for any later instant
+            columns += [(name.removesuffix("_deadlines") + "_passed", f"sum(arrayCount(x -> x < {THROUGH_SQL}, {name}))"),
+                        (name, f"groupArrayArray(arrayFilter(x -> x >= {THROUGH_SQL}, {name}))")]
+        elif name in _QUANTILE_NAMES:
+            columns.append((name, f"quantilesTDigestMergeState(0.5, 0.9)({name})"))
+        else:
+            columns.append((name, f"sum({name})"))
+    return columns
+
+
+# Each value's row per source, and one of every source (`*`, what a board without a source reads).
+SEAL_SQL = f"""
+INSERT INTO {{db}}.sla_sealed (through, dimension, key, source, {", ".join(c for c, _ in _sealed_columns())}, refreshed_at)
+SELECT toDate(%(through)s), dimension, key, sealed_source, {", ".join(e for _, e in _sealed_columns())}, now64(6)
+FROM {{db}}.sla_rollup FINAL
+ARRAY JOIN [source, '{EVERY_SOURCE}'] AS sealed_source
+WHERE day < toDate(%(through)s) {{pairs}}
+GROUP BY dimension, key, sealed_source
+"""
+
+
+def _board_sum(name: str) -> str:
     if name not in SLA_BY_INSTANT:
         return f"sum({name})"
-    counted = f"sum(arrayCount(x -> x < {NOW_SQL}, {name}_deadlines))"
+    counted = f"sum({name}_passed) + sum(arrayCount(x -> x < {NOW_SQL}, {name}_deadlines))"
     return f"sum({name}_kept) + {counted}" if SLA_BY_INSTANT[name][0] else counted
 
 
+# The board of the whole history: the sealed rows up to `through`, the rollup's days from it on
+# (through = 1970-01-01: the rollup alone).
+# (through = 1970-01-01: the rollup alone). The dimension asked about and the total, in one query.
 ROLLUP_SQL = f"""
-SELECT key, {", ".join(f"{_rollup_sum(name)} AS {name}" for name, _ in SLA_COUNTS)},
+SELECT dimension = 'total' AS is_total, key, {", ".join(f"{_board_sum(name)} AS {name}" for name, _ in SLA_COUNTS)},
     {", ".join(f"quantilesTDigestMerge(0.5, 0.9)({name}) AS {name}" for name, _ in SLA_QUANTILES)}
-FROM {{db}}.sla_rollup FINAL
-WHERE dimension = %(dimension)s {{source}}
-GROUP BY key
+FROM (
+    SELECT dimension, key, {", ".join(c for c, _ in _sealed_columns())}
+    FROM {{db}}.sla_sealed FINAL
+    WHERE through = toDate(%(through)s) AND dimension IN ('total', %(dimension)s) AND source = %(sealed_source)s
+    UNION ALL
+    SELECT dimension, key, {", ".join(f"0 AS {c}" if c.endswith("_passed") else c for c, _ in _sealed_columns())}
+    FROM {{db}}.sla_rollup FINAL
+    WHERE dimension IN ('total', %(dimension)s) AND day >= toDate(%(through)s) {{source}}
+)
+GROUP BY dimension, key
 ORDER BY tasks DESC, key
 """
 
@@ -235,6 +281,11 @@ def _utc_day(at: dt.datetime) -> dt.date:
     return at.astimezone(dt.timezone.utc).date()
 
 
+def _board_keys(task: TaskState) -> list[tuple[str, str]]:
+    """(dimension, key) of each rollup row the task counts in (ROLLUP_REFRESH_SQL's keys)."""
+    return [("total", "total"), *((d, "" if (v := getattr(task, d)) is None else str(v)) for d in SLA_DIMENSIONS)]
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -308,9 +359,17 @@ TABLES: dict[type[BaseModel], tuple[str, Callable[[BaseModel], dict]]] = {
 
 
 class Store:
-    def __init__(self, url: str, database: str = "cityops"):
+    def __init__(self, url: str, database: str = "cityops", *, recent_days: int = RECENT_DAYS):
         self.url = url
         self.database = database
+        self.recent_days = recent_days  # the rollup's days the board merges one by one (the rest: sealed)
+        self._sealed_through: dt.date | None = None  # as this process last sealed or read it
+        self._latest_day: dt.date | None = None  # the latest dispatch day stored, as far as this process knows
+        # Values whose sealed days changed, merged again at most every `seal_every` seconds: one
+        # value's merge reads all its sealed days (a quarter to one second at 10 M events).
+        self.seal_every = SEAL_EVERY_SECONDS
+        self._unsealed: set[tuple[str, str]] = set()
+        self._sealed_at = time.monotonic()
         try:
             self._client = clickhouse_connect.get_client(dsn=url)
         except Exception as exc:
@@ -326,6 +385,11 @@ class Store:
         applied = []
         existed = {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = '{db}'")}
         rollup_columns = self._columns("sla_rollup")
+        # The rollup is derived from task_days: a store from before its order by day has it rebuilt.
+        if self.query("SELECT sorting_key FROM system.tables WHERE database = '{db}' AND name = 'sla_rollup' "
+                      "AND sorting_key != %(key)s", {"key": ROLLUP_ORDER}):
+            self.query("DROP TABLE {db}.sla_rollup")
+            rollup_columns = ["(rebuilt)"]
         with self._lock:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             for sql in sorted(resources.files("infra").joinpath("sql").iterdir(), key=lambda p: p.name):
@@ -344,6 +408,8 @@ class Store:
             self.refresh_rollup()
             self.refresh_activity()
             self.clean_open_tasks()
+        else:  # whatever changed while no process kept the sealed rows (a crash before seal_every)
+            self._keep_sealed(again=True)
         return applied
 
     def _columns(self, table: str) -> list[str]:
@@ -358,6 +424,9 @@ class Store:
         stored = sum(self._insert_batch(batch, touched) for batch in batches if batch)
         if touched["task_days"]:  # tasks were stored: the rollup's days are their dispatch days
             self.refresh_rollup(touched["task_days"])
+            self._keep_sealed(touched["task_days"], [m.task if isinstance(m, TaskUpdate) else m
+                                                     for batch in batches for m in batch
+                                                     if isinstance(m, TaskUpdate | TaskState)])
             if time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
                 self.clean_open_tasks()
         self._refresh_activity({copy: days for copy, days in touched.items() if days})
@@ -397,11 +466,57 @@ class Store:
 
     def refresh_rollup(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the SLA rollup's rows of these dispatch days (UTC) from task_days; None: every
-        day there is. Safe to repeat: the newest rows of a day win. Returns the days recomputed."""
+        day there is, and the sealed rows after them. Safe to repeat: the newest rows of a day win.
+        Returns the days recomputed."""
+        every_day = days is None
         days = self._days(days, ["task_days"])
         for chunk in _chunks(days):
             self.query(ROLLUP_REFRESH_SQL, {"days": chunk})
+        if every_day:
+            self._sealed_through = None
+            self._keep_sealed(again=True)
         return len(days)
+
+    def seal(self, through: dt.date, values: Iterable[tuple[str, str]] | None = None) -> None:
+        """Merge the rollup's days before `through` into sla_sealed: for these (dimension, key) values,
+        or None: for every value, dropping the rows of an earlier `through`. Safe to repeat: the
+        newest row of a value wins."""
+        parameters: dict = {"through": through}
+        if values is None:
+            self.query(SEAL_SQL.replace("{pairs}", ""), parameters)
+            self.query("ALTER TABLE {db}.sla_sealed DELETE WHERE through < toDate(%(through)s)", parameters)
+            self._unsealed.clear()
+        elif values := sorted(values):
+            self.query(SEAL_SQL.replace("{pairs}", "AND (dimension, key) IN %(pairs)s"), parameters | {"pairs": values})
+        self._sealed_through, self._sealed_at = through, time.monotonic()
+
+    def seal_pending(self) -> None:
+        """Merge again the values whose sealed days changed, once `seal_every` has passed since the
+        last merge (the sink calls this when idle, and each insert does)."""
+        if self._unsealed and self._sealed_through and time.monotonic() - self._sealed_at >= self.seal_every:
+            values, self._unsealed = self._unsealed, set()
+            self.seal(self._sealed_through, values)
+
+    def sealed_through(self) -> dt.date:
+        """The day the sealed rows end before (1970-01-01: none sealed)."""
+        return self.query("SELECT max(through) FROM {db}.sla_sealed")[0][0]
+
+    def _keep_sealed(self, days: Iterable[dt.date] = (), tasks: Sequence[TaskState] = (), *,
+                     again: bool = False) -> None:
+        """After the rollup's `days` were recomputed for `tasks`: move `through` when the latest day
+        has moved on (everything sealed again, about once a day), else merge again the values whose
+        sealed days changed; `again`: every value (the whole rollup was recomputed)."""
+        if self._latest_day is None or self._sealed_through is None:
+            self._latest_day = self.query("SELECT max(day) FROM {db}.sla_rollup")[0][0]
+            self._sealed_through = self.sealed_through()
+        self._latest_day = max([self._latest_day, *days])
+        through = self._latest_day - dt.timedelta(days=self.recent_days)
+        if through > self._sealed_through or again:
+            self.seal(max(through, self._sealed_through))
+            return
+        self._unsealed.update(value for t in tasks if _utc_day(t.dispatched_at) < self._sealed_through
+                              for value in _board_keys(t))
+        self.seal_pending()
 
     def refresh_activity(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the hourly counts (activity_hours) of these UTC days from every day-ordered copy;
@@ -495,10 +610,14 @@ class Store:
                       "until": until.timestamp() if until else 1e10,  # 1e10 s: the year 2286
                       "source": source or ""}
         source_filter = "AND source = %(source)s" if source else ""
-        if since is None and until is None:  # the whole history: the rollup, a few rows per day and value
+        if since is None and until is None:  # the whole history: sealed rows and the rollup's last days
             sql = ROLLUP_SQL.replace("{source}", source_filter)
-            rows = self.query(sql, parameters | {"dimension": by})
-            total = self.query(sql, parameters | {"dimension": "total"})
+            through = self.sealed_through()
+            if now < dt.datetime.combine(through, dt.time(), dt.timezone.utc):  # an instant before it
+                through = dt.date(1970, 1, 1)  # (the sealed rows count its deadlines as passed)
+            both = self.query(sql, parameters | {"dimension": by, "through": through,
+                                                 "sealed_source": source or EVERY_SOURCE})
+            rows, total = [r[1:] for r in both if not r[0]], [r[1:] for r in both if r[0]]
         else:  # a window of dispatch times to the millisecond: the tasks themselves
             sql = SLA_SQL.replace("{source}", source_filter)
             rows = self.query(sql.replace("{key}", f"ifNull(toString({by}), '')"), parameters)

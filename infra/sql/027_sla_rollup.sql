@@ -33,4 +33,7 @@ CREATE TABLE IF NOT EXISTS {db}.sla_rollup
     refreshed_at          DateTime64(6, 'UTC')
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
-ORDER BY (dimension, key, source, day)
+-- By day within a dimension: the board reads a dimension's last days (the older ones are sealed,
+-- infra/sql/040) as one range of rows; small granules, because each row carries quantile states.
+ORDER BY (dimension, day, key, source)
+SETTINGS index_granularity = 1024
