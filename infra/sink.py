@@ -119,7 +119,7 @@ class Sink:
         for model, rows in batches.items():
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
         if not fetched:  # idle: the board's sealed rows catch up with changes to old days
-            await asyncio.to_thread(self.store.seal_pending)
+            await asyncio.to_thread(self.store.seal_pending, now=True)
         if fetched:
             await consumer.commit()
             now = time.time()

@@ -158,8 +158,15 @@ def _board_sum(name: str) -> str:
 
 
 # The board of the whole history: the sealed rows up to `through`, the rollup's days from it on
-# (through = 1970-01-01: the rollup alone).
-# (through = 1970-01-01: the rollup alone). The dimension asked about and the total, in one query.
+# (through = 1970-01-01: the rollup alone), and all the rollup's days of a value whose sealed row is
+# out of date (sla_unsealed: {unsealed} is given those values, or left out when there are none). The
+# dimension asked about and the total, in one query.
+_ROLLUP_ROWS = f"""
+    SELECT dimension, key, {", ".join(f"0 AS {c}" if c.endswith("_passed") else c for c, _ in _sealed_columns())}
+    FROM {{db}}.sla_rollup FINAL
+    WHERE dimension IN ('total', %(dimension)s) {{source}}"""
+UNSEALED_SQL = f"""AND (dimension, key) NOT IN %(unsealed)s
+    UNION ALL {_ROLLUP_ROWS} AND day < toDate(%(through)s) AND (dimension, key) IN %(unsealed)s"""
 ROLLUP_SQL = f"""
 SELECT dimension = 'total' AS is_total, key, {", ".join(f"{_board_sum(name)} AS {name}" for name, _ in SLA_COUNTS)},
     {", ".join(f"quantilesTDigestMerge(0.5, 0.9)({name}) AS {name}" for name, _ in SLA_QUANTILES)}
@@ -167,10 +174,8 @@ FROM (
     SELECT dimension, key, {", ".join(c for c, _ in _sealed_columns())}
     FROM {{db}}.sla_sealed FINAL
     WHERE through = toDate(%(through)s) AND dimension IN ('total', %(dimension)s) AND source = %(sealed_source)s
-    UNION ALL
-    SELECT dimension, key, {", ".join(f"0 AS {c}" if c.endswith("_passed") else c for c, _ in _sealed_columns())}
-    FROM {{db}}.sla_rollup FINAL
-    WHERE dimension IN ('total', %(dimension)s) AND day >= toDate(%(through)s) {{source}}
+    {{unsealed}}
+    UNION ALL {_ROLLUP_ROWS} AND day >= toDate(%(through)s)
 )
 GROUP BY dimension, key
 ORDER BY tasks DESC, key
@@ -365,10 +370,9 @@ class Store:
         self.recent_days = recent_days  # the rollup's days the board merges one by one (the rest: sealed)
         self._sealed_through: dt.date | None = None  # as this process last sealed or read it
         self._latest_day: dt.date | None = None  # the latest dispatch day stored, as far as this process knows
-        # Values whose sealed days changed, merged again at most every `seal_every` seconds: one
-        # value's merge reads all its sealed days (a quarter to one second at 10 M events).
+        # Values whose sealed days changed (sla_unsealed) are merged again at most every `seal_every`
+        # seconds: one value's merge reads all its sealed days (a quarter to one second at 10 M events).
         self.seal_every = SEAL_EVERY_SECONDS
-        self._unsealed: set[tuple[str, str]] = set()
         self._sealed_at = time.monotonic()
         try:
             self._client = clickhouse_connect.get_client(dsn=url)
@@ -408,8 +412,8 @@ class Store:
             self.refresh_rollup()
             self.refresh_activity()
             self.clean_open_tasks()
-        else:  # whatever changed while no process kept the sealed rows (a crash before seal_every)
-            self._keep_sealed(again=True)
+        else:  # a store from before sla_sealed, or whose seal line has moved on since
+            self._keep_sealed()
         return applied
 
     def _columns(self, table: str) -> list[str]:
@@ -423,10 +427,12 @@ class Store:
         touched: dict[str, set[dt.date]] = defaultdict(set)  # copy → days to recompute
         stored = sum(self._insert_batch(batch, touched) for batch in batches if batch)
         if touched["task_days"]:  # tasks were stored: the rollup's days are their dispatch days
+            # Before their days' rows change: a value with a sealed day among them is read from the
+            # rollup until it is sealed again.
+            self._mark_unsealed([m.task if isinstance(m, TaskUpdate) else m for batch in batches for m in batch
+                                 if isinstance(m, TaskUpdate | TaskState)])
             self.refresh_rollup(touched["task_days"])
-            self._keep_sealed(touched["task_days"], [m.task if isinstance(m, TaskUpdate) else m
-                                                     for batch in batches for m in batch
-                                                     if isinstance(m, TaskUpdate | TaskState)])
+            self._keep_sealed(touched["task_days"])
             if time.monotonic() - self._open_tasks_cleaned > OPEN_TASKS_CLEANUP_SECONDS:
                 self.clean_open_tasks()
         self._refresh_activity({copy: days for copy, days in touched.items() if days})
@@ -485,27 +491,40 @@ class Store:
         if values is None:
             self.query(SEAL_SQL.replace("{pairs}", ""), parameters)
             self.query("ALTER TABLE {db}.sla_sealed DELETE WHERE through < toDate(%(through)s)", parameters)
-            self._unsealed.clear()
+            self.query("TRUNCATE TABLE {db}.sla_unsealed")
         elif values := sorted(values):
             self.query(SEAL_SQL.replace("{pairs}", "AND (dimension, key) IN %(pairs)s"), parameters | {"pairs": values})
+            self._mark(values, sealed=True)
         self._sealed_through, self._sealed_at = through, time.monotonic()
 
-    def seal_pending(self) -> None:
-        """Merge again the values whose sealed days changed, once `seal_every` has passed since the
-        last merge (the sink calls this when idle, and each insert does)."""
-        if self._unsealed and self._sealed_through and time.monotonic() - self._sealed_at >= self.seal_every:
-            values, self._unsealed = self._unsealed, set()
-            self.seal(self._sealed_through, values)
+    def seal_pending(self, *, now: bool = False) -> None:
+        """Merge again the values whose sealed days changed: each insert asks, and they are merged once
+        `seal_every` has passed since the last merge; the idle sink asks with `now`."""
+        if not now and time.monotonic() - self._sealed_at < self.seal_every:
+            return
+        if values := self.query("SELECT dimension, key FROM {db}.sla_unsealed FINAL WHERE NOT sealed"):
+            self.seal(self._sealed_through or self.sealed_through(), [tuple(v) for v in values])
+
+    def _mark_unsealed(self, tasks: Sequence[TaskState]) -> None:
+        if self._sealed_through is None:
+            self._sealed_through = self.sealed_through()
+        if values := {v for t in tasks if _utc_day(t.dispatched_at) < self._sealed_through for v in _board_keys(t)}:
+            self._mark(sorted(values), sealed=False)
+
+    def _mark(self, values: Sequence[tuple[str, str]], *, sealed: bool) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        with self._lock:
+            self._client.insert(f"{self.database}.sla_unsealed", [[d, k, sealed, now] for d, k in values],
+                                column_names=["dimension", "key", "sealed", "marked_at"])
 
     def sealed_through(self) -> dt.date:
         """The day the sealed rows end before (1970-01-01: none sealed)."""
         return self.query("SELECT max(through) FROM {db}.sla_sealed")[0][0]
 
-    def _keep_sealed(self, days: Iterable[dt.date] = (), tasks: Sequence[TaskState] = (), *,
-                     again: bool = False) -> None:
-        """After the rollup's `days` were recomputed for `tasks`: move `through` when the latest day
-        has moved on (everything sealed again, about once a day), else merge again the values whose
-        sealed days changed; `again`: every value (the whole rollup was recomputed)."""
+    def _keep_sealed(self, days: Iterable[dt.date] = (), *, again: bool = False) -> None:
+        """After the rollup's `days` were recomputed: move `through` when the latest day has moved on
+        (everything sealed again, about once a day), else merge again the values whose sealed days
+        changed, when due; `again`: every value (the whole rollup was recomputed)."""
         if self._latest_day is None or self._sealed_through is None:
             self._latest_day = self.query("SELECT max(day) FROM {db}.sla_rollup")[0][0]
             self._sealed_through = self.sealed_through()
@@ -513,10 +532,8 @@ class Store:
         through = self._latest_day - dt.timedelta(days=self.recent_days)
         if through > self._sealed_through or again:
             self.seal(max(through, self._sealed_through))
-            return
-        self._unsealed.update(value for t in tasks if _utc_day(t.dispatched_at) < self._sealed_through
-                              for value in _board_keys(t))
-        self.seal_pending()
+        else:
+            self.seal_pending()
 
     def refresh_activity(self, days: Iterable[dt.date] | None = None) -> int:
         """Recompute the hourly counts (activity_hours) of these UTC days from every day-ordered copy;
@@ -611,12 +628,8 @@ class Store:
                       "source": source or ""}
         source_filter = "AND source = %(source)s" if source else ""
         if since is None and until is None:  # the whole history: sealed rows and the rollup's last days
-            sql = ROLLUP_SQL.replace("{source}", source_filter)
-            through = self.sealed_through()
-            if now < dt.datetime.combine(through, dt.time(), dt.timezone.utc):  # an instant before it
-                through = dt.date(1970, 1, 1)  # (the sealed rows count its deadlines as passed)
-            both = self.query(sql, parameters | {"dimension": by, "through": through,
-                                                 "sealed_source": source or EVERY_SOURCE})
+            both = self._whole_history(by, source_filter, parameters | {"dimension": by,
+                                                                        "sealed_source": source or EVERY_SOURCE}, now)
             rows, total = [r[1:] for r in both if not r[0]], [r[1:] for r in both if r[0]]
         else:  # a window of dispatch times to the millisecond: the tasks themselves
             sql = SLA_SQL.replace("{source}", source_filter)
@@ -625,6 +638,16 @@ class Store:
         return {"by": by, "now": now.isoformat(), "since": since.isoformat() if since else None,
                 "until": until.isoformat() if until else None, "source": source,
                 "total": _sla_row(total[0]) if total else None, "rows": [_sla_row(r) for r in rows]}
+
+    def _whole_history(self, by: str, source_filter: str, parameters: dict, now: dt.datetime) -> list[tuple]:
+        """ROLLUP_SQL's rows: where the sealed days end, and which values' sealed rows are out of date."""
+        through = self.sealed_through()
+        if now < dt.datetime.combine(through, dt.time(), dt.timezone.utc):  # an instant before it
+            through = dt.date(1970, 1, 1)  # (the sealed rows count its deadlines as passed)
+        unsealed = [tuple(v) for v in self.query("SELECT dimension, key FROM {db}.sla_unsealed FINAL "
+                                                 "WHERE NOT sealed AND dimension IN ('total', %(by)s)", {"by": by})]
+        sql = ROLLUP_SQL.replace("{unsealed}", UNSEALED_SQL if unsealed else "").replace("{source}", source_filter)
+        return self.query(sql, parameters | {"through": through, "unsealed": unsealed})
 
     def queue(self, limit: int = 500, offset: int = 0, *, reason: str | None = None, top_class: str | None = None,
               district: str | None = None) -> tuple[list[dict], int]:
