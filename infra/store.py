@@ -167,9 +167,13 @@ _ROLLUP_ROWS = f"""
     WHERE dimension IN ('total', %(dimension)s) {{source}}"""
 UNSEALED_SQL = f"""AND (dimension, key) NOT IN %(unsealed)s
     UNION ALL {_ROLLUP_ROWS} AND day < toDate(%(through)s) AND (dimension, key) IN %(unsealed)s"""
+# The board's quantiles, or none (`quantiles=False`: the map needs the counts only, and merging
+# the quantile states is most of a board's time).
+BOARD_QUANTILES = {True: ", ".join(f"quantilesTDigestMerge(0.5, 0.9)({name}) AS {name}" for name, _ in SLA_QUANTILES),
+                   False: ", ".join(f"CAST([], 'Array(Float64)') AS {name}" for name, _ in SLA_QUANTILES)}
 ROLLUP_SQL = f"""
 SELECT dimension = 'total' AS is_total, key, {", ".join(f"{_board_sum(name)} AS {name}" for name, _ in SLA_COUNTS)},
-    {", ".join(f"quantilesTDigestMerge(0.5, 0.9)({name}) AS {name}" for name, _ in SLA_QUANTILES)}
+    {{quantiles}}
 FROM (
     SELECT dimension, key, {", ".join(c for c, _ in _sealed_columns())}
     FROM {{db}}.sla_sealed FINAL
@@ -495,6 +499,8 @@ class Store:
         elif values := sorted(values):
             self.query(SEAL_SQL.replace("{pairs}", "AND (dimension, key) IN %(pairs)s"), parameters | {"pairs": values})
             self._mark(values, sealed=True)
+        # One part: a board reads this table FINAL, and merging parts at read time doubled its cost.
+        self.query("OPTIMIZE TABLE {db}.sla_sealed FINAL")
         self._sealed_through, self._sealed_at = through, time.monotonic()
 
     def seal_pending(self, *, now: bool = False) -> None:
@@ -608,7 +614,7 @@ class Store:
         }
 
     def sla(self, by: str = "unit", now: dt.datetime | None = None, since: dt.datetime | None = None,
-            until: dt.datetime | None = None, source: str | None = None) -> dict:
+            until: dt.datetime | None = None, source: str | None = None, *, quantiles: bool = True) -> dict:
         """The figures city platforms publish, per `by` and in total, from the tasks table (a task is one
         unit's share of an incident). Rates are fractions (None when nothing to divide by):
         response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
@@ -618,7 +624,8 @@ class Store:
         resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
         evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest).
         `now`: the instant the figures are as of (what is overdue then); `since`/`until`: the tasks
-        dispatched in that window only; `source`: the tasks of reports from that intake source only."""
+        dispatched in that window only; `source`: the tasks of reports from that intake source only;
+        `quantiles=False`: the p50/p90 left out (None), for the whole history only (the map's load)."""
         by = SLA_ALIASES.get(by, by)
         if by not in SLA_DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(SLA_DIMENSIONS)}")
@@ -629,7 +636,8 @@ class Store:
         source_filter = "AND source = %(source)s" if source else ""
         if since is None and until is None:  # the whole history: sealed rows and the rollup's last days
             both = self._whole_history(by, source_filter, parameters | {"dimension": by,
-                                                                        "sealed_source": source or EVERY_SOURCE}, now)
+                                                                        "sealed_source": source or EVERY_SOURCE}, now,
+                                       quantiles)
             rows, total = [r[1:] for r in both if not r[0]], [r[1:] for r in both if r[0]]
         else:  # a window of dispatch times to the millisecond: the tasks themselves
             sql = SLA_SQL.replace("{source}", source_filter)
@@ -639,14 +647,16 @@ class Store:
                 "until": until.isoformat() if until else None, "source": source,
                 "total": _sla_row(total[0]) if total else None, "rows": [_sla_row(r) for r in rows]}
 
-    def _whole_history(self, by: str, source_filter: str, parameters: dict, now: dt.datetime) -> list[tuple]:
+    def _whole_history(self, by: str, source_filter: str, parameters: dict, now: dt.datetime,
+                       quantiles: bool) -> list[tuple]:
         """ROLLUP_SQL's rows: where the sealed days end, and which values' sealed rows are out of date."""
         through = self.sealed_through()
         if now < dt.datetime.combine(through, dt.time(), dt.timezone.utc):  # an instant before it
             through = dt.date(1970, 1, 1)  # (the sealed rows count its deadlines as passed)
         unsealed = [tuple(v) for v in self.query("SELECT dimension, key FROM {db}.sla_unsealed FINAL "
                                                  "WHERE NOT sealed AND dimension IN ('total', %(by)s)", {"by": by})]
-        sql = ROLLUP_SQL.replace("{unsealed}", UNSEALED_SQL if unsealed else "").replace("{source}", source_filter)
+        sql = (ROLLUP_SQL.replace("{unsealed}", UNSEALED_SQL if unsealed else "").replace("{source}", source_filter)
+               .replace("{quantiles}", BOARD_QUANTILES[quantiles]))
         return self.query(sql, parameters | {"through": through, "unsealed": unsealed})
 
     def queue(self, limit: int = 500, offset: int = 0, *, reason: str | None = None, top_class: str | None = None,

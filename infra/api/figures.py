@@ -98,9 +98,9 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
     router = APIRouter(tags=["figures"], responses={422: problems.PROBLEM})
     figures = FiguresCache(store, stats_max_age)
 
-    def board(by: str, since, until, as_of, source: str | None = None) -> dict:
+    def board(by: str, since, until, as_of, source: str | None = None, quantiles: bool = True) -> dict:
         window = [within_store_range(t) if t else None for t in (since, until, as_of)]
-        result = store.sla(by, window[2] or now(), window[0], window[1], source=source)
+        result = store.sla(by, window[2] or now(), window[0], window[1], source=source, quantiles=quantiles)
         named = names.of(by)
         for row in result["rows"]:
             row["name"] = named.get(row["key"], row["key"])
@@ -116,12 +116,15 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
     @router.get("/sla/")
     async def sla(by: str = BY, since: dt.datetime | None = SINCE, until: dt.datetime | None = UNTIL,
                   as_of: dt.datetime | None = AS_OF,
-                  source: str | None = Query(None, description=" | ".join(SOURCE_NAMES))) -> dict:
+                  source: str | None = Query(None, description=" | ".join(SOURCE_NAMES)),
+                  quantiles: bool = Query(True, description="false: the p50/p90 hours left out (null) — the "
+                                          "whole history's board is then several times cheaper (the screen's map)"),
+                  ) -> dict:
         """The SLA board per `by` and in total (rates, counts, p50/p90 working hours), names beside codes."""
         if source is not None and source not in SOURCE_NAMES:
             raise problems.Problem(422, "Invalid input", f"source must be one of {', '.join(SOURCE_NAMES)}",
                                    errors=[problems.FieldError(field="source", message="not an intake source")])
-        return await asyncio.to_thread(board, _dimension(by), since, until, as_of, source)
+        return await asyncio.to_thread(board, _dimension(by), since, until, as_of, source, quantiles)
 
     @router.get("/scores/")
     async def scores(scheme: str | None = Query(None, description="a scheme of the city's scores file "

@@ -46,6 +46,8 @@ def test_citizens_reports_need_a_read_key_and_figures_come_from_a_snapshot(store
     assert dt.datetime.fromisoformat(window["until"]) == dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)  # no offset: UTC
     problem = client.get("/sla/?by=caller_phone").json()
     assert problem["status"] == 422 and problem["errors"][0]["field"] == "by"
+    assert client.get("/sla/?by=grid&quantiles=false").json()["rows"] == []  # the map's load
+    assert client.get("/sla/?by=grid&quantiles=perhaps").json()["errors"][0]["field"] == "query.quantiles"
 
 
 def test_a_revoked_key_is_refused_on_its_next_request_and_limits_hold(store, tmp_path):

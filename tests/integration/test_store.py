@@ -260,6 +260,10 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
     store.seal_pending(now=True)  # what the sink does when idle: the changed sealed values merged again
     assert store.query(unsealed)[0][0] == 0 and store.count("sla_sealed") > 0
     assert_boards_equal()
+    # The map's load: the same counts, no quantiles.
+    full, counts = store.sla("grid_code", now=as_of), store.sla("grid_code", now=as_of, quantiles=False)
+    assert without_quantiles(counts) == without_quantiles(full)
+    assert {row["finish_hours_p50"] for row in [counts["total"], *counts["rows"]]} == {None}
     total = store.sla("unit", now=as_of)["total"]
     assert total["tasks"] == 240 and total["overdue_open"] > 0 and total["supervised"] > 0
     # The whole history is read from the rollup and its sealed rows alone; both are rebuilt from the tasks.
