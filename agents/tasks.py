@@ -59,6 +59,10 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
     summaries: dict[str, Summary] = {}
     due_index = DueIndex()  # the tasks by when the timer must look at them next
     proposed_at: dict[str, float] = {}  # task id → when its proposals went (monotonic): not sent again at once
+    # Alert ids this process has sent: an applied event seen again while it runs (the timer proposing
+    # again what a busy stream had not applied yet) sends its alert again only after a restart, when
+    # the first send may have died with the process. Bounded: forgetting only allows a re-send.
+    raised_here: set[str] = set()
 
     def task_summaries() -> dict[str, Summary]:
         if len(summaries) != len(tasks):
@@ -180,10 +184,12 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         """An event applied before, redelivered after a restart: the table's changelog may have reached
         the broker and what the event caused not (a process killed between the two), and the task
         will not cause it again. So all of it goes again, under the same ids: the update, with the task
-        as it stands (the sink keeps one row per event and the newest task); the alert it raised
-        (webhooks are at least once, de-duplicated on the alert id); the re-routing of a return."""
+        as it stands (the sink keeps one row per event and the newest task); the alert it raised, unless
+        this process sent it (webhooks are at least once, de-duplicated on the alert id); the re-routing
+        of a return."""
         send_update(task, event)
-        if event.kind in ALERT_KIND and event.due_at is not None and (key := alert_key(event)) in task.alerts_raised:
+        if event.kind in ALERT_KIND and event.due_at is not None and (key := alert_key(event)) in task.alerts_raised \
+                and sla_alert_id(task.task_id, key) not in raised_here:
             raise_alert(task, event, key)
         if event.kind == "returned" and task.role == "primary":
             reroute(task, event, record.dispatch, record.incident)
@@ -194,10 +200,13 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         if kind == "escalation":  # to the supervising unit (default: the parent, e.g. a street's district)
             unit = units.get(task.unit)
             to_unit = (unit.supervisor or unit.parent or "") if unit else ""
-        alert = Alert(alert_id=ids.stable_id("sla-alert", task.task_id, key), kind=kind, item_no=task.item_no,
+        alert = Alert(alert_id=sla_alert_id(task.task_id, key), kind=kind, item_no=task.item_no,
                       to_unit=to_unit, raised_at=clock.now(), task_id=task.task_id, incident_id=task.incident_id,
                       unit=task.unit, limit=cause.limit, due_at=cause.due_at)
         wiring.send(names.alerts, alert.alert_id, alert)
+        if len(raised_here) >= 100_000:
+            raised_here.clear()
+        raised_here.add(alert.alert_id)
         metrics.ALERTS.labels(kind).inc()
         metrics.SLA_ALERTS.labels(kind, to_unit).inc()
 
@@ -237,6 +246,10 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             proposed_at[task_id] = started
 
     return tasks, early, task_summaries, (retention, early_retention)
+
+
+def sla_alert_id(task_id: str, key: str) -> str:
+    return ids.stable_id("sla-alert", task_id, key)
 
 
 class EarlyEvent(BaseModel):
