@@ -120,8 +120,8 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             release(task_event.task_id, EarlyEvents.model_validate_json(held))
 
     def hold(task_event: TaskEvent) -> None:
-        event = current_event()
-        held = EarlyEvents.model_validate_json(early.get(task_event.task_id) or EarlyEvents.empty())
+        event, stored = current_event(), early.get(task_event.task_id)
+        held = EarlyEvents.model_validate_json(stored) if stored else EarlyEvents(since=dt.datetime.now(dt.timezone.utc))
         if any(e.event_id == task_event.event_id for e in held.events):
             return  # the same event again (a re-read): held once
         held.events.append(EarlyEvent(event_id=task_event.event_id, kind=task_event.kind, value=event.value.decode(),
@@ -138,15 +138,17 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
         del early[task_id]
         early_retention.touched(task_id, None)
         for e in held.events:
-            try:
+            try:  # refused or failed as the stage loop would have done when it came
                 step(TaskEvent.model_validate_json(e.value))
-            except Exception as exc:  # as the stage loop does for an event handled when it came
-                if not isinstance(exc, InvalidTransition):
-                    log.exception("%s failed on a held event", STAGE)
-                reason = str(exc) if isinstance(exc, InvalidTransition) else f"internal error: {exc!r}"
-                wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
+            except InvalidTransition as exc:
+                reason = str(exc)
+            except Exception as exc:
+                log.exception("%s failed on a held event", STAGE)
+                reason = f"internal error: {exc!r}"
+            else:
+                metrics.EARLY_TASK_EVENTS.labels("applied").inc()
                 continue
-            metrics.EARLY_TASK_EVENTS.labels("applied").inc()
+            wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
 
     def step(task_event: TaskEvent) -> None:
         """Apply one event to its task (opening it on `dispatched`), and send what it causes."""
@@ -267,11 +269,7 @@ class EarlyEvents(BaseModel):
     """An `early_task_events` table value."""
 
     since: dt.datetime  # when the first was held (real time): the wait counts from it
-    events: list[EarlyEvent]
-
-    @classmethod
-    def empty(cls) -> str:
-        return cls(since=dt.datetime.now(dt.timezone.utc), events=[]).model_dump_json()
+    events: list[EarlyEvent] = []
 
 
 class TaskRecord(BaseModel):

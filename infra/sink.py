@@ -120,7 +120,7 @@ class Sink:
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
         if not fetched:  # idle: the board's sealed rows catch up with changes to old days
             await asyncio.to_thread(self.store.seal_pending, now=True)
-        if fetched:
+        else:
             await consumer.commit()
             now = time.time()
             self.last_stored_at = now

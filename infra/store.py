@@ -649,12 +649,14 @@ class Store:
 
     def _whole_history(self, by: str, source_filter: str, parameters: dict, now: dt.datetime,
                        quantiles: bool) -> list[tuple]:
-        """ROLLUP_SQL's rows: where the sealed days end, and which values' sealed rows are out of date."""
-        through = self.sealed_through()
+        """ROLLUP_SQL's rows: where the sealed days end, and which values' sealed rows are out of date
+        (both asked in one query before it)."""
+        [(through, unsealed)] = self.query(
+            "SELECT (SELECT max(through) FROM {db}.sla_sealed), groupArray((dimension, key)) "
+            "FROM {db}.sla_unsealed FINAL WHERE NOT sealed AND dimension IN ('total', %(by)s)", {"by": by})
         if now < dt.datetime.combine(through, dt.time(), dt.timezone.utc):  # an instant before it
             through = dt.date(1970, 1, 1)  # (the sealed rows count its deadlines as passed)
-        unsealed = [tuple(v) for v in self.query("SELECT dimension, key FROM {db}.sla_unsealed FINAL "
-                                                 "WHERE NOT sealed AND dimension IN ('total', %(by)s)", {"by": by})]
+        unsealed = [tuple(v) for v in unsealed]
         sql = (ROLLUP_SQL.replace("{unsealed}", UNSEALED_SQL if unsealed else "").replace("{source}", source_filter)
                .replace("{quantiles}", BOARD_QUANTILES[quantiles]))
         return self.query(sql, parameters | {"through": through, "unsealed": unsealed})
