@@ -1,5 +1,6 @@
 -- The SLA board, pre-aggregated: per dimension (unit, street, item…, or 'total'), its value, the
--- intake source and the dispatch day, the counts the board sums and the quantile states it merges.
+-- intake source and the dispatch day, the counts and working-hours histograms the board sums.
+-- Each value and day also has a row of every source (source '*'): what a board without a source reads.
 -- What depends on the instant asked about (overdue, accept due) is kept as the deadlines of the
 -- tasks still running, counted at query time. The columns are infra.store's SLA figures
 -- (SLA_COUNTS, SLA_BY_INSTANT, SLA_QUANTILES), where each is defined. A day's rows are recomputed
@@ -28,12 +29,13 @@ CREATE TABLE IF NOT EXISTS {db}.sla_rollup
     evaluated             UInt64,
     resolved              UInt64,
     satisfied             UInt64,
-    accept_hours          AggregateFunction(quantilesTDigest(0.5, 0.9), Float64),
-    finish_hours          AggregateFunction(quantilesTDigest(0.5, 0.9), Float64),
+    accept_hours_histogram   Array(UInt32),  -- working hours: counts per bucket (infra.store: HOURS_BUCKETS)
+    finish_hours_histogram   Array(UInt32),
     refreshed_at          DateTime64(6, 'UTC')
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
--- By day within a dimension: the board reads a dimension's last days (the older ones are sealed,
--- infra/sql/040) as one range of rows; small granules, because each row carries quantile states.
-ORDER BY (dimension, day, key, source)
+-- By source, then day, within a dimension: a board reads a dimension's last days of one source (or
+-- '*'; the older days are sealed, infra/sql/040) as one range of rows; small granules, because each
+-- row carries two histograms.
+ORDER BY (dimension, source, day, key)
 SETTINGS index_granularity = 1024

@@ -1,8 +1,9 @@
--- The SLA rollup's older days merged once: one row per dimension value and intake source covering
--- every dispatch day before `through` (infra.store: SEAL_SQL). The board of the whole history reads
--- these rows and the rollup's days from `through` on, so it merges one quantile state per value
--- instead of one per day (BENCHMARKS.md, "The screen's queries"). A value's row is merged again
--- when a change touches one of its sealed days, and every row when `through` moves (Store.seal).
+-- The SLA rollup's older days merged once: one row per dimension value and intake source (and its
+-- row of every source, '*') covering every dispatch day before `through` (infra.store: SEAL_SQL).
+-- The board of the whole history reads these rows and the rollup's days from `through` on, so it
+-- sums one row per value instead of one per day (BENCHMARKS.md, "The screen's queries"). A value's
+-- row is merged again when a change touches one of its sealed days, and every row when `through`
+-- moves (Store.seal).
 -- The running deadlines before `through` are counted (`<figure>_passed`: past for any instant the
 -- board is asked about from `through` on; an earlier instant reads the rollup alone), later ones kept.
 CREATE TABLE IF NOT EXISTS {db}.sla_sealed
@@ -39,10 +40,11 @@ CREATE TABLE IF NOT EXISTS {db}.sla_sealed
     status_parked            UInt64,
     status_returned          UInt64,
     status_verified          UInt64,
-    accept_hours             AggregateFunction(quantilesTDigest(0.5, 0.9), Float64),
-    finish_hours             AggregateFunction(quantilesTDigest(0.5, 0.9), Float64),
+    accept_hours_histogram   Array(UInt32),  -- working hours: counts per bucket (infra.store: HOURS_BUCKETS)
+    finish_hours_histogram   Array(UInt32),
     refreshed_at             DateTime64(6, 'UTC')
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
-ORDER BY (through, dimension, key, source)
-SETTINGS index_granularity = 256  -- a board reads one dimension's rows, each with quantile states
+-- By source within a dimension: a board reads the rows of one source (or '*') as one range.
+ORDER BY (through, dimension, source, key)
+SETTINGS index_granularity = 256  -- a board reads one dimension's rows, each with two histograms

@@ -1,10 +1,11 @@
 """The ClickHouse store on real chDB: idempotent DDL, idempotent batches, no PII columns."""
 
 import datetime as dt
+import math
 
 import pytest
 
-from infra.store import Store, _utc_day
+from infra.store import DERIVED_TABLES, Store, _utc_day
 from pipeline import ids
 from schemas import DeadLetter, Dispatch, Incident
 
@@ -260,6 +261,15 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
     store.seal_pending(now=True)  # what the sink does when idle: the changed sealed values merged again
     assert store.query(unsealed)[0][0] == 0 and store.count("sla_sealed") > 0
     assert_boards_equal()
+    # The whole history's p50/p90 come from histograms: within 2.5% of the exact nearest-rank figure
+    # (half of the lowest bucket's 0.01 h below it).
+    board = store.sla("unit", now=as_of)["total"]
+    for name, column in (("accept_hours", "accept_working_hours"), ("finish_hours", "finish_working_hours")):
+        values = sorted(v for (v,) in store.query(f"SELECT {column} FROM {{db}}.task_days FINAL WHERE {column} IS NOT NULL"))
+        assert len(values) > 20, name
+        for q in (50, 90):
+            exact = values[math.ceil(q / 100 * len(values)) - 1]
+            assert abs(board[f"{name}_p{q}"] - exact) <= 0.025 * exact + 0.005 + 0.005, (name, q, exact)  # (+ rounding)
     # The map's load: the same counts, no quantiles.
     full, counts = store.sla("grid_code", now=as_of), store.sla("grid_code", now=as_of, quantiles=False)
     assert without_quantiles(counts) == without_quantiles(full)
@@ -271,6 +281,14 @@ def test_the_rollup_gives_the_figures_the_tasks_give_whatever_the_batches(store:
     store.query("TRUNCATE TABLE {db}.sla_sealed")
     assert store.sla("unit", now=as_of)["total"] is None
     assert store.refresh_rollup() == len({u.task.dispatched_at.astimezone(dt.timezone.utc).date() for u in updates})
+    assert store.sla("unit", now=as_of)["total"] == total
+    # A store from an earlier version (here: with its TDigest columns still there) has both tables
+    # made again and recomputed on migrate.
+    for table in DERIVED_TABLES:
+        store.query(f"ALTER TABLE {{db}}.{table} ADD COLUMN finish_hours AggregateFunction(quantilesTDigest(0.5, 0.9), Float64)")
+    store.query("TRUNCATE TABLE {db}.sla_rollup")
+    store.migrate()
+    assert {table: store._columns(table) for table in DERIVED_TABLES} == {t: c for t, (_, c) in DERIVED_TABLES.items()}
     assert store.sla("unit", now=as_of)["total"] == total
 
 
