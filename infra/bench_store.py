@@ -153,6 +153,8 @@ def run_store_bench(events: int, repeats: int, work_dir: Path, book: DutyBook, l
             "sla_by_item": lambda: store.sla("item_no", now),
             "sla_by_grid": lambda: store.sla("grid_code", now),
             "map_load_by_grid": lambda: store.sla("grid_code", now, quantiles=False),
+            # (the scores' schemes that weigh one intake source: Pudong's, Qiqihar's)
+            "sla_by_unit_whistle": lambda: store.sla("unit", now, source="whistle"),
             "sla_by_source_7d": lambda: store.sla("source", now, since=now - 7 * day),
             "overdue_list": lambda: store.overdue(now, limit=200),
             "trends_hourly_48h": lambda: store.trend("hour", now - 2 * day, now, "Asia/Shanghai"),
