@@ -517,8 +517,11 @@ class Store:
         Returns the days recomputed."""
         every_day = days is None
         days = self._days(days, ["task_days"])
-        for chunk in _chunks(days):
-            self.query(ROLLUP_REFRESH_SQL, {"days": chunk})
+        # A day per query: each group holds two histograms' states (4 KB each), and ten days of the
+        # 10 M-event history at once raised the process's RSS by 840 MB, a day at a time by 320 MB
+        # (the TDigest rollup's ten days at once: 330 MB); BENCHMARKS.md, "Histograms".
+        for day in days:
+            self.query(ROLLUP_REFRESH_SQL, {"days": [day]})
         if every_day:
             self._sealed_through = None
             self._keep_sealed(again=True)
