@@ -146,7 +146,7 @@ GROUP BY dimension, key, row_source, day
 
 # The rollup's days before the last RECENT_DAYS (counted back from the latest dispatch day stored)
 # are sealed: merged once per dimension value and source into sla_sealed (infra/sql/040), so the board
-# of the whole history merges one quantile state per value for them instead of one per day.
+# of the whole history sums one row per value for them instead of one per day.
 RECENT_DAYS = 14
 SEAL_EVERY_SECONDS = 30.0
 THROUGH_SQL = "toDateTime64(toDate(%(through)s), 3, 'UTC')"
