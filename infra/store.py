@@ -412,6 +412,9 @@ class Store:
         # seconds: one value's merge reads all its sealed days (a quarter to one second at 10 M events).
         self.seal_every = SEAL_EVERY_SECONDS
         self._sealed_at = time.monotonic()
+        # Whether sla_unsealed may hold values to merge: at start (a process killed before its merge),
+        # and after each mark; so the idle sink does not ask the store every second for nothing.
+        self._maybe_unsealed = True
         try:
             self._client = clickhouse_connect.get_client(dsn=url)
         except Exception as exc:
@@ -546,10 +549,11 @@ class Store:
     def seal_pending(self, *, now: bool = False) -> None:
         """Merge again the values whose sealed days changed: each insert asks, and they are merged once
         `seal_every` has passed since the last merge; the idle sink asks with `now`."""
-        if not now and time.monotonic() - self._sealed_at < self.seal_every:
+        if not self._maybe_unsealed or (not now and time.monotonic() - self._sealed_at < self.seal_every):
             return
         if values := self.query("SELECT dimension, key FROM {db}.sla_unsealed FINAL WHERE NOT sealed"):
             self.seal(self._sealed_through or self.sealed_through(), [tuple(v) for v in values])
+        self._maybe_unsealed = False  # (the sink marks and merges in turn, never at once)
 
     def _mark_unsealed(self, tasks: Sequence[TaskState]) -> None:
         if self._sealed_through is None:
@@ -559,6 +563,7 @@ class Store:
 
     def _mark(self, values: Sequence[tuple[str, str]], *, sealed: bool) -> None:
         now = dt.datetime.now(dt.timezone.utc)
+        self._maybe_unsealed |= not sealed
         with self._lock:
             self._client.insert(f"{self.database}.sla_unsealed", [[d, k, sealed, now] for d, k in values],
                                 column_names=["dimension", "key", "sealed", "marked_at"])
