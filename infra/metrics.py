@@ -20,6 +20,8 @@ MANUAL_REVIEWS = Counter("cityops_manual_reviews_total", "Incidents sent to the 
                          ["tanpai_refused"])
 SINK_ROWS = Counter("cityops_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_RETRIES = Counter("cityops_sink_retries_total", "Failed ClickHouse batch writes that were retried")
+SINK_BEHIND = Gauge("cityops_sink_behind_seconds", "Seconds since the sink last had everything it read stored: "
+                    "about a second while it keeps up, growing while a batch waits for the store")
 DUTYLIST_PUBLICATIONS = Counter("cityops_dutylist_publications_total", "Duty-list versions read from the topic",
                                 ["result"])  # applied | refused
 DUTYLIST_IN_FORCE = Info("cityops_dutylist", "The duty-list version new incidents are routed by")

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     # Requests per key ("600/minute", the `limits` notation); bodies larger than this are refused (413).
     api_rate_limit: str = "600/minute"
+    # Requests without a key (the screen, /units/, a reporter's Open311 lookup) per client address. A
+    # wall screen makes about 100 a minute.
+    api_public_rate_limit: str = "600/minute"
+    # The api's /metrics: "key" (any valid key; Prometheus sends it as `authorization`), "public", or "off".
+    api_metrics: Literal["key", "public", "off"] = "key"
     api_max_body_bytes: int = Field(default=1 << 20, gt=0)
     # An intake POST waits this long for the broker's acknowledgement, then answers 503 (retry later).
     api_publish_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -104,6 +109,9 @@ class Settings(BaseSettings):
     sink_flush_seconds: float = 1.0
     # After the first records of a batch arrive, the sink reads on this long before it inserts.
     sink_linger_seconds: float = Field(default=0.25, ge=0)
+    # The sink has had a batch it read waiting for the store this long: /health turns not ready
+    # (cityops_sink_behind_seconds, alert CityopsSinkStalled).
+    sink_stall_seconds: float = Field(default=60.0, gt=0)
 
     # The SLA clock (pipeline.sla): pre-warning at this fraction of a limit, escalation to the
     # supervising unit this many working days after the finish deadline; the timer's period.

@@ -9,6 +9,10 @@ worker beside another agent on the same topic saw one side miss messages after a
 its group, the sink commits exactly what it has stored. Batches are inserted off the event loop with
 a dedup token; while ClickHouse is down the sink retries with backoff and reads nothing more
 (backpressure), so nothing is lost and a retry never doubles a row.
+
+A row the store refuses for what it holds (a data error, not an unreachable store) is found by
+halving the batch, dead-lettered with its topic, offset and the column at fault, and the rest is
+stored: one bad row must never stop every screen.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 from pydantic import BaseModel, ValidationError
 
 from agents.topics import TopicNames
@@ -60,6 +66,8 @@ class Sink:
         self.models = stored_models(self.names)
         self.running = False  # the consumer has started and is reading
         self.last_stored_at: float | None = None  # unix time of the last batch written
+        self.caught_up_at = time.monotonic()  # when the sink last had all it read stored (behind_seconds)
+        metrics.SINK_BEHIND.set_function(self.behind_seconds)
         self.watch = BrokerWatch(settings.kafka_bootstrap_servers, self.group, [], {t: "sink" for t in self.models},
                                  tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
 
@@ -96,26 +104,28 @@ class Sink:
             await producer.stop()
 
     async def _one_batch(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        began = time.monotonic()
         fetched = await self._fetch(consumer)
-        batches: dict[type[BaseModel], list[BaseModel]] = defaultdict(list)
+        batches: dict[type[BaseModel], list[tuple[ConsumerRecord, BaseModel]]] = defaultdict(list)
         letters = []
         for records in fetched.values():
             metrics.STAGE_IN.labels("sink").inc(len(records))
             for record in records:
                 model = self.models[record.topic]
                 try:
-                    batches[model].append(model.model_validate_json(record.value))
+                    batches[model].append((record, model.model_validate_json(record.value)))
                 except ValidationError as exc:
                     if model is DeadLetter:  # never loop a broken dead letter back onto its own topic
                         log.error("unreadable dead letter at %s@%d: %s", record.topic, record.offset,
                                   describe_validation_error(exc))
                     elif model not in DEAD_LETTERED_WHERE_READ:
                         letters.append(self._dead_letter(record, describe_validation_error(exc)))
+        if batches:
+            refused = await store_until_done(self.store, list(batches.values()))
+            letters += [self._dead_letter(record, reason) for record, reason in refused]
         for letter in letters:  # acknowledged by the broker before the offsets move
             await (await producer.send(self.names.dead_letters, key=letter.dead_letter_id.encode(),
                                        value=letter.model_dump_json().encode()))
-        if batches:
-            await insert_until_stored(self.store, list(batches.values()))
         for model, rows in batches.items():
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
         if not fetched:  # idle: the board's sealed rows catch up with changes to old days
@@ -129,6 +139,15 @@ class Sink:
                 metrics.STAGE_LAST_PROCESSED.labels("sink").set(now)
                 for record in records:
                     metrics.STAGE_LATENCY.labels("sink").observe(max(0.0, now - record.timestamp / 1000))
+        self.caught_up_at = began
+
+    def behind_seconds(self) -> float:
+        """How long ago the sink last had everything it read stored: a second or two while it keeps up;
+        growing while it retries a batch the store does not take (then nothing after it is stored)."""
+        return time.monotonic() - self.caught_up_at
+
+    def stalled(self) -> bool:
+        return self.running and self.behind_seconds() > self.settings.sink_stall_seconds
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> dict:
         """Up to `sink_batch_size` records: after the first arrive, keep reading for `sink_linger_seconds`
@@ -157,16 +176,79 @@ class Sink:
                              reason=reason, failed_at=self.now())
 
 
-async def insert_until_stored(store: Store, batches: list[list[BaseModel]]) -> None:
-    """Retry with capped backoff: while the store is down the stream waits (backpressure) and
-    nothing is acknowledged, so nothing is lost. The dedup token makes the retries harmless."""
+async def store_until_done(store: Store, batches: list[list[tuple[ConsumerRecord, BaseModel]]],
+                           ) -> list[tuple[ConsumerRecord, str]]:
+    """Store the batches, returning the records whose rows the store refused for their data, each with
+    the reason. While the store is unreachable or refuses writes, retry with capped backoff: the stream
+    waits (backpressure) and nothing is acknowledged, so nothing is lost. The dedup token makes the
+    retries harmless."""
     delay = 0.5
     while True:
         try:
-            await asyncio.to_thread(store.insert, *batches)
-            return
+            return await asyncio.to_thread(store_or_isolate, store, batches)
         except Exception as exc:
             metrics.SINK_RETRIES.inc()
             log.warning("ClickHouse insert of %d rows failed, retrying in %.1fs: %s", sum(map(len, batches)), delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
+
+
+def store_or_isolate(store: Store, batches: list[list[tuple[ConsumerRecord, BaseModel]]],
+                     ) -> list[tuple[ConsumerRecord, str]]:
+    """Insert every batch; when the store refuses one for its data, halve it until the refused rows
+    stand alone and store the rest. Raises what is not a data error (the caller retries)."""
+    try:
+        store.insert(*([message for _, message in batch] for batch in batches))
+        return []
+    except Exception as exc:
+        if not refused_for_its_data(exc):
+            raise
+    return [refusal for batch in batches for refusal in _isolate(store, batch)]
+
+
+def _isolate(store: Store, rows: list[tuple[ConsumerRecord, BaseModel]]) -> list[tuple[ConsumerRecord, str]]:
+    try:
+        store.insert([message for _, message in rows])
+        return []
+    except Exception as exc:
+        if not refused_for_its_data(exc):
+            raise
+        if len(rows) == 1:
+            return [(rows[0][0], refusal_reason(exc))]
+    half = len(rows) // 2
+    return _isolate(store, rows[:half]) + _isolate(store, rows[half:])
+
+
+# ClickHouse's error codes for a value its column cannot hold (the rest: the store is unwell, retry).
+DATA_ERROR_CODES = {
+    6,  # CANNOT_PARSE_TEXT
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38, 41,  # CANNOT_PARSE_DATE, CANNOT_PARSE_DATETIME
+    53, 70,  # TYPE_MISMATCH, CANNOT_CONVERT_TYPE
+    69,  # ARGUMENT_OUT_OF_BOUND
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    469,  # VIOLATED_CONSTRAINT
+}
+
+
+def refused_for_its_data(exc: BaseException) -> bool:
+    """A value the store's column cannot hold: the client could not serialise it (DataError), or the
+    server refused it with a data error code. Such a row fails however often it is retried."""
+    if isinstance(exc, DataError):
+        return True
+    code = re.search(r"\bCode: (\d+)", str(exc)) if isinstance(exc, DatabaseError) else None
+    return code is not None and int(code.group(1)) in DATA_ERROR_CODES
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """Which column and what kind of error, never the value: ClickHouse's messages may quote it."""
+    text = str(exc)
+    column = re.search(r"column `?([A-Za-z_][A-Za-z0-9_.]*)`?", text)
+    kind = re.search(r"\(([A-Z][A-Z_]{3,})\)", text)
+    return (f"the store refused the row: column {column.group(1) if column else '(not named)'} "
+            f"({kind.group(1) if kind else type(exc).__name__}"
+            f"{': value out of range' if 'out of range' in text else ''})")

@@ -23,18 +23,18 @@ import contextlib
 import logging
 import os
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.topics import TopicNames
 from infra.api import problems
-from infra.api.auth import Gate
+from infra.api.auth import Gate, current_key, public_client
 from infra.api.dutylist import CurrentDutyList
 from infra.api.figures import Names, figures_router
 from infra.api.idempotency import Replays
 from infra.api.intake import intake_router
 from infra.api.keys import KeyRing
-from infra.api.middleware import BodyLimit, RequestMetrics
+from infra.api.middleware import BodyLimit, HeadAsGet, RequestMetrics, SecurityHeaders
 from infra.api.open311 import open311_router
 from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
@@ -68,36 +68,43 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
 
     app = FastAPI(title="cityops", summary="City operations centre: intake, dispatch by duty list, tasks, SLA.",
                   lifespan=lifespan, responses={401: problems.PROBLEM, 429: problems.PROBLEM})
-    app.state.gate = Gate(KeyRing(settings.resolved_api_keys_file()), settings.api_rate_limit)
+    app.state.gate = Gate(KeyRing(settings.resolved_api_keys_file()), settings.api_rate_limit,
+                          settings.api_public_rate_limit)
     app.state.publisher, app.state.replays = publisher, Replays()
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)
-    app.include_router(intake_router(names, clock))
-    app.include_router(tasks_router(names, store, clock))
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)
     bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)
     dutylist = CurrentDutyList(store, bootstrap)
+    app.include_router(intake_router(names, clock, dutylist, store))
+    app.include_router(tasks_router(names, store, clock))
     app.include_router(operators_router(names, store, clock, dutylist))
     named = Names(bootstrap, dutylist)
     app.include_router(status_router(store, named.units))
     app.include_router(open311_router(names, store, dutylist, clock, named.units))
     app.include_router(figures_router(store, named, load_schemes(settings.scores_file), now,
-                                      settings.stats_refresh_seconds))
+                                      settings.stats_refresh_seconds, sink.behind_seconds if sink else None))
     app.include_router(screen_router(grids_file_of(settings.units_file)))
 
     @app.get("/health", tags=["operations"])
     async def health(response: Response) -> dict:
-        """Ready once the sink reads; the sink's broker as its last check saw it (reachable, records not
-        yet stored, a lost log: infra/brokerwatch.py)."""
-        ready = sink is None or sink.running
+        """Ready while the sink reads and stores: not ready before it starts, nor while a batch it read has
+        waited for the store longer than `sink_stall_seconds`. The sink's broker as its last check saw
+        it (reachable, records not yet stored, a lost log: infra/brokerwatch.py)."""
+        ready = sink is None or (sink.running and not sink.stalled())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "sink": None if sink is None else {
-            "running": sink.running, "last_stored_at": sink.last_stored_at,
-            "broker": sink.watch.state.as_json(sink.watch.stage_of)}}
+            "running": sink.running, "stalled": sink.stalled(), "behind_seconds": round(sink.behind_seconds(), 3),
+            "last_stored_at": sink.last_stored_at, "broker": sink.watch.state.as_json(sink.watch.stage_of)}}
 
-    @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if settings.api_metrics != "off":
+        @app.get("/metrics", tags=["operations"],
+                 dependencies=[Depends(public_client if settings.api_metrics == "public" else current_key)])
+        async def metrics() -> Response:
+            """This process's Prometheus metrics: any valid key (`CITYOPS_API_METRICS`: key, public, off)."""
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Depends, Path, Query
 
 from infra.api import problems
-from infra.api.auth import scoped
+from infra.api.auth import public_client, scoped
 from infra.api.dutylist import CurrentDutyList
 from infra.store import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, Store, within_store_range
 from pipeline.dutylists import CITY_TZ, DutyBook
@@ -22,6 +22,7 @@ from pipeline.scores import score, sources_needed
 from schemas.scores import ScoreSchemes
 
 SOURCE_NAMES = {"hotline": "12345热线", "grid": "网格上报", "sensor": "物联感知", "whistle": "街乡吹哨"}
+PUBLIC = [Depends(public_client)]  # no key needed: rate-limited per client address
 TERRITORIAL = ("unit", "district", "street", "community")
 TREND_LONGEST = {"hour": dt.timedelta(days=31), "day": dt.timedelta(days=3 * 366)}
 
@@ -94,7 +95,9 @@ AS_OF = Query(None, description="the instant the figures are as of (default: now
 
 
 def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Callable[[], dt.datetime],
-                   stats_max_age: float) -> APIRouter:
+                   stats_max_age: float, sink_behind: Callable[[], float] | None = None) -> APIRouter:
+    """`sink_behind`: seconds since this process's sink last had all it read stored (None: another
+    process writes the store, and the figures' age is the snapshot's)."""
     router = APIRouter(tags=["figures"], responses={422: problems.PROBLEM})
     figures = FiguresCache(store, stats_max_age)
 
@@ -106,14 +109,19 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
             row["name"] = named.get(row["key"], row["key"])
         return result
 
-    @router.get("/stats/")
+    @router.get("/stats/", dependencies=PUBLIC)
     async def stats() -> dict:
-        """Counts from ClickHouse (no personal data), at most `stats_refresh_seconds` old."""
+        """Counts from ClickHouse (no personal data). `figures_age_seconds`: how old what they count is —
+        the snapshot's age (at most `stats_refresh_seconds`) plus how far the store was behind the
+        stream when it was taken (growing while the sink waits on a batch)."""
         snapshot = await figures.get()
-        return snapshot | {"figures_age_seconds": round(time.monotonic() - figures.computed_at, 3),
+        age = time.monotonic() - figures.computed_at
+        if sink_behind is not None:
+            age = max(age, sink_behind())
+        return snapshot | {"figures_age_seconds": round(age, 3),
                            "now": now().isoformat(), "timezone": str(CITY_TZ)}
 
-    @router.get("/sla/")
+    @router.get("/sla/", dependencies=PUBLIC)
     async def sla(by: str = BY, since: dt.datetime | None = SINCE, until: dt.datetime | None = UNTIL,
                   as_of: dt.datetime | None = AS_OF,
                   source: str | None = Query(None, description=" | ".join(SOURCE_NAMES)),
@@ -126,7 +134,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
                                    errors=[problems.FieldError(field="source", message="not an intake source")])
         return await asyncio.to_thread(board, _dimension(by), since, until, as_of, source, quantiles)
 
-    @router.get("/scores/")
+    @router.get("/scores/", dependencies=PUBLIC)
     async def scores(scheme: str | None = Query(None, description="a scheme of the city's scores file "
                                                 "(default: its default)"),
                      by: str = Query("unit", description="unit | street"),
@@ -160,20 +168,20 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         return [r | {"unit_name": names.units.get(r["unit"], r["unit"]), "item_title": items.get(r["item_no"], ""),
                      "street_name": names.units.get(r["street"] or "", r["street"] or "")} for r in rows]
 
-    @router.get("/overdue/")
+    @router.get("/overdue/", dependencies=PUBLIC)
     async def overdue(limit: int = Query(50, ge=1, le=500),
                       prewarned: bool = Query(False, description="also the tasks past their pre-warning")) -> list[dict]:
         """Overdue tasks, longest first (then, with `prewarned`, those nearly due), with names: unit,
         item, street (no report text, no caller)."""
         return with_names(await asyncio.to_thread(store.overdue, now(), limit, prewarned=prewarned))
 
-    @router.get("/grids/{grid_code}/tasks")
+    @router.get("/grids/{grid_code}/tasks", dependencies=PUBLIC)
     async def grid_tasks(grid_code: str = Path(pattern=r"^\d{15}$"),
                          limit: int = Query(100, ge=1, le=500)) -> list[dict]:
         """A grid's open tasks, the longest overdue first (the map's drill-down; no text, no caller)."""
         return with_names(await asyncio.to_thread(store.grid_tasks, grid_code, now(), limit))
 
-    @router.get("/timeline/{task_id}", responses={404: problems.PROBLEM})
+    @router.get("/timeline/{task_id}", dependencies=PUBLIC, responses={404: problems.PROBLEM})
     async def timeline(task_id: str = Path(min_length=1, max_length=100)) -> dict:
         """A task's life in order (dispatch, acceptance, returns, alerts, completion, evaluation), with
         names; no free text (notes and results may name a citizen)."""
@@ -184,7 +192,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
             event["unit_name"] = names.units.get(event["unit"], event["unit"])
         return {"task_id": task_id, "events": events}
 
-    @router.get("/trends/")
+    @router.get("/trends/", dependencies=PUBLIC)
     async def trends(bucket: str = Query("hour", pattern="^(hour|day)$"),
                      since: dt.datetime | None = Query(None, description="default: 48 hours or 30 days back"),
                      until: dt.datetime | None = Query(None, description="default: now")) -> dict:
@@ -199,7 +207,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         return {"bucket": bucket, "since": start.isoformat(), "until": end.isoformat(),
                 "rows": every_bucket(rows, bucket, start, end)}
 
-    @router.get("/units/")
+    @router.get("/units/", dependencies=PUBLIC)
     async def units() -> list[dict]:
         """The registry's units (departments, districts, streets, communities): code, name, kind, parent."""
         return [{"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent} for u in names.unit_records.values()]

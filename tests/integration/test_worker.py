@@ -19,25 +19,9 @@ from pipeline.dutylists import load_registry
 from pipeline.loadgen import IntakeEvent, generate
 from pipeline.locate import Locator
 from pipeline.normalize import incident_id_of, parse_intake, to_incident
+from tests.integration.ledger import all_landed, assert_each_stored_once, expected_incident_ids, stored_ids
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
-
-
-def expected_incident_ids(events: list[IntakeEvent]) -> set[str]:
-    return {incident_id_of(parse_intake(e.source, e.value)) for e in events if e.valid}
-
-
-def all_landed(n: int, valid: int):
-    def check(stats: dict) -> bool:
-        return (stats["clickhouse_incidents"] + stats["deadlettered"] >= n
-                and stats["dispatched"] + stats["manual"] + stats["merged"] >= valid)
-    return check
-
-
-def stored_ids(env: dict[str, str], table: str, column: str) -> list[str]:
-    """Read the worker's chDB directory once the worker has stopped (chDB: one process at a time)."""
-    with Store(env["CLICKHOUSE_URL"]) as store:
-        return [r[0] for r in store.query(f"SELECT {column} FROM {{db}}.{table} FINAL")]
 
 
 def test_every_event_lands_once_and_bad_ones_are_dead_lettered(broker, pipeline_env, start_worker, tmp_path):
@@ -309,12 +293,4 @@ def test_two_workers_share_the_partitions_and_one_killed_mid_stream_loses_nothin
     finally:
         deployment.stop()
 
-    assert sorted(stored_ids(pipeline_env, "incidents", "incident_id")) == sorted(expected_incident_ids(events))
-    dispatch_ids = stored_ids(pipeline_env, "dispatches", "dispatch_id")
-    assert len(dispatch_ids) == len(set(dispatch_ids))
-    with Store(pipeline_env["CLICKHOUSE_URL"]) as store:
-        # A task's version counts the events applied to it: equal to its stored events, none doubled.
-        mismatched = store.query(
-            "SELECT t.task_id FROM {db}.tasks AS t FINAL JOIN (SELECT task_id, count() AS n FROM {db}.task_events "
-            "FINAL GROUP BY task_id) AS e ON e.task_id = t.task_id WHERE t.version != e.n")
-    assert mismatched == []
+    assert_each_stored_once(pipeline_env, events)
