@@ -736,17 +736,18 @@ class Store:
         if not tasks:
             return []
         reports = {r[0]: r[1:] for r in self.query(
-            "SELECT incident_id, source, title, text, address, lat, lon FROM {db}.incidents FINAL "
+            "SELECT incident_id, source, title, text, address, lat, lon, photo_urls FROM {db}.incidents FINAL "
             "WHERE incident_id IN %(ids)s", {"ids": list({t["incident_id"] for t in tasks})})}
         items = {r[0]: r[1:] for r in self.query(
             "SELECT dispatch_id, item_title, legal_basis FROM {db}.dispatches FINAL WHERE dispatch_id IN %(ids)s",
             {"ids": [t["task_id"] for t in tasks]})}
         for task in tasks:
-            source, title, text, address, lat, lon = reports.get(task["incident_id"], ("", "", "", None, None, None))
+            source, title, text, address, lat, lon, photos = reports.get(task["incident_id"],
+                                                                         ("", "", "", None, None, None, []))
             item_title, basis = items.get(task["task_id"], ("", ""))
             task |= {"source": source, "title": title, "text": text, "address": address,
                      "location": {"lat": lat, "lon": lon} if lat is not None else None,
-                     "item_title": item_title, "legal_basis": basis}
+                     "photo_urls": photos, "item_title": item_title, "legal_basis": basis}
         return tasks
 
     def task_status(self, task_id: str) -> tuple[str, str, str, int] | None:
@@ -754,6 +755,18 @@ class Store:
         rows = self.query("SELECT unit, incident_id, status, version FROM {db}.tasks FINAL WHERE task_id = %(id)s",
                           {"id": task_id})
         return rows[0] if rows else None
+
+    def content_hash(self, incident_id: str) -> tuple[str, dt.datetime] | None:
+        """(content hash, received) of a stored incident, or None: not (yet) stored."""
+        rows = self.query("SELECT content_hash, reported_at FROM {db}.incidents FINAL WHERE incident_id = %(id)s",
+                          {"id": incident_id})
+        return (rows[0][0], dt.datetime.fromisoformat(_jsonable(rows[0][1]))) if rows else None
+
+    def submitted_by(self, task_id: str) -> str | None:
+        """The id of the API key that sent the report a task came from (None: not sent through the api)."""
+        rows = self.query("SELECT submitted_by FROM {db}.incidents FINAL WHERE incident_id IN (SELECT incident_id "
+                          "FROM {db}.tasks FINAL WHERE task_id = %(id)s)", {"id": task_id})
+        return rows[0][0] if rows else None
 
     def waiting(self, incident_id: str) -> bool:
         """Whether the incident is in the operator queue (as ClickHouse last holds it)."""
@@ -775,7 +788,8 @@ class Store:
         if end is not None:
             where.append("reported_at <= %(end)s")
             parameters["end"] = end
-        columns = ("ticket_no", "incident_id", "reported_at", "title", "text", "address", "lat", "lon", "category_hint")
+        columns = ("ticket_no", "incident_id", "reported_at", "title", "text", "address", "lat", "lon", "category_hint",
+                   "photo_urls")
         tickets = [dict(zip(columns, (_jsonable(v) for v in row), strict=True)) for row in self.query(
             f"SELECT source_id, {', '.join(columns[1:])} FROM {{db}}.incidents FINAL WHERE {' AND '.join(where)} "
             "ORDER BY reported_at DESC, source_id LIMIT %(limit)s", parameters)]

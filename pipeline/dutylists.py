@@ -16,9 +16,10 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.dutylist import TERRITORIAL_STREET, CityRegistry, DutyItem, DutyList, LocalList, Unit
+from schemas.intake import GridReport, SensorReading, Whistle
 
 Loc = tuple[str | int, ...]
 # Dates in duty lists (effective_from) are the city's local dates.
@@ -255,6 +256,7 @@ class DutyBook:
         self.dutylist = dutylist
         self.registry = registry
         self.units: dict[str, Unit] = {u.code: u for u in registry.units}
+        self.grid_codes: frozenset[str] = frozenset(g.code for g in registry.grids)
         self._local: dict[str, LocalList] = {ll.jurisdiction: ll for ll in dutylist.local_lists}
         self._effective: dict[str | None, dict[str, DutyItem]] = {None: {i.number: i for i in dutylist.items}}
         self._latest_start: dict[str | None, dt.date | None] = {}  # per list: the last effective_from
@@ -313,6 +315,20 @@ class DutyBook:
     def _parent_list(self, jurisdiction: str) -> str | None:
         parent = self.units[jurisdiction].parent
         return self.list_for(parent) if parent else None
+
+    def registry_problems(self, message: BaseModel) -> list[tuple[str, str]]:
+        """(field, why) for each unit or grid a report names that the registry does not know: a whistle's
+        street and the units it summons, a grid code. Never the value: it is whatever a client typed."""
+        found = []
+        if isinstance(message, Whistle):
+            if getattr(self.units.get(message.unit), "kind", None) != "street":
+                found.append(("unit", "not a street or township of the city registry"))
+            found += [(f"summoned_units.{n}", "not a unit of the city registry")
+                      for n, unit in enumerate(message.summoned_units) if unit not in self.units]
+        grid = message.grid_code if isinstance(message, GridReport | SensorReading) else None
+        if grid is not None and self.grid_codes and grid not in self.grid_codes:
+            found.append(("grid_code", "not a grid of the city registry"))
+        return found
 
     def district_of(self, code: str | None) -> str | None:
         unit = self.units.get(code) if code else None

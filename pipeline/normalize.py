@@ -98,11 +98,18 @@ def incident_id_of(msg: IntakeMessage) -> str:
 
 def content_fingerprint(msg: IntakeMessage) -> dict[str, str]:
     """A short hash of each field as the sender set it: a message with the id of one received before
-    is compared on these (a redelivery matches; a reused id with other content does not). Hashes,
+    is compared on these (a redelivery matches; a reused id with other content does not; which key sent it
+    is not content). Hashes,
     never values, so what is kept to compare holds no citizen's data."""
     return {name: hashlib.blake2b(json.dumps(value, sort_keys=True, ensure_ascii=False).encode(),
                                   digest_size=6).hexdigest()
-            for name, value in msg.model_dump(mode="json").items()}
+            for name, value in msg.model_dump(mode="json", exclude={"submitted_by"}).items()}
+
+
+def content_hash(msg: IntakeMessage) -> str:
+    """One hash of the whole report as the sender set it (its fingerprint's): stored with the incident,
+    so that the api can tell a retry from a reused id with other content."""
+    return hashlib.sha256(json.dumps(content_fingerprint(msg), sort_keys=True).encode()).hexdigest()[:32]
 
 
 def conflicting_fields(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -114,7 +121,9 @@ def to_incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Loc
                 dutylist_version: str | None = None) -> Incident:
     """The incident for `msg`, located, stamped with the duty-list version in force now."""
     check_time(msg, now)
-    return _incident(msg, salt=salt, now=now, locator=locator).model_copy(update={"dutylist_version": dutylist_version})
+    return _incident(msg, salt=salt, now=now, locator=locator).model_copy(
+        update={"dutylist_version": dutylist_version, "submitted_by": msg.submitted_by,
+                "content_hash": content_hash(msg)})
 
 
 def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locator) -> Incident:
@@ -126,8 +135,10 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
             return Incident(
                 incident_id=incident_id_of(msg),
                 source="hotline", source_id=msg.ticket_no, reported_at=msg.received_at, normalized_at=now,
-                title=redact_text(msg.title, (msg.caller_name,)), text=text, address=msg.address, location=msg.location,
+                title=redact_text(msg.title, (msg.caller_name,)), text=text,
+                address=redact_text(msg.address, (msg.caller_name,)) if msg.address else msg.address, location=msg.location,
                 reporter_hash=hash_contact(msg.caller_phone, salt), category_hint=msg.category, history=msg.history,
+                photo_urls=[str(url) for url in msg.photo_urls],
                 **_where(where),
             )
         case GridReport():
@@ -135,7 +146,8 @@ def _incident(msg: IntakeMessage, *, salt: str, now: dt.datetime, locator: Locat
             return Incident(
                 incident_id=incident_id_of(msg),
                 source="grid", source_id=msg.report_id, reported_at=msg.reported_at, normalized_at=now,
-                text=redact_text(msg.text), location=msg.location, category_hint=msg.category, **_where(where),
+                text=redact_text(msg.text), location=msg.location, category_hint=msg.category,
+                photo_urls=[str(url) for url in msg.photo_urls], **_where(where),
             )
         case SensorReading():
             where = locator.resolve(lat=msg.location.lat, lon=msg.location.lon, grid_code=msg.grid_code)

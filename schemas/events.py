@@ -6,12 +6,12 @@ same ids and every consumer (tables, ClickHouse) can de-duplicate.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.fields import Day, FreeText, Instant, OneLine, PhotoUrl
 from schemas.intake import GeoPoint, OrderHistory
 
 Source = Literal["hotline", "grid", "sensor", "whistle"]
@@ -27,8 +27,8 @@ class Incident(_Event):
     incident_id: str
     source: Source
     source_id: str
-    reported_at: AwareDatetime
-    normalized_at: AwareDatetime
+    reported_at: Instant
+    normalized_at: Instant
     title: str = ""
     text: str = Field(description="report text with phone and ID numbers masked")
     address: str | None = None
@@ -49,6 +49,10 @@ class Incident(_Event):
     dutylist_version: str | None = Field(default=None, description="the list in force when it came in; "
                                          "it is routed by that version even if a new one is published meanwhile")
     summoned_units: list[str] = Field(default_factory=list)
+    photo_urls: list[str] = Field(default_factory=list, description="photos of the problem as sent (links)")
+    submitted_by: str | None = Field(default=None, description="the id of the API key that sent the report")
+    content_hash: str = Field(default="", description="a hash of the report as sent: a reused id with other "
+                              "content differs")
     history: OrderHistory | None = Field(default=None, description="a replayed historical order: what became of it")
 
 
@@ -67,13 +71,13 @@ class Dispatch(_Event):
     legal_basis: str
     confidence: float = Field(ge=0, le=1)
     reason: str
-    dispatched_at: AwareDatetime
+    dispatched_at: Instant
     accept_within_hours: float
     finish_within_days: float
     candidates: list[str] = Field(default_factory=list, description="other items the classifier considered, best "
                                   "first: where a return for 职能不符 (wrong function) is re-routed")
     attempt: int = Field(default=0, ge=0, description="0 for the first routing; +1 for each re-routing after a return")
-    due_at: AwareDatetime | None = Field(default=None, description="a replayed order's own deadline (its record's), "
+    due_at: Instant | None = Field(default=None, description="a replayed order's own deadline (its record's), "
                                          "instead of the one the limits give")
 
 
@@ -88,7 +92,7 @@ class ManualReview(_Event):
     dutylist_version: str | None = None
     top_class: str | None = Field(default=None, description="the class of the best candidate item (the queue's "
                                   "filter)")
-    queued_at: AwareDatetime
+    queued_at: Instant
     attempt: int = Field(default=0, ge=0, description="routings so far: >0 when a unit returned the incident")
     incident: Incident | None = Field(default=None, description="the report, for the operator to read and decide "
                                       "on; not stored in the manual_reviews table (it is in incidents)")
@@ -117,19 +121,19 @@ class TaskEvent(_Event):
     incident_id: str
     unit: str = Field(description="the unit the task is with")
     kind: TaskEventKind
-    at: AwareDatetime
-    by: str = Field(default="", max_length=64, description="who acted: unit code, grid worker or operator "
+    at: Instant
+    by: OneLine = Field(default="", max_length=64, description="who acted: unit code, grid worker or operator "
                     "account, 'sla' for the timer; never a caller's name or phone")
-    note: str = Field(default="", max_length=2000)
-    reason: str | None = Field(default=None, max_length=500, description="returned: 职能不符/属地不符/other; "
+    note: FreeText = Field(default="", max_length=2000)
+    reason: FreeText | None = Field(default=None, max_length=500, description="returned: 职能不符/属地不符/other; "
                                "parked, rework: why")
     days: float | None = Field(default=None, gt=0, description="extension_approved: working days granted")
-    review_on: dt.date | None = Field(default=None, description="parked: when to look at it again")
+    review_on: Day | None = Field(default=None, description="parked: when to look at it again")
     score: Literal[1, 2, 3] | None = Field(default=None, description="evaluated: 1 不满意, 2 基本满意, 3 满意")
-    result: str | None = Field(default=None, max_length=2000, description="completed: what was done")
-    photos: list[str] = Field(default_factory=list, max_length=20, description="completed, verified: photo URLs")
+    result: FreeText | None = Field(default=None, max_length=2000, description="completed: what was done")
+    photos: list[PhotoUrl] = Field(default_factory=list, max_length=20, description="completed, verified: photo URLs")
     limit: SlaLimit | None = Field(default=None, description="prewarning, overdue, escalated: which limit")
-    due_at: AwareDatetime | None = Field(default=None, description="prewarning, overdue, escalated: the instant "
+    due_at: Instant | None = Field(default=None, description="prewarning, overdue, escalated: the instant "
                                          "that passed")
     dispatch: Dispatch | None = Field(default=None, description="dispatched: the terms (item, limits)")
     incident: Incident | None = Field(default=None, description="dispatched: the report, kept with the task so "
@@ -166,39 +170,39 @@ class TaskState(_Event):
                     "returned", "parked"] = "dispatched"
     accept_within_hours: float
     finish_within_days: float
-    dispatched_at: AwareDatetime
-    accepted_at: AwareDatetime | None = None
-    completed_at: AwareDatetime | None = None
-    verified_at: AwareDatetime | None = None
-    closed_at: AwareDatetime | None = None
-    evaluated_at: AwareDatetime | None = None
-    returned_at: AwareDatetime | None = None
+    dispatched_at: Instant
+    accepted_at: Instant | None = None
+    completed_at: Instant | None = None
+    verified_at: Instant | None = None
+    closed_at: Instant | None = None
+    evaluated_at: Instant | None = None
+    returned_at: Instant | None = None
     return_reason: str | None = None
     rework: int = 0
     extensions_requested: int = 0
     extension_days: float = 0.0
     supervised: int = 0
-    escalated_at: AwareDatetime | None = None
-    parked_at: AwareDatetime | None = None
+    escalated_at: Instant | None = None
+    parked_at: Instant | None = None
     parked_reason: str | None = None
-    review_on: dt.date | None = None
-    paused_since: AwareDatetime | None = Field(default=None, description="extension pending or parked: the "
+    review_on: Day | None = None
+    paused_since: Instant | None = Field(default=None, description="extension pending or parked: the "
                                                "finish clock is stopped since then")
     paused_seconds: float = Field(default=0.0, description="working seconds the finish clock has been stopped")
     score: int | None = None
     reports: int = Field(default=1, description="reports merged into this task's case, the first included")
-    due_at: AwareDatetime | None = Field(default=None, description="a replayed order's own finish deadline (its "
+    due_at: Instant | None = Field(default=None, description="a replayed order's own finish deadline (its "
                                          "record's): finish_by starts from it instead of the limit")
-    accept_by: AwareDatetime | None = None
-    accept_warn_at: AwareDatetime | None = None
-    finish_by: AwareDatetime | None = None
-    finish_warn_at: AwareDatetime | None = None
-    escalate_at: AwareDatetime | None = None
+    accept_by: Instant | None = None
+    accept_warn_at: Instant | None = None
+    finish_by: Instant | None = None
+    finish_warn_at: Instant | None = None
+    escalate_at: Instant | None = None
     accept_working_hours: float | None = Field(default=None, description="dispatch → accept, office hours only")
     finish_working_hours: float | None = Field(default=None, description="dispatch → (last) completion, office "
                                                "hours, the stopped clock excluded")
     alerts_raised: list[str] = Field(default_factory=list, description="'limit:kind@due' keys, so each is raised once")
-    last_event_at: AwareDatetime
+    last_event_at: Instant
     version: int = Field(default=1, description="events applied; the tasks table keeps the highest")
     applied: list[str] = Field(default_factory=list, description="event ids applied (redelivery is a no-op)")
 
@@ -226,7 +230,7 @@ class DeadLetter(_Event):
     payload_bytes: int = Field(default=0, ge=0, description="size of the original message value")
     payload_sha256: str = Field(default="", description="SHA-256 of the original bytes (the store keeps only this)")
     payload_truncated: bool = False
-    failed_at: AwareDatetime
+    failed_at: Instant
 
     MAX_PAYLOAD_CHARS: ClassVar[int] = 64 * 1024  # ≤ 384 KB as JSON even if every character is escaped
 
@@ -243,7 +247,7 @@ class DutyListVersion(_Event):
     """A duty-list version as published on the `dutylists` topic (`cityops dutylist publish`)."""
 
     version: str = Field(min_length=1)
-    published_at: AwareDatetime
+    published_at: Instant
     published_by: str = Field(default="", max_length=64, description="operator account, for the audit trail")
     yaml: str = Field(min_length=1, description="the duty-list file exactly as published")
 
@@ -261,9 +265,9 @@ class OperatorDecision(_Event):
         "another ticket (重复)")
     units: list[str] = Field(default_factory=list, description="empty: the units the item names; else the "
                              "operator's choice, first is primary (still subject to the 摊派 guard)")
-    operator: str = Field(min_length=1, max_length=64)
-    note: str = Field(default="", max_length=500)
-    decided_at: AwareDatetime
+    operator: OneLine = Field(min_length=1, max_length=64)
+    note: FreeText = Field(default="", max_length=500)
+    decided_at: Instant
 
     @model_validator(mode="after")
     def _dispatch_names_an_item(self) -> OperatorDecision:
@@ -308,18 +312,18 @@ class Alert(_Event):
     item_no: str
     to_unit: str = Field(default="", description="who must act: the task's unit; for an escalation its "
                          "supervising unit; empty for hotspots (the operations centre)")
-    raised_at: AwareDatetime
+    raised_at: Instant
     # hotspot
     place: str | None = Field(default=None, description="hotspot: grid code or community code")
     reports: int | None = None
-    first_at: AwareDatetime | None = None
-    last_at: AwareDatetime | None = None
+    first_at: Instant | None = None
+    last_at: Instant | None = None
     # SLA
     task_id: str | None = None
     incident_id: str | None = None
     unit: str | None = Field(default=None, description="the unit the task is with")
     limit: SlaLimit | None = None
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
 
 
 class WebhookAttempt(_Event):
@@ -330,7 +334,7 @@ class WebhookAttempt(_Event):
     to_unit: str
     url: str = Field(description="without credentials")
     attempt: int = Field(ge=1)
-    at: AwareDatetime
+    at: Instant
     status: int | None = Field(default=None, description="HTTP status; None when no response")
     error: str = ""
     delivered: bool

@@ -18,16 +18,18 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.topics import TopicNames
 from infra import metrics
 from infra.api.auth import scoped
 from infra.api.keys import ApiKey
-from infra.api.problems import PROBLEM, FieldError, field_errors, invalid
+from infra.api.dutylist import CurrentDutyList
+from infra.api.problems import PROBLEM, FieldError, Problem, field_errors, invalid
 from infra.api.publisher import Publisher
 from pipeline.clock import Clock
-from pipeline.normalize import IntakeError, IntakeMessage, check_time, incident_id_of, source_id
+from infra.store import Store
+from pipeline.normalize import IntakeError, IntakeMessage, check_time, content_hash, incident_id_of, source_id
 from schemas import GridReport, HotlineTicket, SensorReading, Whistle
 
 MAX_READINGS = 1000
@@ -51,6 +53,7 @@ class ReadingResult(BaseModel):
 
 
 class SensorBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # as every intake model: an unknown field is refused
     # A reading that does not validate stays a plain object here, so the batch answers it by
     # itself instead of refusing every reading with it.
     readings: list[Annotated[SensorReading | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
@@ -69,9 +72,30 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                               description="retry with the same key: the first answer, nothing twice")]
 
 
-def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
+def intake_router(names: TopicNames, clock: Clock, dutylist: CurrentDutyList, store: Store) -> APIRouter:
     router = APIRouter(prefix="/intake", tags=["intake"], responses=ERRORS)
     intake_key = Depends(scoped("intake"))
+
+    async def check_at_the_door(message: IntakeMessage, at: str = "body.") -> None:
+        """What the workers would refuse, refused here and now: a time out of range, a unit or grid the
+        registry does not know (422), and a report id that came before with other content (409). A
+        reuse the store does not hold yet (sent within the last second or two) is dead-lettered by the
+        worker as a conflict instead."""
+        try:
+            check_time(message, clock.now())
+        except IntakeError as exc:
+            raise invalid([e.model_copy(update={"field": at + e.field}) for e in _errors_of(exc)], "the report") from None
+        book = await asyncio.to_thread(dutylist.get)
+        if unknown := book.registry_problems(message):
+            raise invalid([FieldError(field=at + f, message=why) for f, why in unknown], "the report")
+        if isinstance(message, SensorReading):  # its id is the sensor and the time: a reuse is the same reading
+            return
+        before = await asyncio.to_thread(store.content_hash, incident_id_of(message))
+        if before is not None and before[0] and before[0] != content_hash(message):
+            field = {"hotline": "ticket_no", "grid": "report_id", "whistle": "whistle_id"}[message.source]
+            raise Problem(409, "Conflict", f"{field}: this id came before with other content (received "
+                          f"{before[1].isoformat()}) and is never reused: send a correction as a new report",
+                          errors=[FieldError(field=at + field, message="reused with other content")])
 
     async def once(request: Request, key: ApiKey, idempotency_key: str | None, run):
         fingerprint = hashlib.sha256(await request.body()).hexdigest()
@@ -79,11 +103,13 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
         return await request.app.state.replays.answer(scope, fingerprint, run)
 
     def single(message: IntakeMessage, request: Request, key: ApiKey, idempotency_key: str | None):
+        if message.submitted_by is not None:
+            raise invalid([FieldError(field="submitted_by", message="set by the api: the key that sends the "
+                                      "report")], "the report")
+        message = message.model_copy(update={"submitted_by": key.key_id})
+
         async def run():
-            try:
-                check_time(message, clock.now())  # what the workers would refuse, refused here and now
-            except IntakeError as exc:
-                raise invalid(_errors_of(exc), "the report") from None
+            await check_at_the_door(message)
             return 201, (await publish_report(request.app.state.publisher, names, message)).model_dump(mode="json")
         return once(request, key, idempotency_key, run)
 
@@ -121,10 +147,15 @@ def intake_router(names: TopicNames, clock: Clock) -> APIRouter:
             for n, reading in enumerate(batch.readings):
                 try:
                     reading = reading if isinstance(reading, SensorReading) else SensorReading.model_validate(reading)
-                    check_time(reading, clock.now())
-                    valid.append((n, reading))
+                    if reading.submitted_by is not None:
+                        raise IntakeError("submitted_by: set by the api: the key that sends the reading")
+                    await check_at_the_door(reading, at="")
+                    valid.append((n, reading.model_copy(update={"submitted_by": key.key_id})))
                 except (ValidationError, IntakeError) as exc:
                     results[n] = ReadingResult(index=n, accepted=False, errors=_errors_of(exc))
+                    metrics.API_INTAKE.labels("sensor", "rejected").inc()
+                except Problem as refused:
+                    results[n] = ReadingResult(index=n, accepted=False, errors=refused.body.errors)
                     metrics.API_INTAKE.labels("sensor", "rejected").inc()
             publisher = request.app.state.publisher
             receipts = await asyncio.gather(*(publish_report(publisher, names, reading) for _, reading in valid))

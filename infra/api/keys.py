@@ -36,12 +36,13 @@ from typing import Annotated, NamedTuple
 from pydantic import AfterValidator, BaseModel, Field
 
 PREFIX = "co"
-_SCOPE = re.compile(r"^(intake|operator|read|department:[A-Za-z0-9_\-.]{1,64})$")
+# callback: the hotline's call-back team (回访), who may score any task's result besides the key that sent it.
+_SCOPE = re.compile(r"^(intake|operator|read|callback|department:[A-Za-z0-9_\-.]{1,64})$")
 
 
 def _valid_scope(scope: str) -> str:
     if not _SCOPE.match(scope):
-        raise ValueError("a scope is intake, operator, read or department:<unit code>")
+        raise ValueError("a scope is intake, operator, read, callback or department:<unit code>")
     return scope
 
 

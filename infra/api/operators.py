@@ -23,12 +23,13 @@ from agents.topics import TopicNames
 from infra.api.auth import scoped
 from infra.api.dutylist import CurrentDutyList
 from infra.api.keys import ApiKey
-from infra.api.problems import PROBLEM, Problem
+from infra.api.problems import PROBLEM, FieldError, Problem, invalid
 from infra.store import Store
 from pipeline import ids
 from pipeline.clock import Clock
+from pipeline.pii import redact_text
 from schemas import OperatorDecision
-from schemas.intake import Code
+from schemas.fields import Code, FreeText
 
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 
@@ -42,14 +43,14 @@ class DispatchRuling(BaseModel):
     item_no: Code = Field(description="the duty item, e.g. CJ-050")
     units: list[Code] = Field(default_factory=list, max_length=10, description="empty: the units the item names; "
                               "else these, the first primary (streets the list does not name are refused: no 摊派)")
-    note: str = Field(default="", max_length=500)
+    note: FreeText = Field(default="", max_length=500)
 
 
 class CloseRuling(BaseModel):
     reason: Literal["answered", "invalid", "duplicate"] = Field(
         description="answered on the call (咨询/直接答复), invalid (无效: not a matter for the city), or a duplicate "
         "of another ticket (重复)")
-    note: str = Field(min_length=1, max_length=500, description="what was answered, why invalid, which ticket it "
+    note: FreeText = Field(min_length=1, max_length=500, description="what was answered, why invalid, which ticket it "
                       "repeats")
 
 
@@ -108,14 +109,22 @@ def operators_router(names: TopicNames, store: Store, clock: Clock, dutylist: Cu
     @router.post("/queue/{incident_id}/dispatch", status_code=202)
     async def dispatch(incident_id: IncidentId, body: DispatchRuling, request: Request,
                        key: ApiKey = operator) -> RulingSent:
-        """Dispatch under a duty item; the worker checks it against the list in force."""
+        """Dispatch under a duty item. An item the list in force does not have, or a unit the registry does
+        not know, is refused here (422); the worker still checks the street against the item (no 摊派)."""
+        book = await asyncio.to_thread(dutylist.get)
+        errors = [] if body.item_no in dutylist.item_titles() else [
+            FieldError(field="body.item_no", message="not an item of the duty list in force (GET /operator/items)")]
+        errors += [FieldError(field=f"body.units.{n}", message="not a unit of the city registry (GET /units/)")
+                   for n, unit in enumerate(body.units) if unit not in book.units]
+        if errors:
+            raise invalid(errors, "the ruling")
         return await rule(request, incident_id, key, "dispatch", item_no=body.item_no, units=body.units,
-                          note=body.note)
+                          note=redact_text(body.note))
 
     @router.post("/queue/{incident_id}/close", status_code=202)
     async def close(incident_id: IncidentId, body: CloseRuling, request: Request,
                     key: ApiKey = operator) -> RulingSent:
         """Close without a dispatch: it leaves the queue, the reporter's status says why."""
-        return await rule(request, incident_id, key, "close", close_reason=body.reason, note=body.note)
+        return await rule(request, incident_id, key, "close", close_reason=body.reason, note=redact_text(body.note))
 
     return router

@@ -4,7 +4,7 @@
     GET  /departments/{unit}/tasks/{id}   one of them
     POST /tasks/{id}/accept | return | extension | complete | park | resume        a department key of the task's unit
     POST /tasks/{id}/verify | rework | close | approve-extension | refuse-extension | supervise    operator
-    POST /tasks/{id}/evaluate             the reporter's score (回访): intake (the hotline) or operator
+    POST /tasks/{id}/evaluate             the reporter's score (回访): the key that sent the report, or callback
 
 Each action is checked against the task as it stands (`pipeline.lifecycle.next_status`): a 409 names
 why it is impossible; otherwise it is sent as a `TaskEvent` on `task-events` and answered, once the
@@ -28,20 +28,23 @@ from agents.topics import TopicNames
 from infra import metrics
 from infra.api.auth import scoped
 from infra.api.keys import ApiKey
-from infra.api.problems import PROBLEM, Problem
+from infra.api.problems import PROBLEM, FieldError, Problem, invalid
 from infra.store import Store
 from pipeline import ids
 from pipeline.clock import Clock
+from pipeline.dutylists import CITY_TZ
 from pipeline.lifecycle import InvalidTransition, next_status
 from pipeline.pii import redact_text
 from schemas import TaskEvent
 from schemas.events import ReturnReason
+from schemas.fields import Day, FreeText, OneLine, PhotoUrl
 
+PARK_LONGEST = dt.timedelta(days=366)  # a parked task is looked at again within a year
 OWN_WRITES_SECONDS = 30.0  # how long this process trusts its own last action over a lagging ClickHouse
 
 
 class TaskAction(BaseModel):
-    note: str = Field(default="", max_length=2000, description="free text; names and phone numbers are masked")
+    note: FreeText = Field(default="", max_length=2000, description="free text; names and phone numbers are masked")
 
 
 class ReturnAction(TaskAction):
@@ -53,22 +56,22 @@ class Extension(TaskAction):
 
 
 class Completion(TaskAction):
-    result: str = Field(min_length=1, max_length=2000, description="what was done (shown to the reporter, masked)")
-    photos: list[str] = Field(default_factory=list, max_length=20, description="photo URLs")
+    result: FreeText = Field(min_length=1, max_length=2000, description="what was done (shown to the reporter, masked)")
+    photos: list[PhotoUrl] = Field(default_factory=list, max_length=20, description="photo URLs")
 
 
 class Parking(TaskAction):
-    reason: str = Field(min_length=1, max_length=500, description="why it cannot be solved within the limits (挂账)")
-    review_on: dt.date = Field(description="when to look at it again")
+    reason: FreeText = Field(min_length=1, max_length=500, description="why it cannot be solved within the limits (挂账)")
+    review_on: Day = Field(description="when to look at it again (at most a year ahead)")
 
 
 class Verification(TaskAction):
-    by: str = Field(default="", max_length=64, description="the grid worker who checked on the spot")
-    photos: list[str] = Field(default_factory=list, max_length=20)
+    by: OneLine = Field(default="", max_length=64, description="the grid worker who checked on the spot")
+    photos: list[PhotoUrl] = Field(default_factory=list, max_length=20)
 
 
 class Rework(TaskAction):
-    reason: str = Field(min_length=1, max_length=500, description="what the check found")
+    reason: FreeText = Field(min_length=1, max_length=500, description="what the check found")
 
 
 class Evaluation(TaskAction):
@@ -114,7 +117,7 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
     own = OwnWrites()
     department = Depends(scoped("department"))
     operator = Depends(scoped("operator"))
-    hotline_or_operator = Depends(scoped("intake", "operator"))
+    reporter_channel = Depends(scoped("intake", "callback"))
 
     def own_unit(key: ApiKey, unit: str) -> None:
         if unit not in key.units:
@@ -191,8 +194,13 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
 
     @router.post("/tasks/{task_id}/park", tags=["departments"])
     async def park(task_id: TaskId, body: Parking, request: Request, key: ApiKey = department) -> ActionResult:
-        """挂账: cannot be solved within the limits; the clock stops until the review date."""
-        return await act(request, task_id, "parked", key, body, by_unit=True, reason=body.reason,
+        """挂账: cannot be solved within the limits; the clock stops until the review date, which is after
+        today (city time) and at most a year ahead: a task is never parked out of sight."""
+        today = clock.now().astimezone(CITY_TZ).date()
+        if not today < body.review_on <= today + PARK_LONGEST:
+            raise invalid([FieldError(field="body.review_on", message=f"a date after today and at most "
+                                      f"{PARK_LONGEST.days} days ahead")], "the request")
+        return await act(request, task_id, "parked", key, body, by_unit=True, reason=redact_text(body.reason),
                          review_on=body.review_on)
 
     @router.post("/tasks/{task_id}/resume", tags=["departments"])
@@ -208,7 +216,7 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
     @router.post("/tasks/{task_id}/rework", tags=["operations centre"])
     async def rework(task_id: TaskId, body: Rework, request: Request, key: ApiKey = operator) -> ActionResult:
         """核查不通过: back to the unit, counted against it."""
-        return await act(request, task_id, "rework", key, body, by_unit=False, reason=body.reason)
+        return await act(request, task_id, "rework", key, body, by_unit=False, reason=redact_text(body.reason))
 
     @router.post("/tasks/{task_id}/close", tags=["operations centre"])
     async def close(task_id: TaskId, request: Request, body: TaskAction | None = None,
@@ -234,8 +242,15 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
 
     @router.post("/tasks/{task_id}/evaluate", tags=["operations centre"])
     async def evaluate(task_id: TaskId, body: Evaluation, request: Request,
-                       key: ApiKey = hotline_or_operator) -> ActionResult:
-        """回访: the reporter's score, by the hotline's call-back."""
+                       key: ApiKey = reporter_channel) -> ActionResult:
+        """回访: the reporter's score, once per task, by the reporter's channel: the intake key that sent the
+        report, or a `callback` key (the hotline's call-back team). Any other key is refused: a score feeds
+        the unit's satisfaction rate."""
+        if not key.allows("callback"):
+            sent_by = await asyncio.to_thread(store.submitted_by, task_id)
+            if sent_by != key.key_id:
+                raise Problem(403, "Forbidden", "only the key that sent the report, or a callback key, may score "
+                              "its result")
         return await act(request, task_id, "evaluated", key, body, by_unit=False, score=body.score)
 
     return router

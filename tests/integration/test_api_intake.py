@@ -4,6 +4,8 @@ retry with the same Idempotency-Key creates nothing; a broker gone mid-stream ge
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 
 import pytest
@@ -63,7 +65,10 @@ def test_bad_input_names_the_field_and_never_echoes_its_value(api):
     assert api.post("/intake/hotline-tickets", content=b"{not json", headers={"Content-Type": "application/json"}
                     ).status_code == 422
     future = api.post("/intake/hotline-tickets", json=TICKET | {"received_at": "9999-01-01T00:00:00+08:00"}).json()
-    assert future["status"] == 422 and [e["field"] for e in future["errors"]] == ["received_at"]
+    assert future["status"] == 422 and [e["field"] for e in future["errors"]] == ["body.received_at"]
+    tomorrow = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)  # within the years, but in the future
+    later = api.post("/intake/hotline-tickets", json=TICKET | {"received_at": tomorrow.isoformat()}).json()
+    assert later["status"] == 422 and [e["field"] for e in later["errors"]] == ["body.received_at"]
     # What became of an order is for the units to say, not a client: only `cityops replay` sets history.
     closed = api.post("/intake/hotline-tickets", json=TICKET | {"history": {"closed_at": "2026-12-01T10:00:00+08:00"}})
     assert closed.status_code == 422 and [e["field"] for e in closed.json()["errors"]] == ["history"]
@@ -72,8 +77,8 @@ def test_bad_input_names_the_field_and_never_echoes_its_value(api):
 def test_a_retry_with_the_same_idempotency_key_creates_nothing(api, broker, topic_prefix):
     headers = {"Idempotency-Key": "retry-1"}
     first = api.post("/intake/whistles", headers=headers, json={
-        "whistle_id": "W-9", "unit": "S01", "blown_at": "2026-12-01T09:00:00+08:00",
-        "text": "违建占道，需城管、住建联合处置", "summoned_units": ["cgj", "zjw"]})
+        "whistle_id": "W-9", "unit": "a1-s01", "blown_at": "2026-12-01T09:00:00+08:00",
+        "text": "违建占道，需城管、住建联合处置", "summoned_units": ["cgj", "zjj"]})
     again = api.post("/intake/whistles", headers=headers, json=json.loads(first.request.content))
     assert first.status_code == again.status_code == 201 and first.json() == again.json()
     assert again.headers["Idempotent-Replayed"] == "true"
