@@ -41,6 +41,7 @@ class Service:
     process: subprocess.Popen
     web_port: int
     log_path: Path
+    api_key: str | None = None  # the api's: sent for its /metrics (CITYOPS_API_METRICS=key, the default)
 
     @classmethod
     def start(cls, role: str, env: dict[str, str], log_path: Path) -> Service:
@@ -89,7 +90,9 @@ class Service:
                                f"{self.log_tail()}")
 
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(f"{self.url}/metrics{'/' if self.role == 'worker' else ''}", timeout=10) as resp:
+        request = urllib.request.Request(f"{self.url}/metrics{'/' if self.role == 'worker' else ''}",
+                                         headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.read().decode()
 
     def kill(self) -> None:
@@ -131,6 +134,7 @@ class Deployment:
         deployment = cls(env, log_dir, api_key)
         try:
             deployment.api = Service.start("api", env, log_dir / "api.log")
+            deployment.api.api_key = api_key
             for _ in range(workers):
                 deployment.add_worker(timeout=None)
             deployment.api.wait_ready(timeout)

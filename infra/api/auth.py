@@ -21,11 +21,13 @@ SIGNATURE_TOLERANCE_SECONDS = 300  # the standardwebhooks library's window
 
 
 class Gate:
-    """The key ring, signatures, and the per-key rate limit ("600/minute": the `limits` notation)."""
+    """The key ring, signatures, the per-key rate limit ("600/minute": the `limits` notation), and the
+    per-address limit of requests without a key."""
 
-    def __init__(self, keys: KeyRing, rate_limit: str):
+    def __init__(self, keys: KeyRing, rate_limit: str, public_rate_limit: str = "600/minute"):
         self.keys = keys
         self.rate = parse(rate_limit)
+        self.public_rate = parse(public_rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self._seen_ids: dict[tuple[str, str], float] = {}  # (key id, webhook-id) → when seen
 
@@ -60,11 +62,26 @@ class Gate:
         if key is None:
             raise Problem(401, "Unauthorized", "send a valid API key: Authorization: Bearer co_…",
                           headers={"WWW-Authenticate": "Bearer"})
-        if not self.limiter.hit(self.rate, key.key_id):
-            reset, _ = self.limiter.get_window_stats(self.rate, key.key_id)
-            raise Problem(429, "Too Many Requests", f"this key may make {self.rate} requests",
-                          headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))})
+        self._limit(self.rate, key.key_id, "this key")
         return key
+
+    def admit_public(self, request: Request) -> ApiKey | None:
+        """A request to a route anyone may read: limited per key when it brings a valid one, else per
+        client address (a bogus key is no way around the limit)."""
+        token = bearer_token(request.headers.get("authorization")) or request.query_params.get("api_key")
+        key = self.keys.find(token) if token else None
+        if key is not None:
+            self._limit(self.rate, key.key_id, "this key")
+        else:
+            self._limit(self.public_rate, f"address:{request.client.host if request.client else ''}",
+                        "a client without a key")
+        return key
+
+    def _limit(self, rate, identity: str, who: str) -> None:
+        if not self.limiter.hit(rate, identity):
+            reset, _ = self.limiter.get_window_stats(rate, identity)
+            raise Problem(429, "Too Many Requests", f"{who} may make {rate} requests",
+                          headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))})
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -83,6 +100,11 @@ def require_scope(key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
 async def current_key(request: Request,
                       authorization: str | None = Header(default=None, description="Bearer <API key>")) -> ApiKey:
     return await request.app.state.gate.admit_request(request, bearer_token(authorization) or "")
+
+
+async def public_client(request: Request) -> ApiKey | None:
+    """A dependency of the routes anyone may read: the rate limit, and the key if one came."""
+    return request.app.state.gate.admit_public(request)
 
 
 def scoped(*scopes: str):

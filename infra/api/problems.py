@@ -40,8 +40,9 @@ class Problem(Exception):
         self.body = ProblemDetails(title=title, status=status, detail=detail, errors=errors or [])
         self.headers = headers or {}
 
-    def response(self, request: Request | None = None) -> JSONResponse:
-        if request is not None and request.url.path.startswith(OPEN311_PREFIX):
+    def response(self, path: str = "") -> JSONResponse:
+        """The answer to a request for `path`: Open311's own format under its prefix, else RFC 9457."""
+        if path.startswith(OPEN311_PREFIX):
             # GeoReport v2's own error format: a list of {code, description}; invalid input is a 400.
             status = 400 if self.body.status == 422 else self.body.status
             detail = self.body.detail or self.body.title
@@ -74,17 +75,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response(request)
+        return exc.response(request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return invalid(field_errors(exc)).response(request)
+        return invalid(field_errors(exc)).response(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # FastAPI could not parse the body (not JSON, not UTF-8): invalid input too
-            return invalid([FieldError(field="(body)", message=str(exc.detail))]).response(request)
-        return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response(request)
+            return invalid([FieldError(field="(body)", message=str(exc.detail))]).response(request.url.path)
+        return Problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), headers=getattr(exc, "headers", None)).response(request.url.path)
 
 
 # For the OpenAPI document: what each error answer looks like.

@@ -5,19 +5,21 @@ registry's grid polygons for its map. No citizens' data: the page reads the figu
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
 
+from infra.api.auth import public_client
 from infra.api.problems import PROBLEM, Problem
 
-WEB = Path(__file__).with_name("web")
+WEB = FilePath(__file__).with_name("web")
 ECHARTS = WEB / "node_modules" / "echarts" / "dist" / "echarts.min.js"
 
 
-def screen_router(grids_file: Path) -> APIRouter:
-    router = APIRouter(prefix="/screen", tags=["screen"], responses={404: PROBLEM})
+def screen_router(grids_file: FilePath) -> APIRouter:
+    router = APIRouter(prefix="/screen", tags=["screen"], responses={404: PROBLEM, 429: PROBLEM},
+                       dependencies=[Depends(public_client)])
 
     @router.get("/", response_class=FileResponse)
     async def page() -> FileResponse:
@@ -36,6 +38,11 @@ def screen_router(grids_file: Path) -> APIRouter:
             raise Problem(404, "Not Found", f"ECharts is not installed in {WEB}: run `npm ci` there "
                           "(`make demo` and `make test` do)")
         return FileResponse(ECHARTS, media_type="text/javascript")
+
+    @router.get("/{page}.js", response_class=FileResponse)
+    async def script(page: str = Path(pattern="^(screen|queue)$")) -> FileResponse:
+        """Each page's own script, served apart so that the pages' CSP allows scripts from here only."""
+        return FileResponse(WEB / f"{page}.js", media_type="text/javascript")
 
     @router.get("/grids.geojson", response_class=FileResponse)
     async def grids() -> FileResponse:

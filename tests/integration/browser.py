@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +33,22 @@ def chromium() -> Iterator[tuple[object, list[str]]]:
 
 
 def open_page(browser, errors: list[str], url: str, height: int = 1000):
+    """The page under its own Content-Security-Policy: a script error or a violation of the policy (an
+    inline script, a resource from elsewhere) is an error of the test."""
     page = browser.new_page(viewport={"width": 1600, "height": height})
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text)
+            if "Content Security Policy" in message.text else None)
     page.goto(url)
     return page
+
+
+def wait_until_true(page, expression: str, timeout_ms: float) -> None:
+    """Poll a JavaScript expression until it is true. Playwright's `wait_for_function` evaluates
+    inside the page, which the page's CSP rightly forbids (no eval); `evaluate` goes through the
+    DevTools protocol and is not the page's own script."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never true within {timeout_ms:.0f} ms: {expression}")
+        time.sleep(0.05)

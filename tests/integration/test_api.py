@@ -93,3 +93,32 @@ def test_a_signing_key_needs_a_fresh_signature_per_request_and_rotates_without_a
     assert client.get("/tasks/", headers=auth | _signed(newer, "m5")).status_code == 200
     keys.rotate_signing_secret(path, key.key_id)
     assert client.get("/tasks/", headers=auth | _signed(secret, "m6")).status_code == 401  # two rotations on
+
+
+def test_public_routes_are_limited_per_client_and_pages_carry_security_headers(store, tmp_path):
+    client = _client(store, tmp_path, api_public_rate_limit="5/minute")
+    statuses = [client.get("/units/").status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+    assert client.get("/units/", headers={"Authorization": "Bearer co_0000_bogus"}).status_code == 429  # no way round
+    token = keys.issue(tmp_path / "api-keys.json", "screen", ["read"])[1]
+    assert client.get("/units/", headers={"Authorization": f"Bearer {token}"}).status_code == 200  # its own limit
+
+    other = _client(store, tmp_path)
+    page = other.get("/screen/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    for answer in (page, other.get("/stats/"), other.get("/screen/screen.js")):
+        assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in page.text  # every script from a file, as the policy demands
+    head = other.head("/stats/")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "application/json"
+    assert other.head("/screen/").status_code == 200
+
+
+def test_the_apis_metrics_need_a_key_unless_configured(store, tmp_path):
+    token = keys.issue(tmp_path / "api-keys.json", "prometheus", ["read"])[1]
+    client = _client(store, tmp_path)
+    assert client.get("/metrics").status_code == 401
+    assert "cityops_" in client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    assert _client(store, tmp_path, api_metrics="public").get("/metrics").status_code == 200
+    assert _client(store, tmp_path, api_metrics="off").get("/metrics").status_code == 404

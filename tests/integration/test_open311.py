@@ -1,12 +1,14 @@
-"""Open311 GeoReport v2, tested with a client written from the spec (wiki.open311.org/GeoReport_v2),
+"""Open311 GeoReport v2, tested with clients written from the spec (wiki.open311.org/GeoReport_v2),
 not from cityops's code: form-encoded POSTs, `api_key` as a parameter, `.json` paths, JSON lists
-back, errors as `[{"code", "description"}]`."""
+back, errors as `[{"code", "description"}]`; and reads with `georeport` (PyPI), written by others,
+which sends no key at all (the spec: "api_key: not required")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+from georeport import GeoReport
 
 from infra.api import keys
 from infra.processes import poll_until
@@ -53,11 +55,17 @@ def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, st
     assert app.service_definition(lamps["service_code"]).json()["service_code"] == lamps["service_code"]
     missing = app.service_definition("NO-SUCH")
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404
+    public = GeoReport(f"{deployment.api.url}/open311/v2")  # no key, as such apps read
+    assert [s["service_code"] for s in public.get_service_list()] == [s["service_code"] for s in services]
 
     nowhere = app.post_request(service_code=lamps["service_code"], description="路灯坏了")
     assert nowhere.status_code == 400 and "address_string" in nowhere.json()[0]["description"]
-    unknown = app.post_request(service_code="NO-SUCH", address_string="A7县泉塘街道", description="x")
-    assert unknown.status_code == 400 and unknown.json()[0]["code"] == 400
+    hostile = "<img src=x onerror=alert(1)>"
+    unknown = app.post_request(service_code=hostile, address_string="A7县泉塘街道", description="x")
+    assert unknown.status_code == 400 and unknown.json()[0]["code"] == 400 and "onerror" not in unknown.text
+    too_large = app.post_request(service_code=lamps["service_code"], address_string="A7县泉塘街道",
+                                 description="灯" * 2_000_000)
+    assert too_large.status_code == 413 and too_large.json()[0]["code"] == 413  # the spec's format, not RFC 9457
     bad_phone = app.post_request(service_code=lamps["service_code"], address_string="A7县泉塘街道",
                                  description="路灯坏了", phone="12345")
     assert bad_phone.status_code == 400 and "caller_phone" in bad_phone.json()[0]["description"]
@@ -66,9 +74,10 @@ def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, st
                               data={"service_code": lamps["service_code"], "address_string": "A7县泉塘街道"})
     assert unauthorised.status_code == 401 and unauthorised.json()[0]["code"] == 401
 
-    created = app.post_request(service_code=lamps["service_code"], address_string="A7县泉塘街道",
-                               description="主干道路灯坏了一个星期", first_name="六", last_name="赵",
-                               phone="13812345678")
+    created = app.post_request(service_code=lamps["service_code"], address_string="A7县泉塘街道5栋",
+                               description="主干道路灯坏了一个星期，王五先生说电话138 1234 5678", first_name="六",
+                               last_name="赵", phone="13812345678", media_url="https://img.example/lamp.jpg",
+                               lat="28.1958", long="113.0889")
     assert created.status_code == 201, created.text
     [receipt] = created.json()
     request_id = receipt["service_request_id"]
@@ -77,7 +86,23 @@ def test_an_open311_app_reports_and_follows_a_request_to_closed(pipeline_env, st
                           lambda r: r and isinstance(r, list) and r[0].get("agency_responsible"))
     assert set(open_) <= REQUEST_FIELDS and open_["status"] == "open"
     assert open_["service_code"] == lamps["service_code"] and open_["expected_datetime"]
-    assert "13812345678" not in str(open_)
+    assert open_["media_url"] == "https://img.example/lamp.jpg" and open_["address"] == "A7县泉塘街道5栋"
+    assert "13812345678" not in str(open_) and "1234 5678" not in str(open_) and "王五" not in str(open_)
+    # Without a key, the public view: status, service, agency, times, the place to about 100 m, the
+    # description masked; no address, no notes.
+    seen = public.get_service_request(request_id)
+    assert {k: seen[k] for k in ("status", "service_code", "agency_responsible", "requested_datetime",
+                                 "expected_datetime", "description", "media_url")} == {
+        k: open_[k] for k in ("status", "service_code", "agency_responsible", "requested_datetime",
+                              "expected_datetime", "description", "media_url")}
+    assert seen["address"] is None and seen["status_notes"] is None
+    assert (seen["lat"], seen["long"]) == (28.196, 113.089)
+    assert [r["service_request_id"] for r in public.get_service_requests(service_request_id=request_id)] == [request_id]
+    # The spec's date filters, on the time the request was made.
+    made = open_["requested_datetime"]
+    assert [r["service_request_id"] for r in app.requests(start_date=made).json()] == [request_id]
+    assert app.requests(end_date="2020-01-01T00:00:00Z").json() == []
+    assert app.requests(start_date="2099-01-01T00:00:00Z").json() == []
 
     # The department finishes it through its own API; the Open311 view follows.
     task = deployment.get_json("/tasks/?status=open")[0]
