@@ -137,18 +137,20 @@ def replay(
         raise typer.Exit(2) from None
     servers = _require_kafka(settings)
     columns = (TextColumn(f"replaying {file.name} ({chosen.name})"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())
+               TextColumn("refused {task.fields[refused]}"), TimeRemainingColumn())
     with IntakeClient(servers, topic_prefix=settings.topic_prefix, **kafka_python_security(settings)) as client, \
             Progress(*columns, transient=False) as bar:
-        task = bar.add_task("replay", total=min(total, limit) if limit else total)
+        task = bar.add_task("replay", total=min(total, limit) if limit else total, refused=0)
         try:
-            result = replay_file(client, file, chosen, limit=limit, progress=lambda n: bar.update(task, completed=n))
+            result = replay_file(client, file, chosen, limit=limit, progress=lambda r: bar.update(
+                task, completed=r.rows, refused=r.refused_rows))
         except MappingError as exc:
             typer.echo(f"cannot replay: {exc}", err=True)
             raise typer.Exit(2) from None
     rate = result.sent / result.seconds if result.seconds else 0.0
-    typer.echo(f"sent {result.sent} orders in {result.seconds:.1f} s ({rate:.0f}/s) to the hotline intake; "
-               "the figures fill in as the workers take them (`cityops report sla`)")
+    typer.echo(f"sent {result.sent} orders in {result.seconds:.1f} s ({rate:.0f}/s) to the hotline intake, "
+               f"refused {result.refused_rows} (each a dead letter with its row and column); the figures fill in "
+               "as the workers take them (`cityops report sla`)")
     for reason, n in sorted(result.refused.items(), key=lambda r: -r[1]):
         typer.echo(f"  refused {n} (dead-lettered): {reason}", err=True)
 

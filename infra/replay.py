@@ -97,12 +97,16 @@ class ReplayResult:
 
     @property
     def rows(self) -> int:
-        return self.sent + sum(self.refused.values())
+        return self.sent + self.refused_rows
+
+    @property
+    def refused_rows(self) -> int:
+        return sum(self.refused.values())
 
 
 def replay_file(client: IntakeClient, path: Path, mapping: ReplayMapping, *,
-                progress: Callable[[int], None] = lambda n: None, limit: int | None = None) -> ReplayResult:
-    """Send every record of `path` (the first `limit`); `progress(rows)` after each."""
+                progress: Callable[[ReplayResult], None] = lambda r: None, limit: int | None = None) -> ReplayResult:
+    """Send every record of `path` (the first `limit`); `progress(result so far)` after each."""
     started = time.monotonic()
     result, futures = ReplayResult(), []
     for n, record, raw in read_records(path, mapping):
@@ -113,15 +117,15 @@ def replay_file(client: IntakeClient, path: Path, mapping: ReplayMapping, *,
                 raise ReplayRowError("(line): not a JSON object")
             futures.append(client.send(to_ticket(mapping, record)))
             result.sent += 1
-        except ReplayRowError as exc:
-            reason = str(exc)
+        except (ReplayRowError, ValueError, TypeError) as exc:  # never a traceback for one record
+            reason = str(exc) if isinstance(exc, ReplayRowError) else f"(record): cannot be read ({type(exc).__name__})"
             result.refused[reason] = result.refused.get(reason, 0) + 1
             topic = f"file:{path.name}"
             letter = DeadLetter.of(raw.encode(), dead_letter_id=ids.dead_letter_id(topic, 0, n, STAGE), topic=topic,
                                    partition=0, offset=n, stage=STAGE, reason=f"row {n}: {reason}",
                                    failed_at=dt.datetime.now(dt.timezone.utc))
             futures.append(client.send_message(client.names.dead_letters, letter.dead_letter_id, letter))
-        progress(result.rows)
+        progress(result)
         if len(futures) >= CONFIRM_EVERY:
             _confirm(client, futures)
     _confirm(client, futures)

@@ -9,19 +9,36 @@ SLA timer raises nothing for it. Reading files and producing is `infra.replay`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
+import re
 import zoneinfo
 from collections.abc import Mapping
 
 from pydantic import ValidationError
 
 from pipeline import ids
-from schemas import Dispatch, HotlineTicket, Incident, OrderHistory, TaskEvent, describe_validation_error
+from schemas import Dispatch, HotlineTicket, Incident, TaskEvent
 from schemas.replay import ReplayMapping
 
 
 class ReplayRowError(ValueError):
     """A record that cannot be replayed; the text names the column and why, never its value."""
+
+
+_CODE = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
+
+
+def unit_code(name: str) -> str:
+    """A unit code for a name as another city's file writes it: the name itself when it is a code (DPR),
+    else its letters and digits in lower case with a short hash of the whole name, so two names never
+    share a code (Call Center → call-center-3fa81c; Recreation & Parks → recreation-parks-…; 市城管局 →
+    u-…). The name is kept beside it (OrderHistory.unit_name)."""
+    if _CODE.match(name):
+        return name
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
+    digest = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
+    return f"{slug}-{digest}" if slug else f"u-{digest}"
 
 
 def to_ticket(mapping: ReplayMapping, row: Mapping[str, object]) -> HotlineTicket:
@@ -73,18 +90,35 @@ def to_ticket(mapping: ReplayMapping, row: Mapping[str, object]) -> HotlineTicke
     if not text:
         raise ReplayRowError(f"{', '.join(mapping.text)}: empty; an order needs a text")
     lat, lon = number(mapping.latitude), number(mapping.longitude)
+    unit = value(mapping.unit)
     fields = {
         "ticket_no": f"{mapping.id_prefix}{order_id}", "received_at": created, "channel": "other",
         "title": " ".join(v for c in mapping.title if (v := value(c)))[:500], "text": text,
         "address": value(mapping.address), "district": value(mapping.district), "street": value(mapping.street),
         "location": {"lat": lat, "lon": lon} if lat is not None and lon is not None else None,
-        "history": OrderHistory(unit=value(mapping.unit), item=(value(mapping.category) or "")[:64] or None,
-                                due_at=due, accepted_at=accepted, closed_at=closed, mapping=mapping.name),
+        "history": {"unit": unit_code(unit) if unit else None, "unit_name": unit[:200] if unit else None,
+                    "item": (value(mapping.category) or "")[:64] or None, "due_at": due, "accepted_at": accepted,
+                    "closed_at": closed, "mapping": mapping.name},
     }
     try:
         return HotlineTicket.model_validate(fields)
     except ValidationError as exc:
-        raise ReplayRowError(describe_validation_error(exc)) from None
+        raise ReplayRowError(_by_column(mapping, exc)) from None
+
+
+def _by_column(mapping: ReplayMapping, exc: ValidationError) -> str:
+    """A ticket's validation errors named by the file's columns they came from (never the values)."""
+    columns = {"ticket_no": [mapping.id], "received_at": [mapping.created], "title": mapping.title,
+               "text": mapping.text, "address": [mapping.address], "district": [mapping.district],
+               "street": [mapping.street], "location": [mapping.latitude, mapping.longitude],
+               "unit": [mapping.unit], "unit_name": [mapping.unit], "item": [mapping.category],
+               "due_at": [mapping.due], "accepted_at": [mapping.accepted], "closed_at": [mapping.closed]}
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"] if p != "history"]
+        named = ", ".join(c for c in columns.get(loc[0], []) if c) if loc else ""
+        parts.append(f"{named or '.'.join(loc) or '(record)'}: {err['msg']}")
+    return "; ".join(dict.fromkeys(parts))
 
 
 def history_events(incident: Incident, dispatches: list[Dispatch]) -> list[TaskEvent]:

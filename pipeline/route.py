@@ -61,7 +61,7 @@ def route_history(incident: Incident, result: Classification, book: DutyBook, *,
             incident_id=incident.incident_id, unit=history.unit, role="primary", item_no=history.item or "history",
             item_title=history.item or "历史工单", top_class=top_class or "", dutylist_version=book.version,
             legal_basis=f"historical record ({history.mapping or 'replay'})", confidence=1.0,
-            reason=f"replayed: the record names unit {history.unit}", dispatched_at=at,
+            reason=f"replayed: the record names unit {history.unit_name or history.unit}", dispatched_at=at,
             accept_within_hours=standard["accept_within_hours"].default,
             finish_within_days=standard["finish_within_days"].default)]
     if history.due_at is None:

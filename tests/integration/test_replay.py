@@ -84,3 +84,53 @@ def test_replayed_nyc_figures_match_pandas_and_bad_rows_are_dead_lettered(nyc_sa
     [task] = [t for t in deployment.get_json("/tasks/?unit=DOF&limit=1000") if t["dispatched_at"].startswith(
         "2011-03-01T19:27:57")]
     assert task["finish_by"].startswith("2011-03-22T18:27:57") and task["status"] == "closed"
+
+
+BALTIMORE_COLUMNS = ["ServiceRequestNum", "SRType", "MethodReceived", "CreatedDate", "SRStatus", "StatusDate", "DueDate",
+                     "CloseDate", "Agency", "LastActivity", "Outcome", "Address", "ZipCode", "Neighborhood", "Latitude",
+                     "Longitude", "PoliceDistrict", "CouncilDistrict"]
+
+
+def test_another_citys_export_replays_with_its_unit_names_and_each_bad_row_a_dead_letter(pipeline_env, start_worker,
+                                                                                          tmp_path, monkeypatch):
+    """A file shaped like Baltimore's 311 export (not NYC's): agency names with spaces and '&', a
+    Chinese one, a row with a time that is no time and one with no number. Once a unit name with a
+    space ended the whole run with a traceback."""
+    from infra.replay import load_mapping
+    from pipeline.replay import to_ticket, unit_code
+
+    def row(n: int, agency: str, created: str = "03/02/2020 09:15:00 AM", closed: str = "03/03/2020 04:00:00 PM",
+            number: str | None = None) -> dict:
+        return dict(zip(BALTIMORE_COLUMNS, [number if number is not None else f"20-0000{n:04d}", "SW-Dirty Alley",
+                                            "Phone", created, "Closed", closed, "03/09/2020 09:15:00 AM", closed,
+                                            agency, "Close SR", "Cleaned", f"{n} N CHARLES ST", "21201",
+                                            "Mount Vernon", "39.2976", "-76.6155", "Central", "11"], strict=True))
+
+    agencies = ["Call Center", "Recreation & Parks", "Solid Waste", "DPW-Water", "市城管局"]
+    rows = [row(n, agencies[n % len(agencies)]) for n in range(20)]
+    rows += [row(90, "Call Center", created="31/31/2020 99:99"), row(91, "Solid Waste", number="")]
+    replayed = tmp_path / "baltimore.csv"
+    with replayed.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=BALTIMORE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    codes = {name: unit_code(name) for name in agencies}
+    assert codes["DPW-Water"] == "DPW-Water" and codes["Call Center"].startswith("call-center-")
+    assert codes["Recreation & Parks"].startswith("recreation-parks-") and codes["市城管局"].startswith("u-")
+    assert to_ticket(load_mapping("baltimore311"), rows[1]).history.unit_name == "Recreation & Parks"
+
+    deployment = start_worker(pipeline_env)
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CITYOPS_TOPIC_PREFIX"):
+        monkeypatch.setenv(name, pipeline_env[name])
+    result = CliRunner().invoke(cli, ["replay", "--mapping", "baltimore311", str(replayed)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "sent 20 orders" in result.output and "refused 2" in result.output
+    assert "refused 1 (dead-lettered): CreatedDate: not a time" in result.output
+    assert "refused 1 (dead-lettered): ServiceRequestNum: empty" in result.output
+    assert "not a time in the format %m/%d/%Y %I:%M:%S %p" in result.output and "31/31/2020" not in result.output
+    stats = deployment.wait_until(lambda s: s["clickhouse_tasks"] == 20 and s["deadlettered"] == 2, timeout=120)
+    assert stats["manual"] == 0
+    board = {r["key"]: r["tasks"] for r in deployment.get_json("/sla/?by=unit")["rows"]}
+    assert board == {codes[a]: 4 for a in agencies}
+    letters = deployment.get_json("/stats/")
+    assert letters["deadlettered"] == 2

@@ -43,7 +43,7 @@ def test_a_record_becomes_a_ticket_with_its_own_times_and_outcome():
     ({"Closed Date": "02/28/2011 10:00:00 AM"}, "Closed Date: earlier than Created Date"),
     ({"Latitude": "north"}, "Latitude: not a number"),
     ({"Complaint Type": "", "Descriptor": " "}, "Complaint Type, Descriptor, Resolution Description: empty"),
-    ({"Unique Key": "12 34"}, "ticket_no: String should match pattern"),
+    ({"Unique Key": "12 34"}, "Unique Key: String should match pattern"),
 ])
 def test_a_record_that_cannot_be_replayed_says_which_column_and_never_its_value(changes, reason):
     with pytest.raises(ReplayRowError) as refused:
