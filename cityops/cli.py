@@ -738,6 +738,87 @@ def eval_classify(
         typer.echo(f"  {name:<10} P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f} n={figures['n']}")
 
 
+@eval_cli.command("dispatch")
+def eval_dispatch(
+    data: Path = typer.Option(None, exists=True, dir_okay=False, help="JSONL like dispatch-silver.jsonl (id, title, "
+                              "text, item_a, item_b, item); default: the shared dispatch-silver.jsonl"),
+    replied: bool = typer.Option(True, "--replied/--no-replied", help="also the replied messages whose government "
+                                 "reply names the unit that handled them"),
+    folds: int = typer.Option(5, min=2, help="folds of the cross-validation when the data taught the unit head"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Dispatch measured by the unit a ticket reaches: the share sent automatically, the share of those to
+    the right primary unit (主责) and item, by class and item, the coverage curve over the confidence,
+    the worst confusions; by the unit gate and, beside it, the class gate (the decision before)."""
+    import json
+
+    from infra.settings import Settings
+    from pipeline.dispatch_eval import Truth, silver_truths
+    from pipeline.modelfiles import (REPLIED_FILE, SILVER_FILE, ensure_trained, evaluate_dispatch, read_jsonl,
+                                     unit_rows)
+
+    settings = Settings()
+    book, locator, _ = _offline_pipeline(settings)
+    model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
+                           lambda line: typer.echo(line, err=True))
+    if model is None:
+        typer.echo(f"no text model and no labelled messages under {settings.messages_dir}", err=True)
+        raise typer.Exit(2)
+    silver_file = data or settings.messages_dir / SILVER_FILE
+    if not silver_file.exists():
+        typer.echo(f"no {silver_file}: pass --data FILE", err=True)
+        raise typer.Exit(2)
+    truths = {"silver": silver_truths(read_jsonl(silver_file), book)}
+    training = unit_rows(settings.messages_dir, book)
+    if replied and (settings.messages_dir / REPLIED_FILE).exists():
+        truths["replied"] = [Truth(f"replied-{n}", t, x, u, None, None)
+                             for n, (t, x, u) in enumerate(training["replied"])]
+    taught = tuple(name for name in truths if data is None and model.meta.get("unit_rows_by_source", {}).get(name))
+    report = evaluate_dispatch(model, book, _dispatch_decider(book, locator, settings.classify_threshold), truths,
+                               training, folds=folds, cross_validate_sets=taught)
+    report = {"model": model.version, "threshold": settings.classify_threshold, **report}
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    for name in truths:
+        for gate in ("class_gate", "unit_gate"):
+            if gate in report[name]:
+                f = report[name][gate]
+                best = f["sent_at_95_right_unit"]
+                at_95 = "none" if best is None else f"{best['sent_share']:.1%} sent (confidence ≥ {best['threshold']})"
+                typer.echo(f"{name:<8} {gate:<10} n={f['with_known_unit']} sent {f['sent_share']:.1%}, right unit "
+                           f"{f['right_unit_of_sent'] or 0:.1%} of those, right item {f['right_item_of_sent'] or 0:.1%}; "
+                           f"sent and right {f['sent_and_right_unit']:.1%}; at ≥95% right unit: {at_95}")
+
+
+def _dispatch_decider(book, locator, threshold: float):
+    """decide(model, truths) → a Decision per message: normalised as a hotline ticket, classified and routed
+    as a worker would (the unit's confidence is the one the gate compares)."""
+    import datetime as dt
+
+    from pipeline.classify import Classifier
+    from pipeline.dispatch_eval import Decision, unit_of
+    from pipeline.normalize import to_incident
+    from pipeline.route import route
+    from schemas import HotlineTicket, ManualReview
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def decide(model, truths) -> list:
+        incidents = [to_incident(HotlineTicket(ticket_no=f"eval-{n}", received_at=now, title=t.title[:500],
+                                               text=t.text or t.title or "（空）"), salt="eval", now=now,
+                                 locator=locator, dutylist_version=book.version) for n, t in enumerate(truths)]
+        decisions = []
+        for incident, result in zip(incidents, Classifier(book, model).classify_many(incidents), strict=True):
+            routed = route(incident, result, book, now=now, threshold=threshold)
+            sent = not isinstance(routed, ManualReview)
+            item = routed[0].item_no if sent else result.item_no
+            decisions.append(Decision(item, unit_of(book, item), result.confidence, sent))
+        return decisions
+
+    return decide
+
+
 @report_cli.command("cases")
 def report_cases(
     data: Path = typer.Option(None, help="JSONL with user, time, title, text (default: the real unlabelled messages)"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import ahocorasick_rs
 
 from pipeline.dutylists import CITY_TZ, DutyBook
-from pipeline.textmodel import OUTSIDE, TopClassModel, document, words
+from pipeline.textmodel import NO_ITEM, OUTSIDE, TopClassModel, document, words
 from schemas import DutyItem, Incident
 
 # A class the model was not trained on (民政, 政法 …) is judged by keywords alone, discounted so
@@ -109,10 +109,61 @@ class Classifier:
 
     def classify_many(self, incidents: list[Incident]) -> list[Classification]:
         """Batch form: the model scores all texts in one call (what makes it fast)."""
-        texts = [i for i in incidents if not i.sensor_kind]
-        probabilities = (dict(zip((i.incident_id for i in texts), self.model.predict(
-            [document(i.title, i.text) for i in texts]), strict=True)) if self.model and texts else {})
-        return [self._classify(i, probabilities.get(i.incident_id)) for i in incidents]
+        texts = [i for i in incidents if not i.sensor_kind] if self.model else []
+        by_class, by_unit = self.model.predict_with_units([document(i.title, i.text) for i in texts]) \
+            if texts else ([], None)
+        probabilities = dict(zip((i.incident_id for i in texts), by_class, strict=True))
+        unit_probabilities = dict(zip((i.incident_id for i in texts), by_unit, strict=True)) if by_unit else {}
+        results = []
+        for incident in incidents:
+            result = self._classify(incident, probabilities.get(incident.incident_id))
+            if (units := unit_probabilities.get(incident.incident_id)) is not None:
+                result = self._by_unit(incident, result, units)
+            results.append(result)
+        return results
+
+    def _by_unit(self, incident: Incident, by_item: Classification, units: dict[str, float]) -> Classification:
+        """Decide the item, gate on the unit: the confidence that sends a report out is the unit head's
+        probability that its unit is right. The item is the one the item evidence chose when its unit is
+        that unit; else the unit's item the keywords or the items' words point to; else the class's general
+        item when that item's unit is the unit. A unit with no item that fits waits for an operator with
+        its candidates: an item chosen by weak similarity is never sent."""
+        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+        unit, probability = max(units.items(), key=lambda kv: kv[1])
+        unit_says = f"unit: {unit} {probability:.2f}"
+        if unit == NO_ITEM:
+            return Classification(None, None, 0.0, by_item.candidates, f"fits no item of the duty list ({unit_says}"
+                                  f"{'; ' + by_item.reason if by_item.reason else ''})")
+        chosen, why = self._item_of_unit(incident, by_item, unit, in_force)
+        candidates = tuple(dict.fromkeys(([chosen] if chosen else []) + list(by_item.candidates)))[:3]
+        if chosen is None:
+            return Classification(None, None, 0.0, candidates, f"no item of {unit} fits the text ({unit_says}; "
+                                  f"{by_item.reason})")
+        return Classification(chosen, in_force[chosen].top_class, round(probability, 3), candidates,
+                              f"{unit_says}; {why}")
+
+    def _item_of_unit(self, incident: Incident, by_item: Classification, unit: str,
+                      in_force: dict[str, DutyItem]) -> tuple[str | None, str]:
+        """The item for a report whose unit is `unit`, and the evidence that chose it."""
+        if by_item.item_no and by_item.item_no in in_force and in_force[by_item.item_no].primary_unit == unit:
+            return by_item.item_no, by_item.reason
+        of_unit = {n: i for n, i in in_force.items() if i.primary_unit == unit}
+        matched = [(score, item, hits) for score, item, hits in self._keyword_matches(incident, of_unit)]
+        if matched:
+            score, item, hits = max(matched, key=lambda m: (m[0], m[1].number))
+            return item.number, "keywords: " + ",".join(hits[:5])
+        text = f"{incident.title} {incident.text}"
+        ranked = [r for r in self._words.rank(text, [i for i in of_unit.values() if not i.fallback])
+                  if r[0] >= MIN_ITEM_WORDS_SCORE]
+        if ranked:
+            return ranked[0][1].number, f"item words: {','.join(ranked[0][2][:5])}"
+        specific = [i for i in of_unit.values() if not i.fallback]
+        if len(specific) == 1:  # the unit has one item: the unit decides it
+            return specific[0].number, f"the only item of {unit}"
+        general = next((i for i in of_unit.values() if i.fallback and i.top_class == by_item.top_class), None)
+        if general is not None:
+            return general.number, f"the general item of {general.top_class}"
+        return None, ""
 
     def _classify(self, incident: Incident, proba: dict[str, float] | None) -> Classification:
         # The items in force where and when it was reported: looked up once, used by every kind of evidence.

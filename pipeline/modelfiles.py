@@ -8,9 +8,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.dutylists import load_dutylist, load_registry
-from pipeline.textmodel import (TopClassModel, coverage_curve, cross_validate, document, lexicon_documents, scores,
-                                seen_in_training, train, trained_on)
+from pipeline.dispatch_eval import NONE, reply_handlers, silver_truths
+from pipeline.dutylists import DutyBook, load_dutybook, load_dutylist, load_registry
+from pipeline.textmodel import (NO_ITEM, TopClassModel, coverage_curve, cross_validate, document, lexicon_documents,
+                                scores, seen_in_training, train, trained_on, with_unit_head)
 
 # Thresholds the coverage curve reports; the default operator threshold is chosen from it.
 CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9)
@@ -51,11 +52,49 @@ def lexicon(taxonomy_file: Path, classes: set[str], dutylist_file: Path | None =
     return lexicon_documents(taxonomy, load_dutylist(dutylist_file, load_registry(units_file)), classes)
 
 
+# Files beside the labelled messages that say which unit a report is for (the unit head learns them).
+SILVER_FILE, REPLIED_FILE = "dispatch-silver.jsonl", "replied.jsonl"
+# What no item of a city's duty list covers, whatever the city: the courts' own business, party
+# discipline, a thank-you. Short documents of the "no item" label beside the silver examples of it.
+NO_ITEM_LEXICON = ("法院 判决 审判 诉讼 案件 执行 超期未判 立案 庭审 检察院", "党费 党员 党组织 党支部 入党 纪律处分 纪委",
+                   "感谢 致谢 表扬 锦旗 赞扬 为人民服务的好干部", "村务公开 账务公开 村干部 贪污 挪用 纪检监察 举报干部")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def unit_rows(messages_dir: Path, book: DutyBook) -> dict[str, list[tuple[str, str, str]]]:
+    """(title, text, unit) of every report whose right unit is known, by source: `silver` (the readers'
+    items, where both readers' choices have the same primary unit; NONE as the "no item" label),
+    `replied` (the unit a government reply names as handling it, where it names exactly one),
+    `list` (each duty item's own words, as its primary unit's) and `no_item` (NO_ITEM_LEXICON)."""
+    found: dict[str, list[tuple[str, str, str]]] = {"silver": [], "replied": []}
+    if (messages_dir / SILVER_FILE).exists():
+        found["silver"] = [(t.title, t.text, NO_ITEM if t.unit == NONE else t.unit)
+                           for t in silver_truths(read_jsonl(messages_dir / SILVER_FILE), book) if t.unit]
+    if (messages_dir / REPLIED_FILE).exists():
+        for row in read_jsonl(messages_dir / REPLIED_FILE):
+            handlers = reply_handlers(row.get("reply") or "", book)
+            if len(handlers) == 1:
+                found["replied"].append((row.get("title") or "", row.get("text") or "", next(iter(handlers))))
+    found["list"] = [(item.title, " ".join([*item.keywords, *item.examples, *item.category[1:]]), item.primary_unit)
+                     for item in book.dutylist.items]
+    found["no_item"] = [("", text, NO_ITEM) for text in NO_ITEM_LEXICON]
+    return found
+
+
 def train_from_files(data: Path, taxonomy_file: Path, out: Path, dutylist_file: Path | None = None,
                      units_file: Path | None = None) -> Path:
+    """The top-class model from DATA, with a unit head from the reports beside it whose unit is known."""
     rows = read_labelled(data)
     model = train(rows, lexicon(taxonomy_file, {r["label"] for r in rows}, dutylist_file, units_file),
                   trained_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    known = unit_rows(data.parent, load_dutybook(dutylist_file, units_file))
+    if known["silver"] or known["replied"]:
+        model = with_unit_head(model, [(document(t, x), u) for rows_ in known.values() for t, x, u in rows_],
+                               note={"unit_rows_by_source": {k: len(v) for k, v in known.items()}})
     return model.save(out)
 
 
@@ -104,4 +143,39 @@ def evaluate_file(data: Path, model_dir: Path, taxonomy_file: Path, *, cv: int =
                                          + (f" on the {len(unseen)} rows it was not trained on" if seen else ""),
                                          "seen_in_training": seen}
     report["coverage_curve"] = coverage_curve(y, predicted, confidence, CURVE_THRESHOLDS)
+    return report
+
+
+def evaluate_dispatch(model: TopClassModel, book: DutyBook, decide: Callable[[TopClassModel, list], list],
+                      truths: dict[str, list], training: dict[str, list[tuple[str, str, str]]], *,
+                      folds: int = 5, cross_validate_sets: tuple[str, ...] = ()) -> dict:
+    """Dispatch figures (pipeline.dispatch_eval) for each set of `truths`, by the unit gate (the model's unit
+    head) and, beside it, by the class gate (the same model without its head: the decision before).
+    Sets in `cross_validate_sets` taught the unit head: they are scored out of fold, K heads each trained
+    on `training` without the fold (near-duplicates kept on one side), never by the head that saw them."""
+    from sklearn.model_selection import GroupKFold
+
+    from pipeline.dispatch_eval import figures
+    from pipeline.textmodel import near_duplicate_groups
+
+    class_gate = TopClassModel(model.pipeline, model.version, model.meta, None)
+    report: dict = {}
+    for name, rows in truths.items():
+        report[name] = {"class_gate": figures(rows, decide(class_gate, rows))}
+        if model.units is None:
+            continue
+        if name not in cross_validate_sets:
+            report[name]["unit_gate"] = figures(rows, decide(model, rows))
+            report[name]["method"] = "the trained model (none of these taught it)"
+            continue
+        decisions: list = [None] * len(rows)
+        groups = near_duplicate_groups([{"title": t.title, "text": t.text} for t in rows])
+        for _, test in GroupKFold(folds).split(rows, groups=groups):
+            out = {(rows[i].title, rows[i].text) for i in test}
+            learn = [(document(t, x), u) for source in training.values() for t, x, u in source if (t, x) not in out]
+            fold_model = with_unit_head(model, learn)
+            for i, decision in zip(test, decide(fold_model, [rows[i] for i in test]), strict=True):
+                decisions[i] = decision
+        report[name]["unit_gate"] = figures(rows, decisions)
+        report[name]["method"] = f"{folds}-fold cross-validation (these reports taught the unit head)"
     return report

@@ -16,11 +16,13 @@ from pipeline.dutylists import DutyBook
 from schemas import Dispatch, DutyItem, Incident, ManualReview
 from schemas.dutylist import TERRITORIAL_STREET
 
-# Below this confidence an operator decides instead. The lowest threshold at which the messages sent
-# automatically are still ≥ 95% in the right top-level class: 0.55 on the model's grouped
-# cross-validation (91.5% sent at 95.1%), and on the held-out labelled tickets replayed through the
-# whole routing 83.2% sent at 95.2% (0.5 there: 94.5%). BENCHMARKS.md. CITYOPS_CLASSIFY_THRESHOLD overrides.
-MIN_CONFIDENCE = 0.55
+# Below this confidence an operator decides instead. With a unit head (pipeline.textmodel.UnitHead) the
+# confidence is the probability that the unit is right: 0.65 is the lowest threshold at which the tickets
+# sent automatically reach the right primary unit ≥ 95% of the time (dispatch-silver.jsonl, 5-fold
+# cross-validated through the whole routing: 21.6% sent at 96.2%; `cityops eval dispatch`, BENCHMARKS.md).
+# A model without one (no reports of known unit to learn from) gates on its class, at the same threshold.
+# CITYOPS_CLASSIFY_THRESHOLD overrides.
+MIN_CONFIDENCE = 0.65
 
 Recipients = list[tuple[str, str]]  # (unit code, "primary" | "cooperating")
 

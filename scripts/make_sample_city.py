@@ -68,6 +68,28 @@ DEPARTMENTS = [
     ("yzj", "市邮政管理局", "department"), ("dtjt", "市轨道交通集团", "department"),
 ]
 
+# Other names of the departments, as government replies and citizens write them (a county's bureau
+# of the same function included: A3区住建局 is housing and construction): how a reply's handler is
+# matched to a unit (pipeline.dispatch_eval.reply_handlers).
+DEPARTMENT_ALIASES = {
+    "cgj": ["城管局", "城管执法", "城市管理局", "城管"], "zjj": ["住建局", "住房和城乡建设局", "住建委", "房屋交易管理中心"],
+    "zrzyj": ["自然资源和规划局", "自然资源局", "国土资源局", "规划局", "不动产登记中心"],
+    "sthjj": ["生态环境局", "环保局", "环境保护局", "生态环境分局"], "slj": ["水利局", "水务局"],
+    "jtysj": ["交通运输局", "交通局", "运管处"], "gaj": ["公安局", "公安分局", "派出所"],
+    "gaj-jj": ["交警支队", "交警大队", "交警"], "jyj": ["教育局", "教育体育局"],
+    "rsj": ["人力资源和社会保障局", "人社局", "社保局", "劳动监察"], "ybj": ["医疗保障局", "医保局"],
+    "swj": ["商务局"], "scjgj": ["市场监督管理局", "市场监管局", "工商局", "市场监管"],
+    "wjw": ["卫生健康委员会", "卫健委", "卫生健康局", "卫健局", "卫生局"], "mzj": ["民政局"],
+    "xfzd": ["消防救援", "消防大队"], "yjglj": ["应急管理局", "安监局"],
+    "wlgj": ["文化旅游广电局", "文旅广电局", "文旅局", "文化旅游局"], "tyj": ["体育局"],
+    "ylj": ["园林绿化局", "园林局"], "nyncj": ["农业农村局", "农业局", "农村农业局"],
+    "gxj": ["工业和信息化局", "工信局"], "fgw": ["发展和改革委员会", "发改委", "发改局"], "sfj": ["司法局"],
+    "gjj": ["住房公积金管理中心", "公积金中心", "公积金管理中心"], "tyjrj": ["退役军人事务局"],
+    "rfb": ["人民防空办公室", "人防办"], "gsgs": ["供水有限公司", "供水公司", "自来水公司"],
+    "gdgs": ["供电公司", "电力公司", "供电局"], "rqjt": ["燃气集团", "燃气公司"], "gjjt": ["公交集团", "公交公司"],
+    "yzj": ["邮政管理局"], "dtjt": ["轨道交通集团", "地铁集团"],
+}
+
 STREET_DEG = 0.02  # a street or town ≈ 2 km square
 DISTRICT_DEG = 0.12  # district blocks on a 3×3 meta-lattice, ≈ 12 km apart
 ORIGIN = (28.05, 112.80)  # south-west corner (lat, lon)
@@ -93,7 +115,8 @@ def square(lat: float, lon: float, size: float) -> list[list[float]]:
 
 
 def main() -> None:
-    units: list[dict] = [{"code": c, "name": n, "kind": k, **({"supervisor": "ccc"} if c != "ccc" else {})}
+    units: list[dict] = [{"code": c, "name": n, "kind": k, **({"supervisor": "ccc"} if c != "ccc" else {}),
+                          **({"aliases": DEPARTMENT_ALIASES[c]} if c in DEPARTMENT_ALIASES else {})}
                          for c, n, k in DEPARTMENTS]
     features: list[dict] = []
     names = community_names()

@@ -14,10 +14,13 @@ NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
 
 
 class SureOf:
-    """A text model that is sure of one class (the classifier only asks `predict`)."""
+    """A text model that is sure of one class, and has no unit head."""
 
     def __init__(self, top_class: str, probability: float = 0.9):
         self.top_class, self.probability = top_class, probability
+
+    def predict_with_units(self, docs):
+        return self.predict(docs), None
 
     def predict(self, docs):
         rest = (1 - self.probability) / 6
