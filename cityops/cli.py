@@ -585,6 +585,8 @@ def report_routing(
     labelled: bool = typer.Option(False, "--labelled", help="also replay a held-out fifth of the labelled messages "
                                   "as hotline tickets (a model trained on the other four fifths, about a minute): "
                                   "the share dispatched automatically and how many of those are in the right class"),
+    by_unit: bool = typer.Option(False, "--by-unit", help="also dispatch by unit on the real messages whose right "
+                                 "unit is known (what `cityops eval dispatch` prints; about a minute)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Route a generated feed through normalise → classify → route, offline, and count the outcomes."""
@@ -639,6 +641,12 @@ def report_routing(
               "by_source": {f"{s}/{o}": n for (s, o), n in sorted(by_source.items())}}
     if labelled:
         report["labelled_replay"] = _labelled_replay(settings, book, locator, now)
+    if by_unit:
+        figures = _dispatch_figures(settings, None, True, 5)
+        report["dispatch_by_unit"] = {name: {gate: {k: f[gate][k] for k in ("sent_share", "right_unit_of_sent",
+                                                                            "right_item_of_sent", "sent_at_95_right_unit")}
+                                             for gate in ("class_gate", "unit_gate") if gate in f}
+                                      for name, f in figures["sets"].items()}
     typer.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
@@ -753,11 +761,29 @@ def eval_dispatch(
     import json
 
     from infra.settings import Settings
+
+    settings = Settings()
+    report = _dispatch_figures(settings, data, replied, folds)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    for name in report["sets"]:
+        for gate in ("class_gate", "unit_gate"):
+            if gate in report["sets"][name]:
+                f = report["sets"][name][gate]
+                best = f["sent_at_95_right_unit"]
+                at_95 = "none" if best is None else f"{best['sent_share']:.1%} sent (confidence ≥ {best['threshold']})"
+                typer.echo(f"{name:<8} {gate:<10} n={f['with_known_unit']} sent {f['sent_share']:.1%}, right unit "
+                           f"{f['right_unit_of_sent'] or 0:.1%} of those, right item {f['right_item_of_sent'] or 0:.1%}; "
+                           f"sent and right {f['sent_and_right_unit']:.1%}; at ≥95% right unit: {at_95}")
+
+
+def _dispatch_figures(settings, data: Path | None, replied: bool, folds: int) -> dict:
+    """`eval dispatch`'s figures (also `report routing --by-unit`): the model trained first if there is none."""
     from pipeline.dispatch_eval import Truth, silver_truths
     from pipeline.modelfiles import (REPLIED_FILE, SILVER_FILE, ensure_trained, evaluate_dispatch, read_jsonl,
                                      unit_rows)
 
-    settings = Settings()
     book, locator, _ = _offline_pipeline(settings)
     model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
                            lambda line: typer.echo(line, err=True))
@@ -774,21 +800,9 @@ def eval_dispatch(
         truths["replied"] = [Truth(f"replied-{n}", t, x, u, None, None)
                              for n, (t, x, u) in enumerate(training["replied"])]
     taught = tuple(name for name in truths if data is None and model.meta.get("unit_rows_by_source", {}).get(name))
-    report = evaluate_dispatch(model, book, _dispatch_decider(book, locator, settings.classify_threshold), truths,
-                               training, folds=folds, cross_validate_sets=taught)
-    report = {"model": model.version, "threshold": settings.classify_threshold, **report}
-    if as_json:
-        typer.echo(json.dumps(report, ensure_ascii=False))
-        return
-    for name in truths:
-        for gate in ("class_gate", "unit_gate"):
-            if gate in report[name]:
-                f = report[name][gate]
-                best = f["sent_at_95_right_unit"]
-                at_95 = "none" if best is None else f"{best['sent_share']:.1%} sent (confidence ≥ {best['threshold']})"
-                typer.echo(f"{name:<8} {gate:<10} n={f['with_known_unit']} sent {f['sent_share']:.1%}, right unit "
-                           f"{f['right_unit_of_sent'] or 0:.1%} of those, right item {f['right_item_of_sent'] or 0:.1%}; "
-                           f"sent and right {f['sent_and_right_unit']:.1%}; at ≥95% right unit: {at_95}")
+    sets = evaluate_dispatch(model, book, _dispatch_decider(book, locator, settings.classify_threshold), truths,
+                             training, folds=folds, cross_validate_sets=taught)
+    return {"model": model.version, "threshold": settings.classify_threshold, "sets": sets}
 
 
 def _dispatch_decider(book, locator, threshold: float):
@@ -914,7 +928,7 @@ def bench_classify(
     from pipeline.classify import Classifier
     from pipeline.dutylists import load_dutybook
     from pipeline.modelfiles import ensure_trained
-    from pipeline.textmodel import document
+    from pipeline.textmodel import TopClassModel, document
     from schemas import Incident
 
     settings = Settings()
@@ -938,11 +952,22 @@ def bench_classify(
         return round(messages / (time.perf_counter() - started), 1)
 
     full, keywords = Classifier(book, model), Classifier(book)
+    class_gate = Classifier(book, TopClassModel(model.pipeline, model.version, model.meta, None))
+    singles = []
+    for incident in incidents[:1000]:  # one report at a time: what a quiet hour's dispatcher does
+        started = time.perf_counter()
+        full.classify_many([incident])
+        singles.append(1000 * (time.perf_counter() - started))
+    singles.sort()
     figures = {
         "messages": messages, "batch": batch, "mean_chars": round(sum(len(i.text) for i in incidents) / messages),
-        "model_only_per_s": rate(lambda chunk: model.predict([document(i.title, i.text) for i in chunk])),
+        "unit_head": model.units is not None,
+        "model_only_per_s": rate(lambda chunk: model.predict_with_units([document(i.title, i.text) for i in chunk])),
         "keywords_only_per_s": rate(keywords.classify_many),
+        "class_gate_per_s": rate(class_gate.classify_many),
         "classify_per_s": rate(full.classify_many),
+        "batch_of_one_ms": {"p50": round(singles[len(singles) // 2], 2),
+                            "p99": round(singles[int(len(singles) * 0.99)], 2)},
     }
     typer.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
 

@@ -827,6 +827,31 @@ class Store:
                                     "ORDER BY finish_by, task_id LIMIT %(limit)s", parameters | {"limit": limit})
         return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
 
+    def dispatch_accuracy(self, by: str = "unit", since: dt.datetime | None = None) -> dict:
+        """Dispatch accuracy as the units report it: per unit (or item), the primary tasks of first
+        routings, how many came back (退单: 职能不符 wrong function, 属地不符 wrong area, other) and how many
+        incidents were routed again (a return re-routed, or an operator's dispatch after it). Replayed
+        history is left out (it was never dispatched by this system)."""
+        if by not in ("unit", "item_no"):
+            raise ValueError(f"by must be unit or item_no, not {by!r}")
+        when = "AND dispatched_at >= %(since)s" if since else ""
+        figures = ("dispatched", "returned", "wrong_function", "wrong_area", "rerouted")
+        rows = self.query(
+            f"SELECT {by}, count(), countIf(returned_at IS NOT NULL), countIf(return_reason = '职能不符'), "
+            "countIf(return_reason = '属地不符'), countIf(incident_id IN (SELECT incident_id FROM {db}.tasks FINAL "
+            "WHERE role = 'primary' AND attempt > 0)) "
+            f"FROM {{db}}.tasks FINAL WHERE role = 'primary' AND attempt = 0 AND NOT replayed {when} "
+            f"GROUP BY {by} ORDER BY count() DESC, {by}", {"since": since} if since else None)
+
+        def with_rates(key: str, counts: Sequence[int]) -> dict:
+            row = {"key": key, **dict(zip(figures, counts, strict=True))}
+            return row | {"return_rate": _rate(row["returned"], row["dispatched"]),
+                          "wrong_function_rate": _rate(row["wrong_function"], row["dispatched"]),
+                          "reroute_rate": _rate(row["rerouted"], row["dispatched"])}
+
+        total = [sum(r[n] for r in rows) for n in range(1, len(figures) + 1)]
+        return {"by": by, "total": with_rates("total", total), "rows": [with_rates(r[0], r[1:]) for r in rows]}
+
     def overdue(self, now: dt.datetime, limit: int = 50, *, prewarned: bool = False) -> list[dict]:
         """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,
         then with `prewarned` those past their pre-warning and not yet due, nearest deadline first: who

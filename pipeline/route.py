@@ -17,12 +17,12 @@ from schemas import Dispatch, DutyItem, Incident, ManualReview
 from schemas.dutylist import TERRITORIAL_STREET
 
 # Below this confidence an operator decides instead. With a unit head (pipeline.textmodel.UnitHead) the
-# confidence is the probability that the unit is right: 0.65 is the lowest threshold at which the tickets
+# confidence is the probability that the unit is right: 0.7 is the lowest threshold at which the tickets
 # sent automatically reach the right primary unit ≥ 95% of the time (dispatch-silver.jsonl, 5-fold
-# cross-validated through the whole routing: 21.6% sent at 96.2%; `cityops eval dispatch`, BENCHMARKS.md).
-# A model without one (no reports of known unit to learn from) gates on its class, at the same threshold.
-# CITYOPS_CLASSIFY_THRESHOLD overrides.
-MIN_CONFIDENCE = 0.65
+# cross-validated through the whole routing: 21.2% sent at 97.1%; at 0.65, 28.1% at 94.8%;
+# `cityops eval dispatch`, BENCHMARKS.md). A model without a head (no reports of known unit to learn
+# from) gates on its class, at the same threshold. CITYOPS_CLASSIFY_THRESHOLD overrides.
+MIN_CONFIDENCE = 0.7
 
 Recipients = list[tuple[str, str]]  # (unit code, "primary" | "cooperating")
 

@@ -231,9 +231,9 @@ class StackedCalibratedSVMs:
 class UnitHead:
     """Which unit a report is for, as a probability: a calibrated linear SVM on the top-class model's
     own features (computed once for both), trained on reports whose right unit is known. It learns
-    from a thousand-odd reports, which touch a few percent of the million hashed features: only
-    those columns are kept (a weight the training never touched is zero), so the head costs
-    megabytes, not the hundreds a full-width copy would."""
+    from about 1,100 reports, which touch a quarter of the million hashed features: only those
+    columns are kept (a weight the training never touched is zero): 104 MB of weights for 34 units
+    where a full-width copy would take 430 MB."""
 
     def __init__(self, columns: np.ndarray, calibrated: CalibratedClassifierCV, width: int):
         self.columns = columns  # the global feature columns the head reads, ascending

@@ -207,6 +207,17 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         return {"bucket": bucket, "since": start.isoformat(), "until": end.isoformat(),
                 "rows": every_bucket(rows, bucket, start, end)}
 
+    @router.get("/dispatch-accuracy/", dependencies=PUBLIC)
+    async def dispatch_accuracy(by: str = Query("unit", pattern="^(unit|item_no)$"),
+                                since: dt.datetime | None = SINCE) -> dict:
+        """退单率 and re-dispatch rate per unit or item: the production measure of dispatch accuracy (first
+        routings' primary tasks, returned as 职能不符 / 属地不符 / other, incidents routed again), names beside codes."""
+        result = await asyncio.to_thread(store.dispatch_accuracy, by, within_store_range(since) if since else None)
+        named = names.of(by)
+        for row in result["rows"]:
+            row["name"] = named.get(row["key"], row["key"])
+        return result
+
     @router.get("/units/", dependencies=PUBLIC)
     async def units() -> list[dict]:
         """The registry's units (departments, districts, streets, communities): code, name, kind, parent."""

@@ -66,6 +66,7 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             board_rows = [row.locator("td").all_inner_texts() for row in page.locator("#board tbody tr").all()]
             score_rows = [row.locator("td").all_inner_texts() for row in page.locator("#scores tbody tr").all()]
             overdue_units = page.locator("#overdue tbody tr td:first-child").all_inner_texts()
+            accuracy_rows = [row.locator("td").all_inner_texts() for row in page.locator("#accuracy tbody tr").all()]
             trend_series = page.evaluate("echarts.getInstanceByDom(document.getElementById('trend'))"
                                          ".getOption().series.map(s => s.name)")
 
@@ -103,6 +104,13 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
         scores = httpx.get(f"{api.url}/scores/?by=unit").json()
         assert [row[1] for row in score_rows] == [r["name"] for r in scores["rows"]]
         assert [row[2] for row in score_rows] == ["—" if r["score"] is None else f"{r['score']:.1f}" for r in scores["rows"]]
+
+        # Dispatch accuracy from returns and re-dispatches, as the api gives it, with names.
+        accuracy = httpx.get(f"{api.url}/dispatch-accuracy/?by=unit").json()
+        assert accuracy_rows == [[r["name"], str(r["dispatched"]), str(r["returned"]), str(r["wrong_function"]),
+                                  str(r["wrong_area"]), _pct(r["return_rate"]), str(r["rerouted"]),
+                                  _pct(r["reroute_rate"])] for r in accuracy["rows"]]
+        assert accuracy["total"]["dispatched"] == 4 and accuracy_rows[0][0] == "市城市管理和综合执法局"
 
         listed = httpx.get(f"{api.url}/overdue/").json()
         assert overdue_units == [r["unit_name"] for r in listed] and len(listed) == total["overdue_open"] == 2

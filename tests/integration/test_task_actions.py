@@ -100,6 +100,12 @@ def test_clerks_operators_and_the_hotline_act_on_tasks_over_http(pipeline_env, s
     assert act(operator, b, "supervise", {"note": "请加快处置"})["status"] == "dispatched"
     assert act(clerk, b, "return", {"reason": "职能不符", "note": "不归我局"})["status"] == "returned"
     act(clerk, c, "complete", {"result": "x"}, expect=409)
+    # The return is the production measure of dispatch accuracy: cgj's first dispatches, one sent back.
+    accuracy = poll_until(lambda: reader.get("/dispatch-accuracy/", by="unit").json(),
+                          lambda r: any(row["key"] == "cgj" and row["wrong_function"] == 1 for row in r["rows"]),
+                          timeout=30, what="the return counted")
+    cgj = next(row for row in accuracy["rows"] if row["key"] == "cgj")
+    assert cgj["dispatched"] == 3 and cgj["returned"] == 1 and cgj["return_rate"] == round(1 / 3, 4)
 
     # The list's filters: a status, and every status.
     poll_until(lambda: clerk.get("/departments/cgj/tasks", status="evaluated").json(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.classify import Classifier
+from pipeline.classify import GRID_PICK_LIKELIHOOD_RATIO, KEYWORDS_AGREE_LIKELIHOOD_RATIO, Classifier
 from pipeline.route import route
 from pipeline.textmodel import NO_ITEM
 from schemas import Incident, ManualReview
@@ -42,9 +42,21 @@ def test_the_confidence_is_the_units_and_the_item_is_that_units(sample_book):
     assert result.reason.startswith("unit: jtysj 0.80")
 
 
-def test_a_unit_the_item_evidence_agrees_with_keeps_that_item(sample_book):
+def odds_times(probability: float, ratio: float) -> float:
+    odds = probability / (1 - probability) * ratio
+    return round(odds / (1 + odds), 3)
+
+
+def test_a_unit_the_item_evidence_agrees_with_keeps_that_item_and_its_keywords_count(sample_book):
     result = Classifier(sample_book, Sure("城乡建设", "cgj", 0.7)).classify(incident("路灯不亮", "小区门口路灯不亮"))
-    assert (result.item_no, result.confidence) == ("CJ-029", 0.7)
+    assert (result.item_no, result.confidence) == ("CJ-029", odds_times(0.7, KEYWORDS_AGREE_LIKELIHOOD_RATIO))
+
+
+def test_a_grid_workers_pick_of_the_units_item_counts_as_a_grid_pick_does(sample_book):
+    report = incident("", "窨井井盖缺失").model_copy(update={"source": "grid", "category_hint": "井盖"})
+    result = Classifier(sample_book, Sure("城乡建设", "cgj", 0.56)).classify(report)
+    assert result.item_no == "CJ-030"
+    assert result.confidence == odds_times(0.56, KEYWORDS_AGREE_LIKELIHOOD_RATIO * GRID_PICK_LIKELIHOOD_RATIO)
 
 
 def test_a_report_no_item_fits_waits_for_the_operator_saying_so(sample_book):
@@ -63,5 +75,5 @@ def test_a_sure_unit_with_no_item_that_fits_waits_with_candidates(sample_book):
 
 def test_an_unsure_unit_waits_whatever_the_class(sample_book):
     classified = Classifier(sample_book, Sure("城乡建设", "cgj", 0.4)).classify(incident("路灯不亮", "路灯不亮"))
-    assert classified.item_no == "CJ-029" and classified.confidence == 0.4
+    assert classified.item_no == "CJ-029" and classified.confidence == odds_times(0.4, KEYWORDS_AGREE_LIKELIHOOD_RATIO)
     assert isinstance(route(incident("路灯不亮", "路灯不亮"), classified, sample_book, now=NOW), ManualReview)

@@ -12,7 +12,12 @@ const I18N = {
         scores: "Scores and ranking", byUnit: "departments", byStreet: "streets", rank: "Rank", name: "Name",
         score: "Score", terms: "Terms", gridTasks: "Open tasks in the grid", close: "Close", state: "State",
         timelineOf: "Timeline of task", queueLink: "Operator queue →", trends: "Trends",
-        byHour: "hourly (48 h)", byDay: "daily (30 days)" },
+        byHour: "hourly (48 h)", byDay: "daily (30 days)",
+        accuracy: "Dispatch accuracy (returns and re-dispatches)", byItem: "items", firstDispatches: "First dispatches",
+        returned: "Returned", wrongFunction: "Not our function", wrongArea: "Not our area", returnRate: "Return rate",
+        rerouted: "Routed again", rerouteRate: "Re-dispatch rate",
+        accuracyAbout: "How often units sent work back (not their function, not their area) and how often it was " +
+                       "routed again: where automatic dispatch or the duty list sends work wrongly." },
 };
 const KINDS = {
   zh: { dispatched: "派单", accepted: "接单", returned: "退单", completed: "办结", verified: "核查通过", rework: "返工",
@@ -27,7 +32,7 @@ const KINDS = {
 };
 const SCORE_WORDS = { zh: { 1: "不满意", 2: "基本满意", 3: "满意" }, en: { 1: "dissatisfied", 2: "fairly satisfied", 3: "satisfied" } };
 let lang = "zh";
-const view = { trendBy: "hour", boardBy: "unit", scoresBy: "unit", scheme: null, prewarned: false, sort: { key: "late", desc: true } };
+const view = { trendBy: "hour", boardBy: "unit", accuracyBy: "unit", scoresBy: "unit", scheme: null, prewarned: false, sort: { key: "late", desc: true } };
 let latest = null;  // the last figures fetched, so a click or a language switch re-renders at once
 const zh = {};
 document.querySelectorAll("[data-i18n]").forEach(el => { zh[el.dataset.i18n] = el.textContent; });
@@ -120,6 +125,12 @@ function renderBoard() {
     [pct(r.handled_rate)], [pct(r.closure_rate)], [pct(r.on_time_closure_rate)], [pct(r.satisfaction_rate)]] })));
 }
 
+function renderAccuracy() {
+  fill("#accuracy", latest.accuracy.rows.slice(0, 15).map(r => ({ key: r.key, cells: [
+    [r.name, r.key], [r.dispatched], [r.returned], [r.wrong_function, "", r.wrong_function > 0 ? "bad" : ""],
+    [r.wrong_area], [pct(r.return_rate)], [r.rerouted], [pct(r.reroute_rate)]] })));
+}
+
 function renderFigures() {
   const { stats, byUnit } = latest;
   const total = byUnit.total || {};
@@ -175,7 +186,9 @@ function renderTrend() {
   }, { replaceMerge: ["series"] });
 }
 
-function renderAll() { renderFigures(); renderCharts(); renderTrend(); renderBoard(); renderScores(); renderOverdue(); }
+function renderAll() {
+  renderFigures(); renderCharts(); renderTrend(); renderBoard(); renderScores(); renderOverdue(); renderAccuracy();
+}
 
 let fingerprint = null, refreshedAt = 0;
 const countsOf = stats => [stats.clickhouse_incidents, stats.clickhouse_task_events, stats.manual, stats.deadlettered].join();
@@ -186,12 +199,12 @@ async function refresh(force) {
     document.getElementById("updated").textContent = when(stats.now);
     if (!force && countsOf(stats) === fingerprint && Date.now() - refreshedAt < FULL_REFRESH_MS) return;
     const scheme = view.scheme ? `&scheme=${encodeURIComponent(view.scheme)}` : "";
-    const [byUnit, byGrid, board, overdue, scores, trends] = await Promise.all([
+    const [byUnit, byGrid, board, overdue, scores, trends, accuracy] = await Promise.all([
       json("/sla/?by=unit"), json("/sla/?by=grid&quantiles=false"), json(`/sla/?by=${view.boardBy}`),
       json(`/overdue/?limit=100${view.prewarned ? "&prewarned=true" : ""}`), json(`/scores/?by=${view.scoresBy}${scheme}`),
-      json(`/trends/?bucket=${view.trendBy}`)]);
+      json(`/trends/?bucket=${view.trendBy}`), json(`/dispatch-accuracy/?by=${view.accuracyBy}`)]);
     cityZone = stats.timezone || cityZone;
-    latest = { stats, byUnit, byGrid, board, overdue, scores, trends, now: new Date(stats.now) };
+    latest = { stats, byUnit, byGrid, board, overdue, scores, trends, accuracy, now: new Date(stats.now) };
     fingerprint = countsOf(stats);
     refreshedAt = Date.now();
     renderAll();
@@ -245,6 +258,7 @@ function toggle(attribute, field) {
   });
 }
 toggle("data-board-by", "boardBy");
+toggle("data-accuracy-by", "accuracyBy");
 toggle("data-trend-by", "trendBy");
 toggle("data-scores-by", "scoresBy");
 
