@@ -26,11 +26,15 @@ _CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _CONTROL_FREE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _not_a_number(value: object) -> object:
-    # JSON's numbers would be read as Unix times: a sender who means a date-time writes one.
-    if isinstance(value, int | float):
-        raise ValueError("a date-time as an ISO 8601 string (2026-12-01T09:30:00+08:00), not a number")
-    return value
+def _not_a_number(example: str):
+    """JSON's numbers would be read as Unix times: a sender who means a date or a time writes one."""
+
+    def refuse(value: object) -> object:
+        if isinstance(value, int | float):
+            raise ValueError(f"an ISO 8601 string ({example}), not a number")
+        return value
+
+    return BeforeValidator(refuse)
 
 
 def _instant_within(value: dt.datetime) -> dt.datetime:
@@ -39,10 +43,6 @@ def _instant_within(value: dt.datetime) -> dt.datetime:
     return value
 
 
-def _day_not_a_number(value: object) -> object:
-    if isinstance(value, int | float):
-        raise ValueError("a date as an ISO 8601 string (2026-12-31), not a number")
-    return value
 
 
 def _day_within(value: dt.date) -> dt.date:
@@ -63,8 +63,8 @@ def _free_text(value: str) -> str:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_instant_within)]
-Day = Annotated[dt.date, BeforeValidator(_day_not_a_number), AfterValidator(_day_within)]
+Instant = Annotated[AwareDatetime, _not_a_number("2026-12-01T09:30:00+08:00"), AfterValidator(_instant_within)]
+Day = Annotated[dt.date, _not_a_number("2026-12-31"), AfterValidator(_day_within)]
 # A title, an address, a name, a reason picked from a list: one line of printable text.
 OneLine = Annotated[str, AfterValidator(_one_line)]
 # A report's text, a note, a result: paragraphs allowed, nothing that rings, erases or hides.
