@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 
+from pipeline.route import MIN_CONFIDENCE
 from agents.topics import TopicNames
 from infra.feeder import publish
 from infra.settings import Settings
@@ -108,7 +109,9 @@ def test_a_ruling_delivered_again_is_applied_once_and_not_dead_lettered(broker, 
 
     prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]
     names = TopicNames(prefix)
-    worker = start_worker(pipeline_env | {"CITYOPS_MODEL_DIR": str(tmp_path / "no-model")})  # keywords: the queue
+    # Keywords alone at the shipped threshold: both tickets wait for an operator.
+    worker = start_worker(pipeline_env | {"CITYOPS_MODEL_DIR": str(tmp_path / "no-model"),
+                                          "CITYOPS_CLASSIFY_THRESHOLD": str(MIN_CONFIDENCE)})
     dispatched = send_ticket(broker, names, f"{prefix}1", "咨询", "请问这件事情应该找哪个单位反映")
     closed = send_ticket(broker, names, f"{prefix}2", "咨询", "请问办理居住证需要哪些材料", address="A7县泉塘街道")
     worker.wait_until(lambda s: s["waiting_for_operator"] == 2, timeout=60)
