@@ -6,13 +6,13 @@ import datetime as dt
 import json
 import time
 
-from pipeline.route import MIN_CONFIDENCE
 from agents.topics import TopicNames
 from infra.feeder import publish
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import sample_path
+from pipeline.route import MIN_CONFIDENCE
 from schemas import DutyListVersion, OperatorDecision
 
 CN = dt.timezone(dt.timedelta(hours=8))
