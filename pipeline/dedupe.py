@@ -243,8 +243,12 @@ def follow_repeat_calls(recent: list[RecentReport], incident: Incident, item_no:
     at, text = incident.reported_at, opening(incident)
     live = [r for r in recent if at - r.at <= dt.timedelta(hours=policy_for(r.item_no).within_hours)]
     words = shingles(text)
-    similar = [r for r in reversed(live)
-               if similarity(words, shingles(r.text)) >= policy_for(r.item_no).repeat_similarity]
+    # Only a report made before this one can be what it repeats. Reports of one reporter reach this
+    # stage in the order their intake partitions deliver them, which after a restart is not the order
+    # they were made: following a later one made a report's way depend on that order, and a report
+    # redelivered after a SIGKILL went to a second case (dispatched once, merged into another later).
+    similar = [r for r in reversed(live) if r.at <= at
+               and similarity(words, shingles(r.text)) >= policy_for(r.item_no).repeat_similarity]
     followed = next((r for r in similar if r.case_key is not None), None)
     if followed is not None:
         case_key, repeat_of = followed.case_key, followed.incident_id

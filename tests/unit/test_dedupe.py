@@ -160,3 +160,15 @@ def test_the_caller_stage_forgets_expired_reports_and_a_redelivery_changes_nothi
     recent = follow_repeat_calls(verdict.recent, later, "CJ-040", "c", policy).recent
     assert [r.incident_id for r in recent] == ["i3"]
     assert [RecentReport.from_json(r.to_json()) for r in verdict.recent] == verdict.recent
+
+
+def test_a_report_never_follows_one_made_after_it_whatever_the_order_they_arrive_in():
+    # After a restart the caller stage may meet a reporter's later report first: the earlier one keeps its
+    # own way (it once opened a case; following the later one sent it to a second case), and the later
+    # one, arriving next, is still the repeat.
+    first = report(1, reporter="h1", text=PLANT, street="s1")
+    again = report(2, minutes=60, reporter="h1", text=PLANT, street="s2")
+    assert _caller_stage([(again, "CJ-029", "CJ-029|s2"), (first, "CJ-029", "CJ-029|s1")]) == [
+        ("CJ-029|s2", None), ("CJ-029|s1", None)]
+    assert _caller_stage([(first, "CJ-029", "CJ-029|s1"), (again, "CJ-029", "CJ-029|s2")]) == [
+        ("CJ-029|s1", None), ("CJ-029|s1", "i1")]
