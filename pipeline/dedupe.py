@@ -83,18 +83,23 @@ class Case:
     reports: list[str] = field(default_factory=list)
     task_id: str | None = None  # the primary dispatch, once sent
     unit: str | None = None
+    # Past its merge window: nothing joins it any more, but its reports are still known, so a report
+    # redelivered after a restart gets its first answer (expiry is counted from the latest report
+    # seen, which after a restart may be later than the one redelivered).
+    closed: bool = False
 
     def to_json(self) -> dict:
         return {"case_id": self.case_id, "item_no": self.item_no, "opened_at": self.opened_at.isoformat(),
                 "last_at": self.last_at.isoformat(), "point": self.point, "place": self.place,
                 "reporters": sorted(self.reporters), "texts": [sorted(t) for t in self.texts],
-                "reports": self.reports, "task_id": self.task_id, "unit": self.unit}
+                "reports": self.reports, "task_id": self.task_id, "unit": self.unit, "closed": self.closed}
 
     @classmethod
     def from_json(cls, d: dict) -> Case:
         return cls(d["case_id"], d["item_no"], dt.datetime.fromisoformat(d["opened_at"]),
                    dt.datetime.fromisoformat(d["last_at"]), tuple(d["point"]) if d["point"] else None, d["place"],
-                   set(d["reporters"]), [frozenset(t) for t in d["texts"]], list(d["reports"]), d["task_id"], d["unit"])
+                   set(d["reporters"]), [frozenset(t) for t in d["texts"]], list(d["reports"]), d["task_id"], d["unit"],
+                   d.get("closed", False))
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,10 @@ class NearMiss:
     incident_id: str
     case_id: str
     why_apart: str
+
+
+# How long a closed case's reports stay known: longer than any redelivery after a restart takes.
+REMEMBER_CLOSED = dt.timedelta(days=7)
 
 
 class Deduper:
@@ -132,6 +141,8 @@ class Deduper:
         place = incident.community or incident.street
         self._expire(at)
         for case in self.cases:
+            if case.closed:
+                continue
             rule = self._rule(case, incident, item_no, at, text, point, place)
             if rule is not None:
                 case.last_at = at
@@ -195,8 +206,16 @@ class Deduper:
         return self
 
     def _expire(self, now: dt.datetime) -> None:
-        self.cases = [c for c in self.cases
-                      if now - c.last_at <= dt.timedelta(hours=self.policy_for(c.item_no).within_hours)]
+        """Close the cases past their merge window (their texts and reporters go; their reports stay
+        known for REMEMBER_CLOSED), and forget the closed ones older than that."""
+        kept = []
+        for case in self.cases:
+            if now - case.last_at > REMEMBER_CLOSED:
+                continue
+            if not case.closed and now - case.last_at > dt.timedelta(hours=self.policy_for(case.item_no).within_hours):
+                case.closed, case.texts, case.reporters = True, [], set()
+            kept.append(case)
+        self.cases = kept
 
 
 @dataclass(frozen=True)

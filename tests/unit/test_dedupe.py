@@ -172,3 +172,18 @@ def test_a_report_never_follows_one_made_after_it_whatever_the_order_they_arrive
         ("CJ-029|s2", None), ("CJ-029|s1", None)]
     assert _caller_stage([(first, "CJ-029", "CJ-029|s1"), (again, "CJ-029", "CJ-029|s2")]) == [
         ("CJ-029|s1", None), ("CJ-029|s1", "i1")]
+
+
+def test_a_report_redelivered_after_its_case_closed_gets_its_first_answer():
+    # A later report closed the first report's case (past its window) and opened one of its own; after a
+    # restart the first report comes again, earlier than what the state has seen: it is its own case's
+    # still, not a merge into the later one (which once routed one report twice).
+    d = Deduper()
+    first, later = report(1, lat=28.2, lon=112.9), report(2, minutes=25 * 60, lat=28.2, lon=112.9)
+    assert d.offer(first, "CJ-029") is None and d.offer(later, "CJ-029") is None
+    d = Deduper().restore(d.state())
+    assert d.offer(first, "CJ-029") is None and d.knows("i1")
+    assert d.offer(report(3, minutes=25 * 60 + 10, lat=28.2, lon=112.9), "CJ-029").case_id == "i2"
+    # a closed case is remembered for REMEMBER_CLOSED, then forgotten
+    d.offer(report(4, minutes=8 * 24 * 60), "CJ-029")
+    assert not d.knows("i1")
