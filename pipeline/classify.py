@@ -120,19 +120,21 @@ class Classifier:
         unit_probabilities = dict(zip((i.incident_id for i in texts), by_unit, strict=True)) if by_unit else {}
         results = []
         for incident in incidents:
-            result = self._classify(incident, probabilities.get(incident.incident_id))
+            # The items in force where and when it was reported: looked up once, used by every kind of evidence.
+            in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+            result = self._classify(incident, probabilities.get(incident.incident_id), in_force)
             if (units := unit_probabilities.get(incident.incident_id)) is not None:
-                result = self._by_unit(incident, result, units)
+                result = self._by_unit(incident, result, units, in_force)
             results.append(result)
         return results
 
-    def _by_unit(self, incident: Incident, by_item: Classification, units: dict[str, float]) -> Classification:
+    def _by_unit(self, incident: Incident, by_item: Classification, units: dict[str, float],
+                 in_force: dict[str, DutyItem]) -> Classification:
         """Decide the item, gate on the unit: the confidence that sends a report out is the unit head's
         probability that its unit is right. The item is the one the item evidence chose when its unit is
         that unit; else the unit's item the keywords or the items' words point to; else the class's general
         item when that item's unit is the unit. A unit with no item that fits waits for an operator with
         its candidates: an item chosen by weak similarity is never sent."""
-        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
         unit, probability = max(units.items(), key=lambda kv: kv[1])
         unit_says = f"unit: {unit} {probability:.2f}"
         if unit == NO_ITEM:
@@ -159,16 +161,14 @@ class Classifier:
         if by_item.item_no and by_item.item_no in in_force and in_force[by_item.item_no].primary_unit == unit:
             return by_item.item_no, by_item.reason
         of_unit = {n: i for n, i in in_force.items() if i.primary_unit == unit}
-        matched = [(score, item, hits) for score, item, hits in self._keyword_matches(incident, of_unit)]
-        if matched:
-            score, item, hits = max(matched, key=lambda m: (m[0], m[1].number))
+        if matched := self._keyword_matches(incident, of_unit):
+            _, item, hits = max(matched, key=lambda m: (m[0], m[1].number))
             return item.number, "keywords: " + ",".join(hits[:5])
-        text = f"{incident.title} {incident.text}"
-        ranked = [r for r in self._words.rank(text, [i for i in of_unit.values() if not i.fallback])
+        specific = [i for i in of_unit.values() if not i.fallback]
+        ranked = [r for r in self._words.rank(f"{incident.title} {incident.text}", specific)
                   if r[0] >= MIN_ITEM_WORDS_SCORE]
         if ranked:
             return ranked[0][1].number, f"item words: {','.join(ranked[0][2][:5])}"
-        specific = [i for i in of_unit.values() if not i.fallback]
         if len(specific) == 1:  # the unit has one item: the unit decides it
             return specific[0].number, f"the only item of {unit}"
         general = next((i for i in of_unit.values() if i.fallback and i.top_class == by_item.top_class), None)
@@ -176,9 +176,8 @@ class Classifier:
             return general.number, f"the general item of {general.top_class}"
         return None, ""
 
-    def _classify(self, incident: Incident, proba: dict[str, float] | None) -> Classification:
-        # The items in force where and when it was reported: looked up once, used by every kind of evidence.
-        in_force = self.book.items_for(incident.street, on=incident.reported_at.astimezone(CITY_TZ).date())
+    def _classify(self, incident: Incident, proba: dict[str, float] | None,
+                  in_force: dict[str, DutyItem]) -> Classification:
         if incident.sensor_kind:
             number, why = sensor_item(in_force.values(), incident.sensor_kind, incident.sensor_value,
                                       incident.sensor_unit)

@@ -214,7 +214,7 @@ class StackedCalibratedSVMs:
 
     def probabilities(self, products: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities from the features' products with `weights` (no bias):
-        `TopClassModel.predict_with_units` computes those block by block."""
+        `TopClassModel._by_class` computes those block by block."""
         decisions = products + self.bias
         width = decisions.shape[1] // self.n_folds
         mean = np.zeros((decisions.shape[0], self.n_classes))
@@ -293,25 +293,28 @@ class TopClassModel:
         return list(self.pipeline.classes_)
 
     def predict(self, docs: Sequence[str]) -> list[dict[str, float]]:
-        """For each document, the probability of each class."""
-        return self.predict_with_units(docs)[0]
+        """For each document, the probability of each class (the unit head is not asked)."""
+        return self._by_class(self._feature_blocks(list(docs)))
 
     def predict_with_units(self, docs: Sequence[str]) -> tuple[list[dict[str, float]], list[dict[str, float]] | None]:
         """For each document, the probability of each class, and of each unit (None: no unit head)."""
         blocks = self._feature_blocks(list(docs))
+        by_class = self._by_class(blocks)
+        if self.units is None:
+            return by_class, None
+        unit_proba = self.units.probabilities(sparse.hstack(blocks, format="csr"))
+        return by_class, [dict(zip(self.units.units, row, strict=True)) for row in unit_proba.tolist()]
+
+    def _by_class(self, blocks: list[sparse.csr_matrix]) -> list[dict[str, float]]:
+        """The class probabilities from the feature blocks, each times its own rows of the weights."""
         weights, products, first = self._calibrated_svms.weights, None, 0
         for matrix in blocks:
             width = matrix.shape[1]
             block_products = np.asarray(matrix.astype(np.float32) @ weights[first:first + width], dtype=np.float64)
             products = block_products if products is None else products + block_products
             first += width
-        proba = self._calibrated_svms.probabilities(products)
         classes = self.classes
-        by_class = [dict(zip(classes, row, strict=True)) for row in proba.tolist()]
-        if self.units is None:
-            return by_class, None
-        unit_proba = self.units.probabilities(sparse.hstack(blocks, format="csr"))
-        return by_class, [dict(zip(self.units.units, row, strict=True)) for row in unit_proba.tolist()]
+        return [dict(zip(classes, row, strict=True)) for row in self._calibrated_svms.probabilities(products).tolist()]
 
     def features(self, docs: Sequence[str]) -> sparse.csr_matrix:
         """The documents' TF-IDF features, every block side by side (what the unit head reads)."""

@@ -51,24 +51,21 @@ def _day_within(value: dt.date) -> dt.date:
     return value
 
 
-def _one_line(value: str) -> str:
-    if _CONTROL_ONE_LINE.search(value):
-        raise ValueError("control characters (line breaks included) are not allowed here")
-    return value
+def _refusing(characters: re.Pattern, message: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if characters.search(value):
+            raise ValueError(message)
+        return value
 
-
-def _free_text(value: str) -> str:
-    if _CONTROL_FREE_TEXT.search(value):
-        raise ValueError("control characters are not allowed (line breaks and tabs are)")
-    return value
+    return AfterValidator(check)
 
 
 Instant = Annotated[AwareDatetime, _not_a_number("2026-12-01T09:30:00+08:00"), AfterValidator(_instant_within)]
 Day = Annotated[dt.date, _not_a_number("2026-12-31"), AfterValidator(_day_within)]
 # A title, an address, a name, a reason picked from a list: one line of printable text.
-OneLine = Annotated[str, AfterValidator(_one_line)]
+OneLine = Annotated[str, _refusing(_CONTROL_ONE_LINE, "control characters (line breaks included) are not allowed here")]
 # A report's text, a note, a result: paragraphs allowed, nothing that rings, erases or hides.
-FreeText = Annotated[str, AfterValidator(_free_text)]
+FreeText = Annotated[str, _refusing(_CONTROL_FREE_TEXT, "control characters are not allowed (line breaks and tabs are)")]
 NonEmpty = Annotated[FreeText, Field(min_length=1, max_length=20_000)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 # Mainland mobile (1[3-9]x, 11 digits) or a landline with area code; no spaces.
