@@ -15,7 +15,7 @@ demo: $(INSTALLED) $(WEB_INSTALLED)
 	$(BIN)/cityops demo
 
 test: $(INSTALLED) $(WEB_INSTALLED) tools
-	$(BIN)/ruff check agents cityops infra pipeline schemas scripts tests
+	$(BIN)/ruff check agents cityops devtools infra pipeline schemas scripts tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(INSTALLED): pyproject.toml

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from agents.wiring import Wiring
 from infra import metrics
-from infra.broker import true_end_offsets
-from infra.kafka_config import aiokafka_security
+from infra.kafka.broker import true_end_offsets
+from infra.kafka.security import aiokafka_security
 from pipeline.classify import Classifier
 from pipeline.dutylists import DutyBook, DutyBooks
 from pipeline.textmodel import TopClassModel

@@ -10,6 +10,12 @@ message leaves the buffer for 0.1 s and returns with messages still queued. On a
 (a batch being classified) or behind a full produce accumulator that happens, the offsets are
 committed anyway, and a worker killed then loses those events for good: CI lost 224 of 2,400 that
 way across a SIGKILL.
+
+Two more make Faust work on the embedded broker (Tansu), applied only there
+(`apply_tansu_patches`): table recovery reads each changelog to its true end, where Tansu's
+ListOffsets(latest) answers short (`patch_faust_highwaters`), and the worker's fetches ask for a
+short max wait, where Tansu holds a multi-partition fetch for the whole wait even as records
+arrive (`patch_faust_fetch_wait`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from faust.exceptions import ProducerSendError
 from faust.transport.consumer import Consumer, ensure_TP
 from faust.transport.producer import ProducerBuffer
 from faust.types import FutureMessage
+from kafka import TopicPartition
 
+from infra.kafka.broker import FETCH_WAIT_MS, true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,53 @@ def apply_faust_patches() -> None:
     make_producer_flush_complete()
     reread_skipped_offsets()
     commit_no_hole_at_the_head()
+
+
+def apply_tansu_patches(bootstrap_servers: str) -> None:
+    patch_faust_highwaters(bootstrap_servers)
+    patch_faust_fetch_wait()
+
+
+def patch_faust_highwaters(bootstrap_servers: str) -> None:
+    """Make Faust's table recovery read to the true end of each changelog partition on Tansu."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_cityops_patched", False):
+        return
+    original = AIOKafkaConsumerThread._highwaters
+
+    async def _highwaters(self, partitions):
+        reported = await original(self, partitions)
+        kafka_tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+        corrected = await asyncio.to_thread(
+            true_end_offsets, bootstrap_servers, {ktp: reported[tp] for ktp, tp in kafka_tps.items()})
+        fixed = {kafka_tps[ktp]: end for ktp, end in corrected.items()}
+        for tp, end in fixed.items():
+            if end != reported[tp]:
+                log.info("tansu end offset corrected %s[%d]: %d -> %d", tp.topic, tp.partition, reported[tp], end)
+        return fixed
+
+    AIOKafkaConsumerThread._highwaters = _highwaters
+    AIOKafkaConsumerThread._cityops_patched = True
+
+
+def patch_faust_fetch_wait(fetch_wait_ms: int = FETCH_WAIT_MS) -> None:
+    """Make the Faust worker's consumer ask Tansu for records with a short max wait."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_cityops_fetch_wait", None) is not None:
+        return
+    original = AIOKafkaConsumerThread._create_worker_consumer
+
+    def _create_worker_consumer(self, transport):
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    AIOKafkaConsumerThread._cityops_fetch_wait = fetch_wait_ms
+
+
 
 
 # A jump that persists after this many re-reads is taken for a real gap (Faust's behaviour).

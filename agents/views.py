@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.dutylists import DutyLists
 from agents.tasks import task_figures
 from infra import metrics
-from infra.brokerwatch import BrokerWatch
+from infra.kafka.brokerwatch import BrokerWatch
 
 
 def add_views(app: faust.App, dutylists: DutyLists, ready: Callable[[], bool], tables: dict[str, faust.Table],

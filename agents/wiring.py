@@ -31,11 +31,11 @@ from faust.streams import _current_event  # no public setter; see `Wiring.each_b
 from faust.types import EventT, FutureMessage
 from pydantic import BaseModel, ValidationError
 
-from agents.topics import TopicNames
 from infra import metrics
 from infra.settings import Settings
 from pipeline import ids
 from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,8 @@ cli = typer.Typer(help="cityops: classify city incident reports, dispatch them b
 @cli.command()
 def broker(port: int = typer.Option(9092, help="loopback port to listen on")) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) until Ctrl-C."""
-    from infra.broker import start_embedded_broker
-
-    from infra.demo import wait_for_stop_signal
+    from devtools.demo import wait_for_stop_signal
+    from infra.kafka.broker import start_embedded_broker
 
     b = start_embedded_broker(port)
     typer.echo(f"embedded broker ready: KAFKA_BOOTSTRAP_SERVERS={b.bootstrap_servers}  (memory only; Ctrl-C stops it)")
@@ -37,13 +36,14 @@ def worker() -> None:
 
     import faust
 
-    from agents.topics import TopicNames
     from cityops.worker import RestartInPlace, create_worker_app
-    from infra.broker import ensure_cityops_topics, start_embedded_broker
-    from infra.kafka_config import kafka_python_security
+    from infra.kafka.admin import ensure_cityops_topics
+    from infra.kafka.broker import start_embedded_broker
+    from infra.kafka.security import kafka_python_security
     from infra.settings import Settings
     from pipeline.dutylists import load_dutybook
     from pipeline.textmodel import TopClassModel
+    from schemas.topics import TopicNames
 
     settings = Settings()
     logging.getLogger(__name__).info("settings: %s", settings.as_dict())  # secrets and URL passwords masked
@@ -99,7 +99,7 @@ def demo(
 ) -> None:
     """Start broker, worker and api (which owns the store); feed EVENTS realistic reports; let simulated departments work on
     them on a fast clock; print the routing and the SLA board from ClickHouse."""
-    from infra.demo import run_demo
+    from devtools.demo import run_demo
     from infra.settings import Settings
 
     try:
@@ -123,8 +123,8 @@ def replay(
     replayed goes to the dead-letter topic with its row number and why."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from infra.intake_client import IntakeClient
-    from infra.kafka_config import kafka_python_security
+    from infra.kafka.intake_client import IntakeClient
+    from infra.kafka.security import kafka_python_security
     from infra.replay import MappingError, count_records, load_mapping, replay_file
     from infra.settings import Settings
 
@@ -222,11 +222,11 @@ def dutylist_publish(
     """Make FILE the list in force: running workers switch to it without a restart."""
     import datetime as dt
 
-    from agents.topics import TopicNames
-    from infra.feeder import publish
+    from infra.kafka.feeder import publish
     from infra.settings import Settings
     from pipeline.dutylists import load_registry, read_dutylist
     from schemas import DutyListVersion
+    from schemas.topics import TopicNames
 
     settings = Settings()
     text = file.read_text(encoding="utf-8")
@@ -403,10 +403,10 @@ def simulate_departments_command(
     import signal
     import threading
 
-    from agents.topics import TopicNames
+    from devtools.shared_data import load_reply_days
+    from devtools.simulator import simulate_departments
     from infra.settings import Settings
-    from infra.simulator import simulate_departments
-    from infra.shared_data import load_reply_days
+    from schemas.topics import TopicNames
 
     logging.basicConfig(level=logging.INFO)
     settings = Settings()
@@ -503,7 +503,7 @@ def report_sla(
 
     from rich.console import Console
 
-    from infra.demo import sla_board
+    from devtools.demo import sla_board
 
     board = _api(api, f"/sla/?{urllib.parse.urlencode({'by': 'unit' if by == 'total' else by, **_window(since, until, as_of)})}")
     groups = ([board["total"] | {"name": "全部"}] if board["total"] else []) if by == "total" else board["rows"]
@@ -595,7 +595,7 @@ def report_routing(
     import re
     from collections import Counter
 
-    from infra.shared_data import load_message_texts
+    from devtools.shared_data import load_message_texts
     from infra.settings import Settings
     from pipeline.loadgen import generate
     from pipeline.normalize import IntakeError, parse_intake, to_incident
@@ -781,8 +781,7 @@ def eval_dispatch(
 def _dispatch_figures(settings, data: Path | None, replied: bool, folds: int) -> dict:
     """`eval dispatch`'s figures (also `report routing --by-unit`): the model trained first if there is none."""
     from pipeline.dispatch_eval import Truth, silver_truths
-    from pipeline.modelfiles import (REPLIED_FILE, SILVER_FILE, ensure_trained, evaluate_dispatch, read_jsonl,
-                                     unit_rows)
+    from pipeline.modelfiles import REPLIED_FILE, SILVER_FILE, ensure_trained, evaluate_dispatch, read_jsonl, unit_rows
 
     book, locator, _ = _offline_pipeline(settings)
     model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file,
@@ -923,7 +922,7 @@ def bench_classify(
     import json
     import time
 
-    from infra.shared_data import load_message_texts
+    from devtools.shared_data import load_message_texts
     from infra.settings import Settings
     from pipeline.classify import Classifier
     from pipeline.dutylists import load_dutybook
@@ -984,7 +983,7 @@ def bench_replay_command(
     import json
     import tempfile
 
-    from infra.bench import run_replay_bench
+    from devtools.bench.pipeline import run_replay_bench
     from infra.settings import Settings
     from pipeline.modelfiles import ensure_trained
 
@@ -1007,7 +1006,7 @@ def bench_store_command(
     import json
     import tempfile
 
-    from infra.bench_store import run_store_bench
+    from devtools.bench.store import run_store_bench
     from infra.settings import Settings
     from pipeline.dutylists import load_dutybook
 
@@ -1035,8 +1034,8 @@ def bench_pipeline_command(
     import json
     import tempfile
 
+    from devtools.shared_data import load_message_texts
     from infra.settings import Settings
-    from infra.shared_data import load_message_texts
     from pipeline.modelfiles import ensure_trained
 
     try:
@@ -1051,7 +1050,7 @@ def bench_pipeline_command(
     say = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress to stderr, figures to stdout
     model = ensure_trained(settings.model_dir, settings.messages_dir, settings.dutylist_file, settings.units_file, say)
     texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
-    from infra.bench import run_pipeline_bench
+    from devtools.bench.pipeline import run_pipeline_bench
 
     with tempfile.TemporaryDirectory(prefix="cityops-bench-") as work:
         figures = run_pipeline_bench(events, offered, rate_seconds, seed, Path(work),
@@ -1080,9 +1079,9 @@ def bench_soak_command(
     import json
     import tempfile
 
-    from infra.bench_soak import run_soak_bench
+    from devtools.bench.soak import run_soak_bench
+    from devtools.shared_data import load_message_texts, load_reply_days
     from infra.settings import Settings
-    from infra.shared_data import load_message_texts, load_reply_days
     from pipeline.modelfiles import ensure_trained
 
     if min(minutes, rate, clock_scale, sample_seconds) <= 0 or warmup_minutes < 0:
@@ -1114,7 +1113,7 @@ def bench_api_command(
     import json
     import tempfile
 
-    from infra.bench_api import run_api_bench
+    from devtools.bench.api import run_api_bench
 
     if requests < 1 or concurrency < 1:
         typer.echo("--requests and --concurrency must be positive", err=True)

@@ -21,20 +21,20 @@ import faust
 from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
-from agents.faust_patches import apply_faust_patches, describe_partition, read_again_from_commit
+from agents.faust_patches import apply_faust_patches, apply_tansu_patches, describe_partition, read_again_from_commit
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
 from agents.tasks import add_task_stage
-from agents.topics import TopicNames
 from agents.views import add_views
 from agents.wiring import Wiring
-from infra.brokerwatch import BrokerWatch
-from infra.kafka_config import faust_credentials, kafka_python_security
+from infra.kafka.brokerwatch import BrokerWatch
+from infra.kafka.security import faust_credentials, kafka_python_security
 from infra.settings import Settings
 from pipeline.dedupe import MergePolicy
 from pipeline.dutylists import DutyBook
 from pipeline.textmodel import TopClassModel
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class RestartInPlace(RuntimeError):
 
 
 class BrokerLogLost(RestartInPlace):
-    """The broker lost the log this worker's tables and offsets stand on (`infra/brokerwatch.py`)."""
+    """The broker lost the log this worker's tables and offsets stand on (`infra/kafka/brokerwatch.py`)."""
 
 
 class PartitionStalled(RestartInPlace):
@@ -59,10 +59,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
         raise ValueError("the worker needs KAFKA_BOOTSTRAP_SERVERS (cityops worker/demo start a broker when unset)")
     apply_faust_patches()  # before any commit: at-least-once rests on them
     if settings.kafka_flavor == "tansu":
-        from infra.broker import patch_faust_fetch_wait, patch_faust_highwaters
-
-        patch_faust_highwaters(servers)
-        patch_faust_fetch_wait()
+        apply_tansu_patches(servers)
 
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",

@@ -41,7 +41,7 @@ SLA_ALERTS = Counter("cityops_sla_alerts_total", "SLA alerts raised, by kind and
                      ["kind", "unit"])
 TABLE_FORGOTTEN = Counter("cityops_table_entries_forgotten_total", "Worker table entries removed after the retention "
                           "(their history stays in ClickHouse)", ["table"])
-# Set by infra/brokerwatch.py every few seconds.
+# Set by infra/kafka/brokerwatch.py every few seconds.
 CONSUMER_LAG = Gauge("cityops_consumer_lag", "Records in a topic that the stage reading it has not committed yet "
                      "(its consumer group's figure: every worker of the group reports the same)", ["stage", "topic"])
 BROKER_UP = Gauge("cityops_broker_up", "1 when the broker answered the last check, else 0")

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from infra.intake_client import IntakeClient
+from infra.kafka.intake_client import IntakeClient
 from pipeline import ids
 from pipeline.replay import ReplayRowError, to_ticket
 from schemas import DeadLetter, describe_validation_error

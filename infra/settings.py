@@ -28,7 +28,7 @@ class Settings(BaseSettings):
         description="host:port[,host:port]; unset = start the embedded Tansu broker",
     )
     # Production clusters: TLS (a CA, optionally a client certificate) and SASL (PLAIN, SCRAM), the same
-    # for the workers, the api and the sink (infra/kafka_config.py turns these into each client's options).
+    # for the workers, the api and the sink (infra/kafka/security.py turns these into each client's options).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     # being re-read after a restart) is held this many real seconds for it, then dead-lettered
     # (agents/tasks.py); longer than the stalled-partition restart, which brings a skipped dispatch back.
     unknown_task_wait_seconds: float = Field(default=300.0, gt=0)
-    # How often each process checks its broker: reachable, lag per stage, a lost log (infra/brokerwatch.py).
+    # How often each process checks its broker: reachable, lag per stage, a lost log (infra/kafka/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
     # A partition a worker holds whose commit has not moved this long while records wait is read again
     # from its commit, in the process (cityops/worker.py, README "A partition that stops being read");

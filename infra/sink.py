@@ -29,16 +29,25 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 from pydantic import BaseModel, ValidationError
 
-from agents.topics import TopicNames
 from infra import metrics
-from infra.broker import FETCH_WAIT_MS
-from infra.brokerwatch import BrokerWatch
-from infra.kafka_config import aiokafka_security, kafka_python_security
+from infra.kafka.broker import FETCH_WAIT_MS
+from infra.kafka.brokerwatch import BrokerWatch
+from infra.kafka.security import aiokafka_security, kafka_python_security
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
-from schemas import (Alert, DeadLetter, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskUpdate,
-                     WebhookAttempt, describe_validation_error)
+from schemas import (
+    Alert,
+    DeadLetter,
+    DutyListVersion,
+    Incident,
+    ManualReview,
+    OperatorDecision,
+    TaskUpdate,
+    WebhookAttempt,
+    describe_validation_error,
+)
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +95,7 @@ class Sink:
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(settings.heartbeat_interval_seconds * 1000),
             max_poll_records=settings.sink_batch_size,
-            # Tansu holds a multi-partition fetch for its whole max wait (infra/broker.py).
+            # Tansu holds a multi-partition fetch for its whole max wait (infra/kafka/broker.py).
             fetch_max_wait_ms=FETCH_WAIT_MS if settings.kafka_flavor == "tansu" else 500)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, **aiokafka_security(settings),
                                     acks="all")

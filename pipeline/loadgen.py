@@ -13,8 +13,8 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from pipeline.locate import Locator
 from pipeline.dutylists import load_registry
+from pipeline.locate import Locator
 from schemas import CityRegistry
 
 _CN = dt.timezone(dt.timedelta(hours=8))

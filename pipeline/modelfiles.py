@@ -10,8 +10,19 @@ from pathlib import Path
 
 from pipeline.dispatch_eval import NONE, reply_handlers, silver_truths
 from pipeline.dutylists import DutyBook, load_dutybook, load_dutylist, load_registry
-from pipeline.textmodel import (NO_ITEM, TopClassModel, coverage_curve, cross_validate, document, lexicon_documents,
-                                scores, seen_in_training, train, trained_on, with_unit_head)
+from pipeline.textmodel import (
+    NO_ITEM,
+    TopClassModel,
+    coverage_curve,
+    cross_validate,
+    document,
+    lexicon_documents,
+    scores,
+    seen_in_training,
+    train,
+    trained_on,
+    with_unit_head,
+)
 
 # Thresholds the coverage curve reports; the default operator threshold is chosen from it.
 CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9)

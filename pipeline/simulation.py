@@ -1,6 +1,6 @@
 """Simulated departments, grid workers, operators and reporters, for demos and load: what each does
 with a dispatched task, and when. Pure: `plan()` gives a task's future events as offsets in
-simulated time; `infra.simulator` plays them on the `task-events` topic.
+simulated time; `devtools.simulator` plays them on the `task-events` topic.
 
 Delays to finish come from the real reply times of the city's message board
 (`replied.jsonl`: reply_time − time; median 11 days, 90th percentile 41 days, a long tail). The

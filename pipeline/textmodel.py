@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections import Counter
 import json
 import logging
 import pickle
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property

@@ -26,7 +26,6 @@ import os
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.topics import TopicNames
 from infra.api import problems
 from infra.api.auth import Gate, current_key, public_client
 from infra.api.dutylist import CurrentDutyList
@@ -46,6 +45,7 @@ from infra.sink import Sink
 from infra.store import Store
 from pipeline.dutylists import grids_file_of, load_dutybook
 from pipeline.scores import load_schemes
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     async def health(response: Response) -> dict:
         """Ready while the sink reads and stores: not ready before it starts, nor while a batch it read has
         waited for the store longer than `sink_stall_seconds`. The sink's broker as its last check saw
-        it (reachable, records not yet stored, a lost log: infra/brokerwatch.py)."""
+        it (reachable, records not yet stored, a lost log: infra/kafka/brokerwatch.py)."""
         ready = sink is None or (sink.running and not sink.stalled())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "sink": None if sink is None else {

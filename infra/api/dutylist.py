@@ -1,5 +1,5 @@
 """The duty list in force, as the api sees it: the latest version published (the store keeps every
-one, infra/sql/009), else the file the workers start from. Re-read at most every `max_age` seconds."""
+one, infra/store/sql/009), else the file the workers start from. Re-read at most every `max_age` seconds."""
 
 from __future__ import annotations
 

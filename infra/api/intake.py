@@ -20,17 +20,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.topics import TopicNames
 from infra import metrics
 from infra.api.auth import scoped
-from infra.api.keys import ApiKey
 from infra.api.dutylist import CurrentDutyList
+from infra.api.keys import ApiKey
 from infra.api.problems import PROBLEM, FieldError, Problem, field_errors, invalid
 from infra.api.publisher import Publisher
-from pipeline.clock import Clock
 from infra.store import Store
+from pipeline.clock import Clock
 from pipeline.normalize import IntakeError, IntakeMessage, check_time, content_hash, incident_id_of, source_id
 from schemas import GridReport, HotlineTicket, SensorReading, Whistle
+from schemas.topics import TopicNames
 
 MAX_READINGS = 1000
 

@@ -29,7 +29,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.topics import TopicNames
 from infra.api.auth import bearer_token, public_client, require_scope
 from infra.api.dutylist import CurrentDutyList
 from infra.api.intake import publish_report
@@ -39,6 +38,7 @@ from infra.store import Store, within_store_range
 from pipeline.clock import Clock
 from schemas import GeoPoint, HotlineTicket
 from schemas.fields import FreeText, OneLine
+from schemas.topics import TopicNames
 
 PREFIX = "/open311/v2"
 FINISHED = ("completed", "verified", "closed", "evaluated")

@@ -19,7 +19,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from agents.topics import TopicNames
 from infra.api.auth import scoped
 from infra.api.dutylist import CurrentDutyList
 from infra.api.keys import ApiKey
@@ -30,6 +29,7 @@ from pipeline.clock import Clock
 from pipeline.pii import redact_text
 from schemas import OperatorDecision
 from schemas.fields import Code, FreeText
+from schemas.topics import TopicNames
 
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 

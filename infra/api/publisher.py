@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
 
 from infra.api.problems import Problem
-from infra.kafka_config import kafka_python_security
+from infra.kafka.security import kafka_python_security
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)

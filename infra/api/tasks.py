@@ -24,7 +24,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from agents.topics import TopicNames
 from infra import metrics
 from infra.api.auth import scoped
 from infra.api.keys import ApiKey
@@ -38,6 +37,7 @@ from pipeline.pii import redact_text
 from schemas import TaskEvent
 from schemas.events import ReturnReason
 from schemas.fields import Day, FreeText, OneLine, PhotoUrl
+from schemas.topics import TopicNames
 
 PARK_LONGEST = dt.timedelta(days=366)  # a parked task is looked at again within a year
 OWN_WRITES_SECONDS = 30.0  # how long this process trusts its own last action over a lagging ClickHouse

@@ -5,15 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from agents.topics import TopicNames
+from devtools.processes import Deployment
 from infra.api import keys
-from infra.broker import (
-    EmbeddedBroker,
-    ensure_cityops_topics,
-    start_embedded_broker,
-)
+from infra.kafka.admin import ensure_cityops_topics
+from infra.kafka.broker import EmbeddedBroker, start_embedded_broker
 from infra.store import Store
-from infra.processes import Deployment
+from schemas.topics import TopicNames
 
 
 def pytest_collection_modifyitems(items):

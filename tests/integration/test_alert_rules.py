@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-INFRA = Path(__file__).resolve().parents[2] / "infra"
-RULES = INFRA / "prometheus" / "alerts.yml"
-ALERTMANAGER = INFRA / "alertmanager" / "alertmanager.yml"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+RULES = DEPLOY / "prometheus" / "alerts.yml"
+ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 
 
 def tool(name: str) -> str:

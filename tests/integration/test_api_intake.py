@@ -5,19 +5,19 @@ retry with the same Idempotency-Key creates nothing; a broker gone mid-stream ge
 from __future__ import annotations
 
 import datetime as dt
-
 import json
 
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
-from agents.topics import TopicNames
 from infra.api import keys
 from infra.api.app import create_api
-from infra.broker import ensure_cityops_topics, start_embedded_broker
+from infra.kafka.admin import ensure_cityops_topics
+from infra.kafka.broker import start_embedded_broker
 from infra.settings import Settings
 from pipeline import ids
+from schemas.topics import TopicNames
 
 TICKET = {"ticket_no": "GD-2026-000123", "received_at": "2026-12-01T09:30:00+08:00", "caller_name": "王小明",
           "caller_phone": "13812345678", "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}

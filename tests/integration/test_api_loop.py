@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from devtools.processes import poll_until
 from infra.api import keys
-from infra.processes import poll_until
 
 TICKET = {"ticket_no": "LOOP-1", "received_at": "2026-12-01T09:30:00+08:00", "caller_phone": "13812345678",
           "caller_name": "赵六", "title": "路灯不亮", "text": "主干道路灯坏了一个星期，赵六多次反映",

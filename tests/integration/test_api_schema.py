@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import Service
 from infra.api import keys
-from infra.processes import Service
 
 
 def test_no_server_error_and_no_undocumented_status(pipeline_env, tmp_path):

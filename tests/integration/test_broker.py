@@ -2,7 +2,8 @@
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from infra.broker import ensure_topics, true_end_offsets
+from infra.kafka.admin import ensure_topics
+from infra.kafka.broker import true_end_offsets
 
 
 def produce_one_batch(bootstrap: str, topic: str, n: int) -> None:

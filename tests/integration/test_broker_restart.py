@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import time
 
-from agents.topics import TopicNames
-from infra.broker import ensure_cityops_topics, free_port, start_embedded_broker
-from infra.feeder import feed
-from infra.processes import poll_until
+from devtools.processes import poll_until
+from infra.kafka.admin import ensure_cityops_topics
+from infra.kafka.broker import free_port, start_embedded_broker
+from infra.kafka.feeder import feed
 from pipeline.loadgen import generate
+from schemas.topics import TopicNames
 
 
 def landed(n: int):

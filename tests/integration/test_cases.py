@@ -9,10 +9,10 @@ import json
 import shapely
 from kafka import KafkaProducer
 
-from agents.topics import TopicNames
 from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import load_registry
+from schemas.topics import TopicNames
 
 CN = dt.timezone(dt.timedelta(hours=8))
 

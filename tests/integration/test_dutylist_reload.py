@@ -6,14 +6,14 @@ import datetime as dt
 import json
 import time
 
-from agents.topics import TopicNames
-from infra.feeder import publish
+from infra.kafka.feeder import publish
 from infra.settings import Settings
 from infra.store import Store
 from pipeline import ids
 from pipeline.dutylists import sample_path
 from pipeline.route import MIN_CONFIDENCE
 from schemas import DutyListVersion, OperatorDecision
+from schemas.topics import TopicNames
 
 CN = dt.timezone(dt.timedelta(hours=8))
 

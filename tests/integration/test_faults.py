@@ -14,13 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from agents.topics import TopicNames
-from infra.feeder import feed
+from infra.kafka.feeder import feed
 from infra.store import Store
 from pipeline.loadgen import IntakeEvent, generate
+from schemas.topics import TopicNames
 from tests.integration.hostile import ECHO_MARKER, hostile_messages
-from tests.integration.ledger import (all_landed, assert_each_stored_once, expected_incident_ids, outcome_line,
-                                      stored_ids)
+from tests.integration.ledger import (
+    all_landed,
+    assert_each_stored_once,
+    expected_incident_ids,
+    outcome_line,
+    stored_ids,
+)
 
 
 def test_every_hostile_input_ends_as_an_incident_or_a_dead_letter(broker, pipeline_env, start_worker, capsys):
@@ -118,7 +123,7 @@ def test_the_store_failing_for_30_s_loses_nothing(broker, pipeline_env, start_wo
 
 def test_a_worker_sigkilled_5_times_while_20000_events_flow_loses_and_doubles_nothing(broker, pipeline_env,
                                                                                         start_worker, capsys):
-    from infra.bench import produce
+    from devtools.bench.pipeline import produce
     from tests.integration.test_worker import explain_loss
 
     prefix = pipeline_env["CITYOPS_TOPIC_PREFIX"]

@@ -8,10 +8,10 @@ import json
 import pytest
 from kafka import KafkaConsumer
 
-from agents.topics import TopicNames
-from infra.broker import ensure_cityops_topics
-from infra.intake_client import InvalidReport, IntakeClient, main
+from infra.kafka.admin import ensure_cityops_topics
+from infra.kafka.intake_client import IntakeClient, InvalidReport, main
 from pipeline import ids
+from schemas.topics import TopicNames
 
 TICKET = {"ticket_no": "V-1", "received_at": "2026-12-01T09:30:00+08:00", "caller_phone": "13812345678",
           "text": "小区门口的路灯坏了"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from georeport import GeoReport
 
+from devtools.processes import poll_until
 from infra.api import keys
-from infra.processes import poll_until
 
 # Fields the spec lists for each response (required ones, and the optional ones a city may omit).
 SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}

@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from agents.topics import TopicNames
-from infra.feeder import feed
-from infra.processes import poll_until
-from infra.simulator import simulate_departments
+from devtools.processes import poll_until
+from devtools.simulator import simulate_departments
+from infra.kafka.feeder import feed
 from pipeline.clock import Clock
 from pipeline.loadgen import generate
 from pipeline.retention import FINISHED
+from schemas.topics import TopicNames
 
 CITY_TZ = dt.timezone(dt.timedelta(hours=8))
 MONDAY_MORNING = dt.datetime(2026, 12, 7, 9, tzinfo=CITY_TZ)

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from infra.processes import Service
+from devtools.processes import Service
 from infra.store import Store
 from pipeline.dutylists import grids_file_of
 from pipeline.lifecycle import apply, open_task

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from devtools.processes import poll_until
 from infra.api import keys
-from infra.processes import poll_until
 from tests.integration.browser import SCREENSHOTS, chromium, open_page, wait_until_true
 
 GRID = "430102001001001"  # a grid of the sample city, and a point inside it

@@ -10,9 +10,9 @@ import time
 
 from kafka import KafkaProducer
 
-from agents.topics import TopicNames
 from infra.store import Store
 from pipeline import ids
+from schemas.topics import TopicNames
 from tests.integration.ledger import stored_ids
 
 CN = dt.timezone(dt.timedelta(hours=8))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from devtools.processes import poll_until
 from infra.api import keys
-from infra.processes import poll_until
 
 CN = dt.timezone(dt.timedelta(hours=8))
 

@@ -15,14 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from kafka import KafkaProducer
 
-from agents.topics import TopicNames
-from infra.broker import free_port
+from infra.kafka.broker import free_port
 from infra.store import Store
 from infra.webhooks import ALERT_ID_HEADER, verify
 from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.sla import alert_key
 from schemas import TaskEvent
+from schemas.topics import TopicNames
 
 CN = dt.timezone(dt.timedelta(hours=8))
 SECRET = "test-webhook-secret"

@@ -11,14 +11,14 @@ import time
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from agents.topics import TopicNames
-from infra.broker import ensure_topics
-from infra.feeder import feed
+from infra.kafka.admin import ensure_topics
+from infra.kafka.feeder import feed
 from infra.store import Store
 from pipeline.dutylists import load_registry
 from pipeline.loadgen import IntakeEvent, generate
 from pipeline.locate import Locator
 from pipeline.normalize import incident_id_of, parse_intake, to_incident
+from schemas.topics import TopicNames
 from tests.integration.ledger import all_landed, assert_each_stored_once, expected_incident_ids, stored_ids
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
@@ -82,7 +82,7 @@ def partitions_by_key(broker, topic: str, *, json_keys: bool) -> dict[str, int]:
     """key → partition for every record of `topic` (read to its true end)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from infra.broker import true_end_offsets
+    from infra.kafka.broker import true_end_offsets
 
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
     try:
@@ -179,7 +179,7 @@ def _every_record(broker, topic: str):
     a partition with no record once as (partition, None, end)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from infra.broker import true_end_offsets
+    from infra.kafka.broker import true_end_offsets
 
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
     try:

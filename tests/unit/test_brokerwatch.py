@@ -2,7 +2,7 @@
 
 from kafka import TopicPartition
 
-from infra.brokerwatch import BrokerState, log_losses
+from infra.kafka.brokerwatch import BrokerState, log_losses
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
 
@@ -28,7 +28,7 @@ def test_lag_is_summed_per_stage_for_health():
 
 
 def test_a_partition_is_stalled_when_records_wait_and_its_commit_does_not_move(monkeypatch):
-    from infra import brokerwatch
+    from infra.kafka import brokerwatch
 
     watch = brokerwatch.BrokerWatch("127.0.0.1:1", "g", [], {"a": "intake"}, tansu=False)
     clock = iter([100.0, 100.0, 130.0, 130.0, 170.0, 170.0, 170.0])

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.dutylists import DutyBook, check_text, sample_path
-from schemas import DutyList
 from pipeline.route import named_recipients, tanpai_refusal
+from schemas import DutyList
 from tests.unit.test_routing import LIST, REGISTRY
 
 SEVEN_CLASSES = {"城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生"}

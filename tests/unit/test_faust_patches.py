@@ -15,8 +15,13 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import FutureMessage, PendingMessage
 
-from agents.faust_patches import (apply_faust_patches, commit_no_hole_at_the_head, describe_partition,
-                                  make_producer_flush_complete, read_again_from_commit)
+from agents.faust_patches import (
+    apply_faust_patches,
+    commit_no_hole_at_the_head,
+    describe_partition,
+    make_producer_flush_complete,
+    read_again_from_commit,
+)
 
 
 class SlowDriver:

@@ -9,7 +9,7 @@ import faust
 import pytest
 from pydantic import SecretStr
 
-from infra.kafka_config import aiokafka_security, faust_credentials, kafka_python_security
+from infra.kafka.security import aiokafka_security, faust_credentials, kafka_python_security
 from infra.settings import Settings
 
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from pipeline.loadgen import generate
 from pipeline.dutylists import load_registry
+from pipeline.loadgen import generate
 from pipeline.locate import Locator
 from pipeline.normalize import IntakeError, parse_intake, to_incident
 

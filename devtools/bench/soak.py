@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agents.topics import TopicNames
 from aiokafka import AIOKafkaProducer
 
-from infra.bench import bench_broker, deployment_env, rss_mb
-from infra.processes import Deployment
-from infra.simulator import simulate_departments, simulate_operators
+from devtools.bench.pipeline import bench_broker, deployment_env, rss_mb
+from devtools.processes import Deployment
+from devtools.simulator import simulate_departments, simulate_operators
 from pipeline.clock import Clock
 from pipeline.loadgen import generate
+from schemas.topics import TopicNames
 
 FLAT_WITHIN = 0.10
 

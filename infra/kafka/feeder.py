@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable
 from kafka import KafkaProducer
 from pydantic import BaseModel
 
-from agents.topics import TopicNames
-from infra.kafka_config import kafka_python_security
+from infra.kafka.security import kafka_python_security
 from infra.settings import Settings
 from pipeline.loadgen import IntakeEvent
+from schemas.topics import TopicNames
 
 
 def feed(bootstrap_servers: str, names: TopicNames, events: Iterable[IntakeEvent],

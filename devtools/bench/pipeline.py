@@ -29,9 +29,10 @@ from pathlib import Path
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.topics import TopicNames
-from infra.broker import EmbeddedBroker, ensure_topics, free_port
+from infra.kafka.admin import ensure_topics
+from infra.kafka.broker import EmbeddedBroker, free_port
 from pipeline.loadgen import IntakeEvent
+from schemas.topics import TopicNames
 
 
 @dataclass
@@ -156,7 +157,7 @@ async def bench_naive_faust(servers: str, names: TopicNames, warmup: Sequence[In
            "CITYOPS_BENCH_SOURCES": ",".join(names.intakes.values()), "CITYOPS_BENCH_TARGET": target,
            "CITYOPS_BENCH_WEB_PORT": str(free_port()), "CITYOPS_BENCH_DATADIR": str(log_dir / "naive-faust")}
     with open(log_dir / "naive-agent.log", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "infra.naive_agent"], env=env, stdout=log,
+        process = subprocess.Popen([sys.executable, "-m", "devtools.bench.naive_agent"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
         await produce(servers, names, warmup)
@@ -356,7 +357,7 @@ class PipelineRun:
 
 def deployment_env(servers: str, names: TopicNames, work_dir: Path, model_dir: Path | None) -> dict[str, str]:
     """The environment of a bench's own deployment (api + workers) on `servers`, its topics made."""
-    from infra.broker import ensure_cityops_topics
+    from infra.kafka.admin import ensure_cityops_topics
 
     ensure_cityops_topics(servers, names, 4)
     env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "CITYOPS_KAFKA_FLAVOR": os.environ.get("CITYOPS_KAFKA_FLAVOR", "tansu"),
@@ -371,7 +372,7 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
                    rate_events: dict[float, Sequence[IntakeEvent]], work_dir: Path, model_dir: Path | None,
                    broker_pid: int | None, profile: Path | None = None, workers: int = 1, log=print) -> dict:
     """The full pipeline: a burst until every event is stored and routed, then fixed offered rates."""
-    from infra.processes import Deployment
+    from devtools.processes import Deployment
 
     deployment = Deployment.start(deployment_env(servers, names, work_dir, model_dir), work_dir, workers=workers)
     run = PipelineRun(deployment)
@@ -440,7 +441,7 @@ def offered_rate(servers: str, names: TopicNames, events: Sequence[IntakeEvent],
 @contextlib.contextmanager
 def bench_broker(work_dir: Path) -> Iterator[tuple[str, EmbeddedBroker | None]]:
     """KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker for the run: (servers, broker or None)."""
-    from infra.broker import start_embedded_broker
+    from infra.kafka.broker import start_embedded_broker
 
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if servers:
@@ -505,8 +506,8 @@ def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: P
     """`cityops replay` at full speed into a fresh deployment: how long sending takes, and how long
     until every order is stored with its whole history (the incidents in, each routed, and the
     task events quiet for `quiet_seconds`)."""
-    from infra.intake_client import IntakeClient
-    from infra.processes import Deployment
+    from devtools.processes import Deployment
+    from infra.kafka.intake_client import IntakeClient
     from infra.replay import load_mapping, replay_file
 
     mapping = load_mapping(mapping_name)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.broker import free_port
+from infra.kafka.broker import free_port
 
 
 def poll_until(read: Callable[[], object], until: Callable[[object], bool], timeout: float = 60, interval: float = 0.3,
@@ -205,7 +205,7 @@ class Deployment:
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until a broker check made after this call finds nothing left to read: no stage of any
-        worker and not the sink has a record it has not committed (`infra/brokerwatch.py`). False
+        worker and not the sink has a record it has not committed (`infra/kafka/brokerwatch.py`). False
         when that moment did not come within `timeout` (a stage still busy)."""
         since = time.time()
 

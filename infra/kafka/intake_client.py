@@ -2,7 +2,7 @@
 with the same models the workers read, produce it to its intake topic keyed by its own id, and say
 when the broker has it.
 
-    from infra.intake_client import IntakeClient
+    from infra.kafka.intake_client import IntakeClient
     with IntakeClient("kafka1:9092", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
                       sasl_plain_username="vendor", sasl_plain_password="…") as client:
         delivery = client.send({"ticket_no": "GD-1", "received_at": "2026-12-01T09:30:00+08:00",
@@ -11,7 +11,7 @@ when the broker has it.
 
 A report that does not validate raises `InvalidReport` naming each field and why (never its value)
 before anything is sent. Producing is idempotent with acks=all, and a report sent twice (same
-ticket number) is one incident downstream. Runnable: `python -m infra.intake_client --help`.
+ticket number) is one incident downstream. Runnable: `python -m infra.kafka.intake_client --help`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 from kafka import KafkaProducer
 from pydantic import BaseModel
 
-from agents.topics import TopicNames
 from pipeline.normalize import INTAKE_MODELS, IntakeError, IntakeMessage, incident_id_of, source_id, validate_intake
+from schemas.topics import TopicNames
 
 SCHEMA_HEADER = "cityops-schema"  # the model the value follows, e.g. HotlineTicket
 
@@ -97,7 +97,7 @@ class IntakeClient:
 
 def main(argv: list[str] | None = None) -> int:
     """Send the reports in a JSON-lines file (one report per line) and print each delivery."""
-    parser = argparse.ArgumentParser(prog="python -m infra.intake_client", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m infra.kafka.intake_client", description=main.__doc__)
     parser.add_argument("file", help="JSON lines; each report has a `source` or use --source")
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--source", choices=sorted(INTAKE_MODELS))

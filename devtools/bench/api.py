@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 
-from agents.topics import TopicNames
+from devtools.bench.pipeline import bench_broker, cpu_seconds
+from devtools.processes import Service
 from infra.api import keys
-from infra.bench import bench_broker, cpu_seconds
-from infra.broker import ensure_cityops_topics
-from infra.processes import Service
+from infra.kafka.admin import ensure_cityops_topics
+from schemas.topics import TopicNames
 
 
 def _ticket(tag: str, n: int, text: str) -> bytes:

@@ -1,6 +1,6 @@
 """The yardstick `cityops bench pipeline` measures the pipeline against: a one-hop Faust agent that
 forwards every event with an awaited send, as a first Faust program would. Run by the bench as
-`python -m infra.naive_agent` with its topics and broker in the environment (see `infra/bench.py`).
+`python -m devtools.bench.naive_agent` with its topics and broker in the environment (see `devtools/bench/pipeline.py`).
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from agents.topics import TopicNames
+from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.simulation import Behaviour, plan, to_event
-from pipeline import ids
 from schemas import Dispatch, ManualReview, OperatorDecision, TaskUpdate
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
