@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import signal
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from infra.kafka.admin import ensure_cityops_topics
 from infra.kafka.broker import start_embedded_broker
 from infra.kafka.feeder import feed
 from infra.settings import Settings
+from infra.terminal import sla_board, wait_for_stop_signal
 from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ, load_registry
 from pipeline.loadgen import generate
@@ -244,12 +244,6 @@ def _print_summary(console: Console, summary: dict) -> None:
     _print_sla(console, summary)
 
 
-RATES = (("response_rate", "响应率 accepted in time"), ("handled_rate", "处置率 handled"),
-         ("closure_rate", "结案率 closed"), ("on_time_closure_rate", "按期结案率 closed on time"),
-         ("rework_rate", "返工率 rework"), ("resolution_rate", "解决率 resolved (reporter)"),
-         ("satisfaction_rate", "满意率 satisfied (reporter)"))
-
-
 def _print_sla(console: Console, summary: dict) -> None:
     until = dt.datetime.fromisoformat(summary["simulated_until"]).astimezone(CITY_TZ)
     moves = Table(title=f"tasks at {until:%Y-%m-%d %H:%M} city time")
@@ -269,32 +263,3 @@ def _print_sla(console: Console, summary: dict) -> None:
     console.print(moves)
     if summary["sla"]:
         console.print(sla_board({"total": summary["sla"], "rows": summary["sla_by_unit"]}, columns=5))
-
-
-def sla_board(board: dict, columns: int) -> Table:
-    """The worker's `/sla/` answer as a table: figures down, the total and the first `columns` keys across."""
-    shown = [board["total"] | {"key": "all"}, *board["rows"][:columns]]
-    table = Table(title=f"SLA board by {board.get('by', 'unit')} (ClickHouse, working time)")
-    table.add_column("figure")
-    for row in shown:
-        table.add_column(row["key"] or "?", justify="right")
-
-    def pct(value) -> str:
-        return "–" if value is None else f"{100 * value:.0f}%"
-
-    for key, label in RATES:
-        table.add_row(label, *(pct(row[key]) for row in shown))
-    for key, label in (("finish_hours_p50", "finish p50, working hours"), ("finish_hours_p90", "finish p90, working hours")):
-        table.add_row(label, *("–" if row[key] is None else f"{row[key]:.1f}" for row in shown))
-    for key, label in (("tasks", "tasks"), ("supervised", "督办 supervised"), ("escalated", "escalated"),
-                       ("overdue_open", "open and overdue"), ("parked", "挂账 parked")):
-        table.add_row(label, *(str(row[key]) for row in shown))
-    return table
-
-
-def wait_for_stop_signal() -> None:
-    """Block until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()

@@ -157,3 +157,30 @@ def reply_handlers(reply: str, book: DutyBook) -> set[str]:
             if any(name and name in span for name in names):
                 found.add(unit.code)
     return found
+
+
+def routing_decider(book: DutyBook, locator, threshold: float):
+    """decide(model, truths) → a Decision per message: normalised as a hotline ticket, classified and routed
+    as a worker would (the unit's confidence is the one the gate compares)."""
+    import datetime as dt
+
+    from pipeline.classify import Classifier
+    from pipeline.normalize import to_incident
+    from pipeline.route import route
+    from schemas import HotlineTicket, ManualReview
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def decide(model, truths) -> list:
+        incidents = [to_incident(HotlineTicket(ticket_no=f"eval-{n}", received_at=now, title=t.title[:500],
+                                               text=t.text or t.title or "（空）"), salt="eval", now=now,
+                                 locator=locator, dutylist_version=book.version) for n, t in enumerate(truths)]
+        decisions = []
+        for incident, result in zip(incidents, Classifier(book, model).classify_many(incidents), strict=True):
+            routed = route(incident, result, book, now=now, threshold=threshold)
+            sent = not isinstance(routed, ManualReview)
+            item = routed[0].item_no if sent else result.item_no
+            decisions.append(Decision(item, unit_of(book, item), result.confidence, sent))
+        return decisions
+
+    return decide

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from infra.settings import redact_url
 from pipeline.lifecycle import ALL, OPEN
+from pipeline.rates import rate, sla_rates
 from pipeline.sla import FINISH_RUNNING
 from schemas import (
     Alert,
@@ -339,24 +340,13 @@ def _board_keys(task: TaskState) -> list[tuple[str, str]]:
     return [("total", "total"), *((d, "" if (v := getattr(task, d)) is None else str(v)) for d in SLA_DIMENSIONS)]
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
 def _sla_row(r: tuple) -> dict:
     """A row of SLA_SQL or ROLLUP_SQL (the key, then SLA_FIGURES) as the board shows it."""
     key, f = r[0], dict(zip(SLA_FIGURES, r[1:], strict=True))
-    kept = f["tasks"] - f["returned"]
     return {
         "key": key, **{name: f[name] for name in ("tasks", "returned", "open", "parked", "overdue_open", "handled",
                                                   "closed", "evaluated", "supervised", "escalated")},
-        "response_rate": _rate(f["accepted_in_time"], f["accept_due"]), "handled_rate": _rate(f["handled"], kept),
-        # 按期结案率: closed by the deadline, of those closed and those still open past it — an overdue
-        # open task is late already, so counting closed tasks only read 100% while most were overdue.
-        "closure_rate": _rate(f["closed"], kept),
-        "on_time_closure_rate": _rate(f["closed_on_time"], f["closed"] + f["overdue_open"]),
-        "rework_rate": _rate(f["reworked"], max(f["handled"], f["reworked"])),
-        "resolution_rate": _rate(f["resolved"], f["evaluated"]), "satisfaction_rate": _rate(f["satisfied"], f["evaluated"]),
+        **sla_rates(f),
         **{f"{name}_p{q}": _hours(f[name], n) for name, _ in SLA_QUANTILES for n, q in enumerate((50, 90))},
     }
 
@@ -671,13 +661,8 @@ class Store:
     def sla(self, by: str = "unit", now: dt.datetime | None = None, since: dt.datetime | None = None,
             until: dt.datetime | None = None, source: str | None = None, *, quantiles: bool = True) -> dict:
         """The figures city platforms publish, per `by` and in total, from the tasks table (a task is one
-        unit's share of an incident). Rates are fractions (None when nothing to divide by):
-        response_rate (响应率, accepted within the accept limit, of those due), handled_rate (处置率,
-        completed), closure_rate (结案率, closed), on_time_closure_rate (按期结案率, completed by the
-        deadline, of those closed and those open past the deadline: `overdue_open`, the one overdue
-        count — open, not parked, past its finish deadline), rework_rate (返工率, failed verification at least once, of completed),
-        resolution_rate (解决率, scored 基本满意 or 满意) and satisfaction_rate (满意率, 满意) of
-        evaluated; supervised (督办) and escalated counts; p50/p90 working hours (TDigest over a
+        unit's share of an incident): the rates of pipeline.rates.SLA_RATES, their counts,
+        supervised (督办) and escalated counts; p50/p90 working hours (TDigest over a
         window; the whole history's from histograms, within 2.5%: HOURS_BUCKETS).
         `now`: the instant the figures are as of (what is overdue then); `since`/`until`: the tasks
         dispatched in that window only; `source`: the tasks of reports from that intake source only;
@@ -855,9 +840,9 @@ class Store:
 
         def with_rates(key: str, counts: Sequence[int]) -> dict:
             row = {"key": key, **dict(zip(figures, counts, strict=True))}
-            return row | {"return_rate": _rate(row["returned"], row["dispatched"]),
-                          "wrong_function_rate": _rate(row["wrong_function"], row["dispatched"]),
-                          "reroute_rate": _rate(row["rerouted"], row["dispatched"])}
+            return row | {"return_rate": rate(row["returned"], row["dispatched"]),
+                          "wrong_function_rate": rate(row["wrong_function"], row["dispatched"]),
+                          "reroute_rate": rate(row["rerouted"], row["dispatched"])}
 
         total = [sum(r[n] for r in rows) for n in range(1, len(figures) + 1)]
         return {"by": by, "total": with_rates("total", total), "rows": [with_rates(r[0], r[1:]) for r in rows]}

@@ -1,0 +1,117 @@
+"""The text model (`model train`) and its measurement (`eval classify`, `eval dispatch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cityops.cli.common import current_settings, offline_pipeline, trained_model
+
+app = typer.Typer(help="The text model: train it offline, from the real labelled messages.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure the classifier and the dispatch on labelled data.", no_args_is_help=True)
+
+
+@app.command("train")
+def model_train(
+    data: Path = typer.Option(None, exists=True, dir_okay=False, help="labelled JSONL (title, text, label); "
+                              "default: the shared labelled-large.jsonl (else labelled.jsonl)"),
+    out: Path = typer.Option(None, help="model directory; default CITYOPS_MODEL_DIR"),
+) -> None:
+    """Train the top-level-class model and make it CURRENT in the model directory."""
+    from pipeline.modelfiles import train_from_files, training_file
+
+    settings = current_settings()
+    data = data or training_file(settings.messages_dir)
+    if data is None:
+        typer.echo(f"no labelled messages under {settings.messages_dir}: pass --data FILE", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"training on {data}…", err=True)
+    target = train_from_files(data, settings.messages_dir / "taxonomy.csv", out or settings.model_dir,
+                              settings.dutylist_file, settings.units_file)
+    typer.echo(f"trained {target.name} in {target.parent}")
+
+
+@eval_app.command("classify")
+def eval_classify(
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="JSONL rows with title, text, label"),
+    cv: int = typer.Option(0, help="K > 1: cross-validate on DATA instead (the trained model is not used)"),
+    model_dir: Path = typer.Option(None, help="default CITYOPS_MODEL_DIR"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Accuracy, macro-F1 and per-class figures of the top-level class on DATA."""
+    import json
+
+    from pipeline.modelfiles import evaluate_file
+
+    settings = current_settings()
+    model_dir = model_dir or settings.model_dir
+    if cv <= 1:  # a fresh checkout has no model yet: train it as `cityops model train` would (to stderr)
+        trained_model(settings.model_copy(update={"model_dir": model_dir}))
+    report = evaluate_file(data, model_dir, settings.messages_dir / "taxonomy.csv",
+                           cv=cv, dutylist_file=settings.dutylist_file, units_file=settings.units_file)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    typer.echo(f"n={report['n']} accuracy={report['accuracy']:.3f} macro_f1={report['macro_f1']:.3f} ({report['method']})")
+    for point in report["coverage_curve"]:
+        if point["accuracy"] is not None:
+            typer.echo(f"  confidence ≥ {point['threshold']:.2f}: coverage {point['coverage']:.1%}, "
+                       f"accuracy {point['accuracy']:.1%}")
+    for name, figures in report["per_class"].items():
+        typer.echo(f"  {name:<10} P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f} n={figures['n']}")
+
+
+@eval_app.command("dispatch")
+def eval_dispatch(
+    data: Path = typer.Option(None, exists=True, dir_okay=False, help="JSONL like dispatch-silver.jsonl (id, title, "
+                              "text, item_a, item_b, item); default: the shared dispatch-silver.jsonl"),
+    replied: bool = typer.Option(True, "--replied/--no-replied", help="also the replied messages whose government "
+                                 "reply names the unit that handled them"),
+    folds: int = typer.Option(5, min=2, help="folds of the cross-validation when the data taught the unit head"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Dispatch measured by the unit a ticket reaches: the share sent automatically, the share of those to
+    the right primary unit (主责) and item, by class and item, the coverage curve over the confidence,
+    the worst confusions; by the unit gate and, beside it, the class gate (the decision before)."""
+    import json
+
+    settings = current_settings()
+    report = dispatch_figures(settings, data, replied, folds)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    for name in report["sets"]:
+        for gate in ("class_gate", "unit_gate"):
+            if gate in report["sets"][name]:
+                f = report["sets"][name][gate]
+                best = f["sent_at_95_right_unit"]
+                at_95 = "none" if best is None else f"{best['sent_share']:.1%} sent (confidence ≥ {best['threshold']})"
+                typer.echo(f"{name:<8} {gate:<10} n={f['with_known_unit']} sent {f['sent_share']:.1%}, right unit "
+                           f"{f['right_unit_of_sent'] or 0:.1%} of those, right item {f['right_item_of_sent'] or 0:.1%}; "
+                           f"sent and right {f['sent_and_right_unit']:.1%}; at ≥95% right unit: {at_95}")
+
+
+def dispatch_figures(settings, data: Path | None, replied: bool, folds: int) -> dict:
+    """`eval dispatch`'s figures (also `report routing --by-unit`): the model trained first if there is none."""
+    from pipeline.dispatch_eval import Truth, routing_decider, silver_truths
+    from pipeline.modelfiles import REPLIED_FILE, SILVER_FILE, evaluate_dispatch, read_jsonl, unit_rows
+
+    book, locator, _ = offline_pipeline(settings)
+    model = trained_model(settings)
+    if model is None:
+        typer.echo(f"no text model and no labelled messages under {settings.messages_dir}", err=True)
+        raise typer.Exit(2)
+    silver_file = data or settings.messages_dir / SILVER_FILE
+    if not silver_file.exists():
+        typer.echo(f"no {silver_file}: pass --data FILE", err=True)
+        raise typer.Exit(2)
+    truths = {"silver": silver_truths(read_jsonl(silver_file), book)}
+    training = unit_rows(settings.messages_dir, book)
+    if replied and (settings.messages_dir / REPLIED_FILE).exists():
+        truths["replied"] = [Truth(f"replied-{n}", t, x, u, None, None)
+                             for n, (t, x, u) in enumerate(training["replied"])]
+    taught = tuple(name for name in truths if data is None and model.meta.get("unit_rows_by_source", {}).get(name))
+    sets = evaluate_dispatch(model, book, routing_decider(book, locator, settings.classify_threshold), truths,
+                             training, folds=folds, cross_validate_sets=taught)
+    return {"model": model.version, "threshold": settings.classify_threshold, "sets": sets}
