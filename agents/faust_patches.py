@@ -184,7 +184,7 @@ def commit_no_hole_at_the_head() -> None:
     """Faust's `_new_offset` takes the committed offset for the last one processed, where it is the
     next one to read: an unacknowledged record right at the commit, with its successors acked, was
     committed over (`min(acked) - committed > 1` lets a hole of one pass): a record Faust fetched
-    and never handed to a stage (README, "A partition that stops being read") could be lost that
+    and never handed to a stage (docs/faust-on-tansu.md, "A partition that stops being read") could be lost that
     way. Now any hole at the head holds the commit back, as a larger one always did, and says so
     once in the log."""
     if getattr(Consumer, "_cityops_no_hole", False):

@@ -8,7 +8,7 @@
 State lives in tables keyed by task id, written only here, co-partitioned with `task-events`:
 `tasks` (the task, its dispatch and its incident), and `early_task_events`: events that came before
 their task's `dispatched` — a merge sent by the case stage while that dispatch is still to be read
-again after a restart (README, "A partition that stops being read"). They are held, applied in
+again after a restart (docs/faust-on-tansu.md, "A partition that stops being read"). They are held, applied in
 order when the dispatch comes, and dead-lettered as for an unknown task if it has not come within
 `CITYOPS_UNKNOWN_TASK_WAIT_SECONDS`. What the timer and the metrics read from `tasks` is kept beside
 it in memory (`Summary`), derived, rebuilt from the table after recovery.

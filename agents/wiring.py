@@ -1,6 +1,6 @@
 """What every stage shares: its topics, buffered sends, dead letters, metrics and the batch loop.
 
-Rules every stage keeps (README, "Faust on the embedded broker"):
+Rules every stage keeps (docs/faust-on-tansu.md):
 - concurrency=1 (faust-streaming #606 loses data above 1), one agent per topic;
 - a handler never raises out of the loop: each failure becomes a DeadLetter and the stage goes on
   (`take_events` acknowledges a batch even when its body raised);
@@ -112,7 +112,7 @@ class Wiring:
         """The stage loop: a batch of events, each parsed with `model` and handled in order; what
         fails is dead-lettered with its reason — a validation error, a refusal the stage explains
         (`refused`), or a bug — and the stage goes on. `before` runs once per batch, inside the
-        loop (an agent's topic is subscribed only once it iterates: README, "One Faust agent per topic").
+        loop (an agent's topic is subscribed only once it iterates: docs/faust-on-tansu.md, "One Faust agent per topic").
         `forget(key)` takes the forget requests of the stage's retention (agents/retention.py)."""
         is_async = inspect.iscoroutinefunction(handle)
         async for events in stream.take_events(batch_size, within=within):

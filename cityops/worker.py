@@ -140,7 +140,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
 
         for tp, commit in stalled_here(settings.stall_reread_seconds):
             if reread.get(tp) != commit:
-                # Once per commit: records Faust fetched and never handed to a stage (README "A
+                # Once per commit: records Faust fetched and never handed to a stage (docs/faust-on-tansu.md, "A
                 # partition that stops being read") come again; still stalled later: restart below.
                 reread[tp] = commit
                 log.warning("records wait and the commit has not moved for %.0f s on %s[%d] at %d: reading it "

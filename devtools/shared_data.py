@@ -1,4 +1,4 @@
-"""Reading the real data in ../shared/data (README: "Real data"). Every reader returns nothing when
+"""Reading the real data in ../shared/data (docs/data.md). Every reader returns nothing when
 the folder is absent, so the demo and the commands that merely use the data still run without it."""
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # Prefix for every topic name; tests use a unique one so they never see each other's data.
     topic_prefix: str = ""
     # Partitions of every cityops topic: the most workers that can share the work. Replication 1
-    # suits the embedded broker; a production cluster wants 3 (README, "Running N workers").
+    # suits the embedded broker; a production cluster wants 3 (docs/running.md).
     topic_partitions: int = 4
     topic_replication_factor: int = Field(default=1, ge=1)
     # Producer linger: sends are batched for this long (the stages send in batches anyway).
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # How often each process checks its broker: reachable, lag per stage, a lost log (infra/kafka/brokerwatch.py).
     broker_check_seconds: float = Field(default=5.0, gt=0)
     # A partition a worker holds whose commit has not moved this long while records wait is read again
-    # from its commit, in the process (cityops/worker.py, README "A partition that stops being read");
+    # from its commit, in the process (cityops/worker.py, docs/faust-on-tansu.md, "A partition that stops being read");
     # still so after stall_restart_seconds, the worker starts again in place. 0: never.
     stall_reread_seconds: float = Field(default=15.0, ge=0)
     stall_restart_seconds: float = Field(default=60.0, ge=0)

@@ -146,7 +146,7 @@ def test_a_worker_sigkilled_5_times_while_20000_events_flow_loses_and_doubles_no
         except TimeoutError:
             deployment.kill()
             raise AssertionError(explain_loss(broker, pipeline_env, events)) from None
-        # A partition no longer read after a restart (README "A partition that stops being read") is
+        # A partition no longer read after a restart (docs/faust-on-tansu.md, "A partition that stops being read") is
         # read again after 15 s, the worker restarted in place after 60 s: then the lag drains too.
         assert deployment.wait_settled(timeout=240), deployment.last_lag
         # A task event that came before its dispatch was held for it (agents/tasks.py); none still waits.
