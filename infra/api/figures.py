@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from infra.api import problems
 from infra.api.auth import public_client, scoped
 from infra.api.dutylist import CurrentDutyList
-from infra.store import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, Store, within_store_range
+from infra.store import Store
+from infra.store.queries import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, within_store_range
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.scores import score, sources_needed
 from schemas.scores import ScoreSchemes

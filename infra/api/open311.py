@@ -34,7 +34,8 @@ from infra.api.dutylist import CurrentDutyList
 from infra.api.intake import publish_report
 from infra.api.keys import ApiKey
 from infra.api.problems import Problem, field_errors, invalid
-from infra.store import Store, within_store_range
+from infra.store import Store
+from infra.store.queries import within_store_range
 from pipeline.clock import Clock
 from schemas import GeoPoint, HotlineTicket
 from schemas.fields import FreeText, OneLine

@@ -5,7 +5,9 @@ import math
 
 import pytest
 
-from infra.store import DERIVED_TABLES, Store, _utc_day
+from infra.store import Store
+from infra.store.queries import DERIVED_TABLES
+from infra.store.writes import _utc_day
 from pipeline import ids
 from schemas import DeadLetter, Dispatch, Incident
 
@@ -75,7 +77,7 @@ def test_the_store_reopens_its_directory_after_close(chdb_url: str):
 
 def test_every_message_type_has_a_table_with_its_columns(store: Store):
     """A field added to a schema without a migration would stall the sink: catch it here."""
-    from infra.store import TABLES
+    from infra.store.rows import TABLES
     from pipeline.lifecycle import open_task
     from pipeline.sla import SlaClock
     from pipeline.workcalendar import WorkCalendar
@@ -296,7 +298,7 @@ def test_the_open_tasks_list_what_every_task_lists(store: Store):
     """The overdue list, the pre-warned and a grid's open tasks read open_tasks: they equal the same
     lists read from every task, before and after closed tasks are cleaned out, and after the same
     updates arrive again in other batches (the newest version wins; a closed one stays out)."""
-    from infra.store import ATTENTION_COLUMNS, OPEN_SQL, OVERDUE_SQL
+    from infra.store.queries import ATTENTION_COLUMNS, OPEN_SQL, OVERDUE_SQL
     from pipeline.sla import FINISH_RUNNING
 
     def from_every_task(where: str, as_of: dt.datetime) -> list[tuple]:
