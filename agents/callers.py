@@ -17,7 +17,7 @@ import json
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import Wiring
+from agents.wiring import StageState, Wiring
 from pipeline.dedupe import MergePolicy, RecentReport, follow_repeat_calls, item_policies
 from pipeline.retention import caller_last_at
 from schemas import ClassifiedIncident, ManualReview
@@ -25,7 +25,7 @@ from schemas import ClassifiedIncident, ManualReview
 STAGE = "callers"
 
 
-def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy):
+def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy) -> StageState:
     callers = wiring.table("callers")
     # A reporter's entry leaves after the retention, counted from their latest report.
     retention = Retention(wiring, callers, "callers", lambda stored: caller_last_at(json.loads(stored)),
@@ -52,7 +52,7 @@ def add_caller_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy:
         else:
             wiring.send_manual(operator_review(classified))
 
-    return callers, retention
+    return StageState({"callers": callers}, (retention,))
 
 
 def operator_review(classified: ClassifiedIncident) -> ManualReview:

@@ -19,7 +19,7 @@ import json
 from agents.callers import operator_review
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import Wiring
+from agents.wiring import StageState, Wiring
 from infra import metrics
 from pipeline import ids
 from pipeline.dedupe import Deduper, MergePolicy, item_policies
@@ -30,7 +30,7 @@ from schemas import Alert, ClassifiedIncident, TaskEvent
 STAGE = "cases"
 
 
-def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy):
+def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: MergePolicy) -> StageState:
     settings, names = wiring.settings, wiring.names
     cases = wiring.table("cases")
     # A case key's entry leaves after the retention, counted from its latest case or hotspot report.
@@ -83,4 +83,4 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
         cases[classified.case_key] = json.dumps(state, ensure_ascii=False).encode()
         retention.touched(classified.case_key, case_last_at(state))
 
-    return cases, retention
+    return StageState({"cases": cases}, (retention,))

@@ -26,7 +26,7 @@ from faust.types import EventT
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import Wiring, finished, forget_request, set_current_event
+from agents.wiring import StageState, Wiring, finished, forget_request, set_current_event
 from infra import metrics
 from pipeline.classify import Classification
 from pipeline.dedupe import case_key
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 STAGE = "intake"
 
 
-def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
-    """Returns the table of the ids received (`first_with_its_id`) and its retention."""
+def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
+    """Its state: the table of the ids received (`first_with_its_id`) and its retention."""
     names, settings = wiring.names, wiring.settings
     source_by_topic = {t: source for source, t in names.intakes.items()}
     locator = Locator(dutylists.current.registry)
@@ -158,7 +158,7 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists):
         for event in history_events(incident, decision):
             wiring.send(names.task_events, event.task_id, event)
 
-    return received, retention
+    return StageState({"received": received}, (retention,))
 
 def came_with(entry: dict) -> tuple[str, bytes]:
     """The topic and key a received id's message came with: a forget request goes the same way."""

@@ -30,7 +30,7 @@ import json
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import Wiring
+from agents.wiring import StageState, Wiring
 from pipeline.route import dispatch_item
 from schemas import Dispatch, Incident, ManualReview, OperatorDecision
 
@@ -39,7 +39,7 @@ class NotWaiting(ValueError):
     """An operator ruled on an incident that is not in the queue."""
 
 
-def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
+def add_queue_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
     names = wiring.names
     waiting = wiring.table("waiting_for_operator")
     routing = wiring.table("routing")
@@ -115,7 +115,7 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists):
         without one)."""
         return json.loads(routing.get(incident_id) or "{}").get("ruling")
 
-    return waiting, routing, routing_retention
+    return StageState({"waiting_for_operator": waiting, "routing": routing}, (routing_retention,))
 
 
 def routed_at(route: dict) -> dt.datetime | None:

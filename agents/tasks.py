@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import Wiring
+from agents.wiring import StageState, Wiring
 from infra import metrics
 from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert, unknown_task
@@ -46,100 +46,106 @@ STAGE = "tasks"
 RESEND_PROPOSAL_AFTER = 30.0  # real seconds: a task whose proposals are not applied by then is looked at again
 
 
-def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
-    """Returns the tasks table, the early events' table, a function giving each task's summary (see
-    `task_figures`) and the tables' retentions."""
-    settings, names = wiring.settings, wiring.names
-    clock, sla = settings.clock(), settings.sla_clock()
+class TaskStage:
+    """The stage's state and handlers; `state` names its tables and retentions for the worker, and
+    `summaries()` gives each task's `Summary` (see `task_figures`)."""
 
-    # task id → TaskRecord as JSON
-    tasks = wiring.table("tasks")
-    # task id → Summary: what the timer, /health and /metrics read, without parsing every task each
-    # time. Derived from the table, so rebuilt from it when they disagree (after recovery or rebalance).
-    summaries: dict[str, Summary] = {}
-    due_index = DueIndex()  # the tasks by when the timer must look at them next
-    proposed_at: dict[str, float] = {}  # task id → when its proposals went (monotonic): not sent again at once
-    # Alert ids this process has sent: an applied event seen again while it runs (the timer proposing
-    # again what a busy stream had not applied yet) sends its alert again only after a restart, when
-    # the first send may have died with the process. Bounded: forgetting only allows a re-send.
-    raised_here: set[str] = set()
+    def __init__(self, wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Unit], ready: Callable[[], bool]):
+        self.wiring, self.dutylists, self.units, self.ready = wiring, dutylists, units, ready
+        self.names = names = wiring.names
+        self.clock, self.sla = wiring.settings.clock(), wiring.settings.sla_clock()
+        # task id → TaskRecord as JSON
+        self.tasks = wiring.table("tasks")
+        # task id → Summary: what the timer, /health and /metrics read, without parsing every task each
+        # time. Derived from the table, so rebuilt from it when they disagree (after recovery or rebalance).
+        self._summaries: dict[str, Summary] = {}
+        self.due_index = DueIndex()  # the tasks by when the timer must look at them next
+        self.proposed_at: dict[str, float] = {}  # task id → when its proposals went (monotonic): not sent again at once
+        # Alert ids this process has sent: an applied event seen again while it runs (the timer proposing
+        # again what a busy stream had not applied yet) sends its alert again only after a restart, when
+        # the first send may have died with the process. Bounded: forgetting only allows a re-send.
+        self.raised_here: set[str] = set()
+        # A finished task leaves the table after the retention (its history is in ClickHouse).
+        self.retention = Retention(wiring, self.tasks, "tasks",
+                                   lambda stored: task_finished_at(TaskRecord.model_validate_json(stored).task),
+                                   lambda task_id, stored: (names.task_events, task_id.encode()))
+        # task id → EarlyEvents as JSON, for tasks not in `tasks` yet. Held in real seconds: the re-read
+        # that brings a skipped dispatch back runs on the real clock, whatever the city's clock.
+        self.early = wiring.table("early_task_events")
+        self.wait = dt.timedelta(seconds=wiring.settings.unknown_task_wait_seconds)
+        self.early_retention = Retention(wiring, self.early, "early_task_events",
+                                         lambda stored: EarlyEvents.model_validate_json(stored).since,
+                                         lambda task_id, stored: (names.task_events, task_id.encode()),
+                                         keep=self.wait, now=lambda: dt.datetime.now(dt.timezone.utc))
+        self.state = StageState({"tasks": self.tasks, "early_task_events": self.early},
+                                (self.retention, self.early_retention))
 
-    def task_summaries() -> dict[str, Summary]:
-        if len(summaries) != len(tasks):
-            summaries.clear()
-            due_index.clear()
-            proposed_at.clear()
-            for task_id, stored in list(tasks.items()):
-                summarise(task_id, TaskRecord.model_validate_json(stored).task)
-        return summaries
+        @wiring.app.agent(wiring.topic(names.task_events), name=STAGE, concurrency=1)
+        async def task_stage(stream):
+            await wiring.each_batch(stream, STAGE, TaskEvent, self.handle, refused=(InvalidTransition,),
+                                    before=dutylists.ready.wait, forget=self.forget)
 
-    def summarise(task_id: str, task: TaskState) -> None:
-        summaries[task_id] = summary = Summary.of(task, sla)
-        due_index.set(task_id, summary.next_due)
-        proposed_at.pop(task_id, None)
-        retention.touched(task_id, task_finished_at(task))
+        @wiring.app.timer(wiring.settings.sla_check_seconds)
+        async def sla_timer() -> None:
+            self.propose_due_alerts()
 
-    # A finished task leaves the table after the retention (its history is in ClickHouse).
-    retention = Retention(wiring, tasks, "tasks",
-                          lambda stored: task_finished_at(TaskRecord.model_validate_json(stored).task),
-                          lambda task_id, stored: (names.task_events, task_id.encode()))
+    def summaries(self) -> dict[str, Summary]:
+        if len(self._summaries) != len(self.tasks):
+            self._summaries.clear()
+            self.due_index.clear()
+            self.proposed_at.clear()
+            for task_id, stored in list(self.tasks.items()):
+                self.summarise(task_id, TaskRecord.model_validate_json(stored).task)
+        return self._summaries
 
-    # task id → EarlyEvents as JSON, for tasks not in `tasks` yet. Held in real seconds: the re-read
-    # that brings a skipped dispatch back runs on the real clock, whatever the city's clock.
-    early = wiring.table("early_task_events")
-    wait = dt.timedelta(seconds=settings.unknown_task_wait_seconds)
-    early_retention = Retention(wiring, early, "early_task_events",
-                                lambda stored: EarlyEvents.model_validate_json(stored).since,
-                                lambda task_id, stored: (names.task_events, task_id.encode()),
-                                keep=wait, now=lambda: dt.datetime.now(dt.timezone.utc))
+    def summarise(self, task_id: str, task: TaskState) -> None:
+        self._summaries[task_id] = summary = Summary.of(task, self.sla)
+        self.due_index.set(task_id, summary.next_due)
+        self.proposed_at.pop(task_id, None)
+        self.retention.touched(task_id, task_finished_at(task))
 
-    def forget(task_id: str) -> None:
-        held = early.get(task_id)
-        if early_retention.forget(task_id):  # the dispatch never came: refused as for an unknown task
+    def forget(self, task_id: str) -> None:
+        held = self.early.get(task_id)
+        if self.early_retention.forget(task_id):  # the dispatch never came: refused as for an unknown task
             for e in EarlyEvents.model_validate_json(held).events:
-                wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE,
-                                   f"task {task_id}: {unknown_task(e.kind)} (held {wait.total_seconds():.0f} s "
-                                   "for its dispatch)")
+                self.wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE,
+                                        f"task {task_id}: {unknown_task(e.kind)} (held "
+                                        f"{self.wait.total_seconds():.0f} s for its dispatch)")
                 metrics.EARLY_TASK_EVENTS.labels("dead_lettered").inc()
-        if retention.forget(task_id):
-            summaries.pop(task_id, None)
-            due_index.set(task_id, None)
-            proposed_at.pop(task_id, None)
+        if self.retention.forget(task_id):
+            self._summaries.pop(task_id, None)
+            self.due_index.set(task_id, None)
+            self.proposed_at.pop(task_id, None)
 
-    @wiring.app.agent(wiring.topic(names.task_events), name=STAGE, concurrency=1)
-    async def task_stage(stream):
-        await wiring.each_batch(stream, STAGE, TaskEvent, handle, refused=(InvalidTransition,),
-                                before=dutylists.ready.wait, forget=forget)
-
-    def handle(task_event: TaskEvent) -> None:
-        if task_event.task_id not in tasks and task_event.kind != "dispatched":
-            hold(task_event)
+    def handle(self, task_event: TaskEvent) -> None:
+        if task_event.task_id not in self.tasks and task_event.kind != "dispatched":
+            self.hold(task_event)
             return
-        step(task_event)
-        if task_event.kind == "dispatched" and (held := early.get(task_event.task_id)) is not None:
-            release(task_event.task_id, EarlyEvents.model_validate_json(held))
+        self.step(task_event)
+        if task_event.kind == "dispatched" and (held := self.early.get(task_event.task_id)) is not None:
+            self.release(task_event.task_id, EarlyEvents.model_validate_json(held))
 
-    def hold(task_event: TaskEvent) -> None:
-        event, stored = current_event(), early.get(task_event.task_id)
+    def hold(self, task_event: TaskEvent) -> None:
+        event, stored = current_event(), self.early.get(task_event.task_id)
         held = EarlyEvents.model_validate_json(stored) if stored else EarlyEvents(since=dt.datetime.now(dt.timezone.utc))
         if any(e.event_id == task_event.event_id for e in held.events):
             return  # the same event again (a re-read): held once
         held.events.append(EarlyEvent(event_id=task_event.event_id, kind=task_event.kind, value=event.value.decode(),
                                       topic=event.message.topic, partition=event.message.partition,
                                       offset=event.message.offset))
-        early[task_event.task_id] = held.model_dump_json().encode()
-        early_retention.touched(task_event.task_id, held.since)
+        self.early[task_event.task_id] = held.model_dump_json().encode()
+        self.early_retention.touched(task_event.task_id, held.since)
         metrics.EARLY_TASK_EVENTS.labels("held").inc()
         log.info("task %s: %s came before its dispatch; held for it (%d held)", task_event.task_id,
                  task_event.kind, len(held.events))
 
-    def release(task_id: str, held: EarlyEvents) -> None:
+    def release(self, task_id: str, held: EarlyEvents) -> None:
         """The dispatch has come: the events held for it, in the order they came."""
-        del early[task_id]
-        early_retention.touched(task_id, None)
+        del self.early[task_id]
+        self.early_retention.touched(task_id, None)
         for e in held.events:
             try:  # refused or failed as the stage loop would have done when it came
-                step(TaskEvent.model_validate_json(e.value))
+                self.step(TaskEvent.model_validate_json(e.value))
             except InvalidTransition as exc:
                 reason = str(exc)
             except Exception as exc:
@@ -148,106 +154,103 @@ def add_task_stage(wiring: Wiring, dutylists: DutyLists, units: Mapping[str, Uni
             else:
                 metrics.EARLY_TASK_EVENTS.labels("applied").inc()
                 continue
-            wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
+            self.wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
 
-    def step(task_event: TaskEvent) -> None:
+    def step(self, task_event: TaskEvent) -> None:
         """Apply one event to its task (opening it on `dispatched`), and send what it causes."""
-        stored = tasks.get(task_event.task_id)
+        stored = self.tasks.get(task_event.task_id)
         try:
             if stored is None:
-                record = TaskRecord(task=open_task(task_event, sla), dispatch=task_event.dispatch,
+                record = TaskRecord(task=open_task(task_event, self.sla), dispatch=task_event.dispatch,
                                     incident=task_event.incident)
                 before, after = None, record.task
             else:
                 record = TaskRecord.model_validate_json(stored)
-                before, after = record.task, apply(record.task, task_event, sla)
+                before, after = record.task, apply(record.task, task_event, self.sla)
                 if after is before:
                     if task_event.event_id in before.applied:
-                        send_again(before, task_event, record)
+                        self.send_again(before, task_event, record)
                     return  # else a timer proposal the task has moved past: not applied, nothing to store
                 record = record.model_copy(update={"task": after})
         except InvalidTransition as exc:
             raise InvalidTransition(f"task {task_event.task_id}: {exc}") from None
-        tasks[after.task_id] = record.model_dump_json().encode()
-        summarise(after.task_id, after)
-        send_update(after, task_event)
+        self.tasks[after.task_id] = record.model_dump_json().encode()
+        self.summarise(after.task_id, after)
+        self.send_update(after, task_event)
         metrics.TASK_EVENTS.labels(task_event.kind).inc()
         if before is not None and (key := raised_alert(before, after)):
-            raise_alert(after, task_event, key)
+            self.raise_alert(after, task_event, key)
         if task_event.kind == "returned" and after.role == "primary":
-            reroute(after, task_event, record.dispatch, record.incident)
+            self.reroute(after, task_event, record.dispatch, record.incident)
 
-    def send_update(task: TaskState, event: TaskEvent) -> None:
+    def send_update(self, task: TaskState, event: TaskEvent) -> None:
         # The update carries the event without its copy of the incident (that has its own table).
-        wiring.send(names.task_updates, task.task_id,
-                    TaskUpdate(event=event.model_copy(update={"incident": None}), task=task))
+        self.wiring.send(self.names.task_updates, task.task_id,
+                         TaskUpdate(event=event.model_copy(update={"incident": None}), task=task))
 
-    def send_again(task: TaskState, event: TaskEvent, record: TaskRecord) -> None:
+    def send_again(self, task: TaskState, event: TaskEvent, record: TaskRecord) -> None:
         """An event applied before, redelivered after a restart: the table's changelog may have reached
         the broker and what the event caused not (a process killed between the two), and the task
         will not cause it again. So all of it goes again, under the same ids: the update, with the task
         as it stands (the sink keeps one row per event and the newest task); the alert it raised, unless
         this process sent it (webhooks are at least once, de-duplicated on the alert id); the re-routing
         of a return."""
-        send_update(task, event)
+        self.send_update(task, event)
         if event.kind in ALERT_KIND and event.due_at is not None and (key := alert_key(event)) in task.alerts_raised \
-                and sla_alert_id(task.task_id, key) not in raised_here:
-            raise_alert(task, event, key)
+                and sla_alert_id(task.task_id, key) not in self.raised_here:
+            self.raise_alert(task, event, key)
         if event.kind == "returned" and task.role == "primary":
-            reroute(task, event, record.dispatch, record.incident)
+            self.reroute(task, event, record.dispatch, record.incident)
 
-    def raise_alert(task: TaskState, cause: TaskEvent, key: str) -> None:
+    def raise_alert(self, task: TaskState, cause: TaskEvent, key: str) -> None:
         kind = ALERT_KIND[cause.kind]
         to_unit = task.unit
         if kind == "escalation":  # to the supervising unit (default: the parent, e.g. a street's district)
-            unit = units.get(task.unit)
+            unit = self.units.get(task.unit)
             to_unit = (unit.supervisor or unit.parent or "") if unit else ""
         alert = Alert(alert_id=sla_alert_id(task.task_id, key), kind=kind, item_no=task.item_no,
-                      to_unit=to_unit, raised_at=clock.now(), task_id=task.task_id, incident_id=task.incident_id,
+                      to_unit=to_unit, raised_at=self.clock.now(), task_id=task.task_id, incident_id=task.incident_id,
                       unit=task.unit, limit=cause.limit, due_at=cause.due_at)
-        wiring.send(names.alerts, alert.alert_id, alert)
-        if len(raised_here) >= 100_000:
-            raised_here.clear()
-        raised_here.add(alert.alert_id)
+        self.wiring.send(self.names.alerts, alert.alert_id, alert)
+        if len(self.raised_here) >= 100_000:
+            self.raised_here.clear()
+        self.raised_here.add(alert.alert_id)
         metrics.ALERTS.labels(kind).inc()
         metrics.SLA_ALERTS.labels(kind, to_unit).inc()
 
-    def reroute(task: TaskState, returned: TaskEvent, dispatch: Dispatch, incident: Incident | None) -> None:
+    def reroute(self, task: TaskState, returned: TaskEvent, dispatch: Dispatch, incident: Incident | None) -> None:
         if incident is None:
             log.warning("task %s returned but its incident is not known here: nothing to re-route", task.task_id)
             return
         decision = reroute_returned(incident, dispatch, returned.reason or "other", returned.note,
-                                    dutylists.book_for(incident), now=clock.now())
+                                    self.dutylists.book_for(incident), now=self.clock.now())
         if isinstance(decision, ManualReview):
-            wiring.send_manual(decision)
+            self.wiring.send_manual(decision)
             metrics.REROUTED.labels("operator").inc()
         else:
-            wiring.open_tasks(incident, decision)
+            self.wiring.open_tasks(incident, decision)
             metrics.REROUTED.labels("candidate").inc()
 
-    @wiring.app.timer(settings.sla_check_seconds)
-    async def sla_timer() -> None:
-        """Propose the alerts that are due. Runs on every worker over the tasks it holds, touching only
-        the due ones (`DueIndex`), so a tick costs the same with 100 or 1,000,000 open tasks."""
-        if not ready():
+    def propose_due_alerts(self) -> None:
+        """The SLA timer: propose the alerts that are due. Runs on every worker over the tasks it holds,
+        touching only the due ones (`DueIndex`), so a tick costs the same with 100 or 1,000,000 open tasks."""
+        if not self.ready():
             return
-        now, started = clock.now(), time.monotonic()
-        task_summaries()  # rebuilds the index after recovery or a rebalance
-        for task_id, sent in list(proposed_at.items()):
+        now, started = self.clock.now(), time.monotonic()
+        self.summaries()  # rebuilds the index after recovery or a rebalance
+        for task_id, sent in list(self.proposed_at.items()):
             # Not applied yet (lost, a busy stream, or a task that moved past it): look again.
             if started - sent >= RESEND_PROPOSAL_AFTER:
-                del proposed_at[task_id]
-                if (summary := summaries.get(task_id)) is not None:
-                    due_index.set(task_id, summary.next_due)
-        for task_id in due_index.pop_due(now):
-            if (stored := tasks.get(task_id)) is None:
+                del self.proposed_at[task_id]
+                if (summary := self._summaries.get(task_id)) is not None:
+                    self.due_index.set(task_id, summary.next_due)
+        for task_id in self.due_index.pop_due(now):
+            if (stored := self.tasks.get(task_id)) is None:
                 continue
-            for proposal in sla.due(TaskRecord.model_validate_json(stored).task, now):
-                wiring.send(names.task_events, task_id, proposal)
+            for proposal in self.sla.due(TaskRecord.model_validate_json(stored).task, now):
+                self.wiring.send(self.names.task_events, task_id, proposal)
             # Applying a proposal re-indexes the task (`summarise`); until then it waits here.
-            proposed_at[task_id] = started
-
-    return tasks, early, task_summaries, (retention, early_retention)
+            self.proposed_at[task_id] = started
 
 
 def sla_alert_id(task_id: str, key: str) -> str:

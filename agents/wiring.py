@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.streams import _current_event  # no public setter; see `Wiring.each_batch`
@@ -37,7 +37,19 @@ from pipeline import ids
 from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
 from schemas.topics import TopicNames
 
+if TYPE_CHECKING:
+    from agents.retention import Retention
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageState:
+    """What a stage keeps, by name: its tables (counted on the worker's /health/) and the retentions
+    that bound them (the worker's retention timer ticks each)."""
+
+    tables: dict[str, faust.Table]
+    retentions: tuple[Retention, ...] = ()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from agents.faust_patches import apply_faust_patches, apply_tansu_patches, descr
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
-from agents.tasks import add_task_stage
+from agents.tasks import TaskStage
 from agents.views import add_views
 from agents.wiring import Wiring
 from infra.kafka.brokerwatch import BrokerWatch
@@ -105,16 +105,13 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
                 for agent in app.agents.values()}
 
     merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
-    received, received_retention = add_intake_stage(wiring, dutylists)
-    callers, caller_retention = add_caller_stage(wiring, dutylists, merge_policy)
-    cases, case_retention = add_case_stage(wiring, dutylists, merge_policy)
-    waiting, routing, routing_retention = add_queue_stage(wiring, dutylists)
-    tasks, early_task_events, task_summaries, task_retentions = add_task_stage(wiring, dutylists, bootstrap.units,
-                                                                               tables_ready)
+    stages = [add_intake_stage(wiring, dutylists), add_caller_stage(wiring, dutylists, merge_policy),
+              add_case_stage(wiring, dutylists, merge_policy), add_queue_stage(wiring, dutylists)]
+    task_stage = TaskStage(wiring, dutylists, bootstrap.units, tables_ready)
+    stages.append(task_stage.state)
     add_notify_stage(wiring)
-    tables = {"received": received, "callers": callers, "cases": cases, "waiting_for_operator": waiting,
-              "routing": routing, "tasks": tasks,
-              "early_task_events": early_task_events}
+    tables = {name: table for stage in stages for name, table in stage.tables.items()}
+    retentions = [retention for stage in stages for retention in stage.retentions]
     watch = BrokerWatch(servers, app.conf.id, [t.changelog_topic_name for t in tables.values()],
                         {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
                         tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
@@ -160,9 +157,8 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     async def retention_timer() -> None:
         """Bounded memory: what has served its purpose leaves the tables (agents/retention.py)."""
         if tables_ready():
-            for retention in (received_retention, caller_retention, case_retention, routing_retention,
-                              *task_retentions):
+            for retention in retentions:
                 await retention.tick()
 
-    add_views(app, dutylists, ready, tables, task_summaries, wiring.now, watch, stages_running)
+    add_views(app, dutylists, ready, tables, task_stage.summaries, wiring.now, watch, stages_running)
     return app
