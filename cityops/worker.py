@@ -13,7 +13,6 @@ One module per stage under `agents/`; `agents/wiring.py` holds what they share.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import faust
@@ -21,10 +20,11 @@ import faust
 from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
-from agents.faust_patches import apply_faust_patches, apply_tansu_patches, describe_partition, read_again_from_commit
+from agents.faust_patches import apply_faust_patches, apply_tansu_patches
 from agents.intake import add_intake_stage
 from agents.notify import add_notify_stage
 from agents.queue import add_queue_stage
+from agents.supervision import supervise_partitions
 from agents.tasks import TaskStage
 from agents.views import add_views
 from agents.wiring import Wiring
@@ -39,18 +39,6 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-class RestartInPlace(RuntimeError):
-    """A state this process cannot leave by itself: `cityops worker` starts it again, same pid."""
-
-
-class BrokerLogLost(RestartInPlace):
-    """The broker lost the log this worker's tables and offsets stand on (`infra/kafka/brokerwatch.py`)."""
-
-
-class PartitionStalled(RestartInPlace):
-    """A partition this worker holds has records waiting and a commit that does not move."""
-
-
 def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassModel | None) -> faust.App:
     """`bootstrap` is the duty list in force until a version is published on the topic; `model` the
     trained text model (None: keywords alone, and more incidents for the operators)."""
@@ -61,31 +49,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
     if settings.kafka_flavor == "tansu":
         apply_tansu_patches(servers)
 
-    app = faust.App(
-        f"{settings.topic_prefix}{settings.app_id}",
-        broker=[f"kafka://{s.strip()}" for s in servers.split(",")],
-        broker_credentials=faust_credentials(settings),  # TLS / SASL on a production cluster
-        store="memory://",
-        datadir=str(settings.data_dir / "faust"),  # default: a directory in the cwd
-        processing_guarantee="at_least_once",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        table_standby_replicas=0,
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        broker_rebalance_timeout=settings.session_timeout_seconds,
-        # A few ms of linger: the stages send in batches, and one produce request per message is
-        # what kept the old stages slow.
-        producer_linger=settings.producer_linger_seconds,
-        # web_host only names the URL: web_bind is the address listened on (Faust's default: every one).
-        web_bind=settings.worker_web_host,
-        web_host=settings.worker_web_host,
-        web_port=settings.worker_web_port,
-        web_in_thread=False,
-        # Faust's own views serve table contents (a queued incident's text, GPS, address) to anyone:
-        # off. The worker serves /health/ and /metrics/ only; citizens' data is the api's, behind keys.
-        web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
-    )
+    app = faust_app(settings, servers)
     wiring = Wiring(app, settings, TopicNames(settings.topic_prefix), settings.clock().now)
     dutylists = DutyLists(wiring, bootstrap, model)
 
@@ -116,42 +80,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
                         {topic: agent.name for agent in app.agents.values() for topic in agent.channel.topics},
                         tansu=settings.kafka_flavor == "tansu", security=kafka_python_security(settings))
 
-    reread: dict = {}  # partition → the commit it was last read again from (agents.faust_patches)
-
-    @app.timer(settings.broker_check_seconds)
-    async def watch_broker() -> None:
-        state = await asyncio.to_thread(watch.check)
-        if state.lost:
-            # The tables hold state their changelogs no longer have, and the offsets point past the
-            # new log's end: going on would lose or mis-route work silently. Stop; `cityops worker`
-            # starts again on the broker's new log (tables rebuilt from it, topics recreated).
-            await app.crash(BrokerLogLost("the broker lost its log: " + "; ".join(state.lost)))
-            return
-        held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-
-        def stalled_here(seconds: float) -> list:
-            """(partition, commit) of the partitions this worker holds, stalled `seconds` (0: never)."""
-            if not seconds or not tables_ready():
-                return []
-            return [(tp, commit) for tp, commit in watch.stalled(seconds) if (tp.topic, tp.partition) in held]
-
-        for tp, commit in stalled_here(settings.stall_reread_seconds):
-            if reread.get(tp) != commit:
-                # Once per commit: records Faust fetched and never handed to a stage (docs/faust-on-tansu.md, "A
-                # partition that stops being read") come again; still stalled later: restart below.
-                reread[tp] = commit
-                log.warning("records wait and the commit has not moved for %.0f s on %s[%d] at %d: reading it "
-                            "again from there (%s)", settings.stall_reread_seconds, tp.topic, tp.partition,
-                            commit, describe_partition(app.consumer, tp))
-                await read_again_from_commit(app.consumer, tp)
-        if stalled := stalled_here(settings.stall_restart_seconds):
-            # A new process reads them again from their commits; the ids make the re-read harmless.
-            where = ", ".join(f"{tp.topic}[{tp.partition}] at {commit}" for tp, commit in stalled)
-            log.error("records wait and the commit has not moved for %.0f s on %s: starting the worker again",
-                      settings.stall_restart_seconds, where)
-            for tp, _ in stalled:
-                log.error("stalled %s[%d]: %s", tp.topic, tp.partition, describe_partition(app.consumer, tp))
-            await app.crash(PartitionStalled("stalled: " + where))
+    supervise_partitions(app, settings, watch, tables_ready)
 
     @app.timer(settings.retention_check_seconds)
     async def retention_timer() -> None:
@@ -162,3 +91,33 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
 
     add_views(app, dutylists, ready, tables, task_stage.summaries, wiring.now, watch, stages_running)
     return app
+
+
+def faust_app(settings: Settings, servers: str) -> faust.App:
+    """The Faust app every stage registers on: at least once, tables in memory (rebuilt from their
+    changelogs), the worker's web port on loopback with Faust's own table views off."""
+    return faust.App(
+        f"{settings.topic_prefix}{settings.app_id}",
+        broker=[f"kafka://{s.strip()}" for s in servers.split(",")],
+        broker_credentials=faust_credentials(settings),  # TLS / SASL on a production cluster
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),  # default: a directory in the cwd
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.session_timeout_seconds,
+        # A few ms of linger: the stages send in batches, and one produce request per message is
+        # what kept the old stages slow.
+        producer_linger=settings.producer_linger_seconds,
+        # web_host only names the URL: web_bind is the address listened on (Faust's default: every one).
+        web_bind=settings.worker_web_host,
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        web_in_thread=False,
+        # Faust's own views serve table contents (a queued incident's text, GPS, address) to anyone:
+        # off. The worker serves /health/ and /metrics/ only; citizens' data is the api's, behind keys.
+        web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
+    )

@@ -35,7 +35,8 @@ def worker() -> None:
 
     import faust
 
-    from cityops.worker import RestartInPlace, create_worker_app
+    from agents.supervision import RestartInPlace
+    from cityops.worker import create_worker_app
     from infra.kafka.admin import ensure_cityops_topics
     from infra.kafka.broker import start_embedded_broker
     from infra.kafka.security import kafka_python_security
