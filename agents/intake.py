@@ -41,94 +41,105 @@ log = logging.getLogger(__name__)
 STAGE = "intake"
 
 
-def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
-    """Its state: the table of the ids received (`first_with_its_id`) and its retention."""
-    names, settings = wiring.names, wiring.settings
-    source_by_topic = {t: source for source, t in names.intakes.items()}
-    locator = Locator(dutylists.current.registry)
-    salt = settings.pii_salt.get_secret_value()
-    # incident id → {"fields": hashes of its message's fields (no values), "at", and the topic and key
-    # it came with, so a forget request reaches its partition}; leaves after the retention.
-    received = wiring.table("received")
-    retention = Retention(wiring, received, "received",
-                          lambda stored: dt.datetime.fromisoformat(json.loads(stored)["at"]),
-                          lambda incident_id, stored: came_with(json.loads(stored)))
+class IntakeStage:
+    """The stage's state and handlers; `state` names its table (`received`, see `first_with_its_id`)
+    and the table's retention for the worker."""
 
-    @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
-    async def intake(stream):
-        async for events in stream.take_events(settings.dispatch_batch_size, within=settings.dispatch_batch_seconds):
-            await dutylists.ready.wait()  # inside the loop: see Wiring.each_batch
-            metrics.STAGE_IN.labels(STAGE).inc(len(events))
-            parsed = [(event, incident) for event in events if not forgot(event)
-                      and (incident := normalise(event)) is not None]
+    def __init__(self, wiring: Wiring, dutylists: DutyLists):
+        self.wiring, self.dutylists = wiring, dutylists
+        self.names, self.settings = names, settings = wiring.names, wiring.settings
+        self.source_by_topic = {t: source for source, t in names.intakes.items()}
+        self.locator = Locator(dutylists.current.registry)
+        self.salt = settings.pii_salt.get_secret_value()
+        # incident id → {"fields": hashes of its message's fields (no values), "at", and the topic and key
+        # it came with, so a forget request reaches its partition}; leaves after the retention.
+        self.received = wiring.table("received")
+        self.retention = Retention(wiring, self.received, "received",
+                                   lambda stored: dt.datetime.fromisoformat(json.loads(stored)["at"]),
+                                   lambda incident_id, stored: came_with(json.loads(stored)))
+        self.state = StageState({"received": self.received}, (self.retention,))
+
+        @wiring.app.agent(wiring.topic(*names.intakes.values()), name=STAGE, concurrency=1)
+        async def intake(stream):
+            async for events in stream.take_events(settings.dispatch_batch_size,
+                                                   within=settings.dispatch_batch_seconds):
+                await dutylists.ready.wait()  # inside the loop: see Wiring.each_batch
+                await self.handle_batch(events)
+
+    async def handle_batch(self, events: list[EventT]) -> None:
+        metrics.STAGE_IN.labels(STAGE).inc(len(events))
+        parsed = [(event, incident) for event in events if not self.forgot(event)
+                  and (incident := self.normalise(event)) is not None]
+        try:
+            classified = await asyncio.to_thread(classify_batch, self.dutylists, [i for _, i in parsed])
+        except Exception:  # isolate the incident that breaks the batch: classify one by one
+            log.exception("batch classification failed; classifying one by one")
+            classified = [None] * len(parsed)
+        handled = []
+        for (event, incident), pair in zip(parsed, classified, strict=True):
             try:
-                classified = await asyncio.to_thread(classify_batch, dutylists, [i for _, i in parsed])
-            except Exception:  # isolate the incident that breaks the batch: classify one by one
-                log.exception("batch classification failed; classifying one by one")
-                classified = [None] * len(parsed)
-            handled = []
-            for (event, incident), pair in zip(parsed, classified, strict=True):
-                try:
-                    book, result = pair or classify_batch(dutylists, [incident])[0]
-                    dispatch(incident, book, result)
-                except Exception as exc:  # the batch is acked anyway: keep the report as a dead letter
-                    log.exception("routing failed")
-                    wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
-                    continue
-                handled.append(event)
-            finished(STAGE, handled)
+                book, result = pair or classify_batch(self.dutylists, [incident])[0]
+                self.dispatch(incident, book, result)
+            except Exception as exc:  # the batch is acked anyway: keep the report as a dead letter
+                log.exception("routing failed")
+                self.wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+                continue
+            handled.append(event)
+        finished(STAGE, handled)
 
-    def normalise(event: EventT) -> Incident | None:
-        source = source_by_topic[event.message.topic]
+    def normalise(self, event: EventT) -> Incident | None:
+        source = self.source_by_topic[event.message.topic]
         try:
             message = parse_intake(source, event.value)
-            incident = to_incident(message, salt=salt, now=wiring.now(), locator=locator,
-                                   dutylist_version=dutylists.current.version)
-            if not first_with_its_id(event, incident.incident_id, content_fingerprint(message)):
+            incident = to_incident(message, salt=self.salt, now=self.wiring.now(), locator=self.locator,
+                                   dutylist_version=self.dutylists.current.version)
+            if not self.first_with_its_id(event, incident.incident_id, content_fingerprint(message)):
                 return None
         except IntakeError as exc:
-            wiring.dead_letter_event(event, STAGE, str(exc))
+            self.wiring.dead_letter_event(event, STAGE, str(exc))
             return None
         except Exception as exc:  # a bug must not stop the stream: dead-letter it and go on
             log.exception("normalising failed")
-            wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+            self.wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
             return None
-        wiring.send(names.incidents, incident.incident_id, incident)
+        self.wiring.send(self.names.incidents, incident.incident_id, incident)
         return incident
 
-    def forgot(event: EventT) -> bool:
+    def forgot(self, event: EventT) -> bool:
         """A forget request of the retention (agents/retention.py), taken here."""
         if (incident_id := forget_request(event)) is None:
             return False
         set_current_event(event)
-        retention.forget(incident_id)
+        self.retention.forget(incident_id)
         return True
 
-    def first_with_its_id(event: EventT, incident_id: str, fingerprint: dict[str, str]) -> bool:
+    def first_with_its_id(self, event: EventT, incident_id: str, fingerprint: dict[str, str]) -> bool:
         """A message whose source id came before with other content is a conflict: dead-lettered with
         the fields that differ, the first kept as it was. Not an update: the work it started (its
         task, its item, its street) would silently stop matching its text. A redelivery matches."""
-        before = received.get(incident_id)
+        before = self.received.get(incident_id)
         if before is None:
             set_current_event(event)
-            at = wiring.now()
-            received[incident_id] = json.dumps({"fields": fingerprint, "at": at.isoformat(), "topic": event.message.topic,
-                                                "key": (event.key or b"").decode(errors="replace")}).encode()
-            retention.touched(incident_id, at)
+            at = self.wiring.now()
+            self.received[incident_id] = json.dumps({
+                "fields": fingerprint, "at": at.isoformat(), "topic": event.message.topic,
+                "key": (event.key or b"").decode(errors="replace")}).encode()
+            self.retention.touched(incident_id, at)
             return True
         if fields := conflicting_fields(json.loads(before)["fields"], fingerprint):
-            wiring.dead_letter_event(event, STAGE, f"conflict: incident {incident_id} came before from the same "
-                                                   f"{source_by_topic[event.message.topic]} id with other "
-                                                   f"{', '.join(fields)}; the first is kept")
-            metrics.INTAKE_CONFLICTS.labels(source_by_topic[event.message.topic]).inc()
+            source = self.source_by_topic[event.message.topic]
+            self.wiring.dead_letter_event(event, STAGE, f"conflict: incident {incident_id} came before from the same "
+                                                        f"{source} id with other {', '.join(fields)}; the first is kept")
+            metrics.INTAKE_CONFLICTS.labels(source).inc()
             return False
         return True
 
-    def dispatch(incident: Incident, book: DutyBook, result: Classification) -> None:
+    def dispatch(self, incident: Incident, book: DutyBook, result: Classification) -> None:
         if incident.history is not None:
-            replay(incident, book, result)
+            self.replay(incident, book, result)
             return
-        decision = route(incident, result, book, now=wiring.now(), threshold=settings.classify_threshold)
+        wiring, names = self.wiring, self.names
+        decision = route(incident, result, book, now=wiring.now(), threshold=self.settings.classify_threshold)
         routable = not isinstance(decision, ManualReview)
         if incident.source == "whistle":  # a whistle is its own case: no merging, no repeat calls
             wiring.open_tasks(incident, decision) if routable else wiring.send_manual(decision)
@@ -146,19 +157,18 @@ def add_intake_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
         else:
             wiring.send_manual(decision)
 
-    def replay(incident: Incident, book: DutyBook, result: Classification) -> None:
+    def replay(self, incident: Incident, book: DutyBook, result: Classification) -> None:
         """A historical order is its own case, as its record says (no merging, no repeat calls): its
         tasks open at its own time, then the events of its record follow on the same keys, so each
         task's partition sees them after its `dispatched` event."""
-        decision = route_history(incident, result, book, threshold=settings.classify_threshold)
+        decision = route_history(incident, result, book, threshold=self.settings.classify_threshold)
         if isinstance(decision, ManualReview):
-            wiring.send_manual(decision)
+            self.wiring.send_manual(decision)
             return
-        wiring.open_tasks(incident, decision)
+        self.wiring.open_tasks(incident, decision)
         for event in history_events(incident, decision):
-            wiring.send(names.task_events, event.task_id, event)
+            self.wiring.send(self.names.task_events, event.task_id, event)
 
-    return StageState({"received": received}, (retention,))
 
 def came_with(entry: dict) -> tuple[str, bytes]:
     """The topic and key a received id's message came with: a forget request goes the same way."""

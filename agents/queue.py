@@ -39,12 +39,31 @@ class NotWaiting(ValueError):
     """An operator ruled on an incident that is not in the queue."""
 
 
-def add_queue_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
-    names = wiring.names
-    waiting = wiring.table("waiting_for_operator")
-    routing = wiring.table("routing")
+class QueueStage:
+    """The queue and operator stages over one state: `waiting` (incident id → the incident and its
+    review) and `routing` (incident id → its latest routing); `state` names both for the worker."""
 
-    def record_route(incident_id: str, decision: list[Dispatch] | ManualReview | OperatorDecision,
+    def __init__(self, wiring: Wiring, dutylists: DutyLists):
+        self.wiring, self.dutylists = wiring, dutylists
+        names = wiring.names
+        self.waiting = wiring.table("waiting_for_operator")
+        self.routing = wiring.table("routing")
+        # A routing leaves after the retention once the incident has left the queue (dispatched or closed).
+        self.routing_retention = Retention(wiring, self.routing, "routing", lambda stored: routed_at(json.loads(stored)),
+                                           lambda incident_id, stored: (names.manual, incident_id.encode()))
+        self.state = StageState({"waiting_for_operator": self.waiting, "routing": self.routing},
+                                (self.routing_retention,))
+
+        @wiring.app.agent(wiring.topic(names.manual), name="queue", concurrency=1)
+        async def queue_stage(stream):
+            await wiring.each_batch(stream, "queue", ManualReview, self.hold, forget=self.routing_retention.forget)
+
+        @wiring.app.agent(wiring.topic(names.manual_decisions), name="operator", concurrency=1)
+        async def operator_stage(stream):
+            await wiring.each_batch(stream, "operator", OperatorDecision, self.rule, refused=(NotWaiting,),
+                                    before=dutylists.ready.wait)
+
+    def record_route(self, incident_id: str, decision: list[Dispatch] | ManualReview | OperatorDecision,
                      attempt: int = 0, ruling: OperatorDecision | None = None) -> None:
         if isinstance(decision, OperatorDecision):
             to, ruling = "closed", decision  # a close is its own ruling
@@ -52,70 +71,55 @@ def add_queue_stage(wiring: Wiring, dutylists: DutyLists) -> StageState:
             to, attempt = "manual", decision.attempt
         else:
             to, attempt = f"{decision[0].unit} {decision[0].item_no}@{decision[0].dutylist_version}", decision[0].attempt
-        at = wiring.now()
+        at = self.wiring.now()
         route = {"to": to, "attempt": attempt, "at": at.isoformat()}
         if ruling is not None:  # what took it out of the queue: a redelivered ruling is recognised (`rule`)
             route["ruling"] = ruling.decision_id
-        routing[incident_id] = json.dumps(route, ensure_ascii=False).encode()
-        routing_retention.touched(incident_id, None if to == "manual" else at)
+        self.routing[incident_id] = json.dumps(route, ensure_ascii=False).encode()
+        self.routing_retention.touched(incident_id, None if to == "manual" else at)
 
-    # A routing leaves after the retention once the incident has left the queue (dispatched or closed).
-    routing_retention = Retention(wiring, routing, "routing", lambda stored: routed_at(json.loads(stored)),
-                                  lambda incident_id, stored: (names.manual, incident_id.encode()))
-
-    def dispatched_since(review: ManualReview) -> bool:
-        route = json.loads(routing.get(review.incident_id) or "null")
+    def dispatched_since(self, review: ManualReview) -> bool:
+        route = json.loads(self.routing.get(review.incident_id) or "null")
         return route is not None and route["to"] != "manual" and route["attempt"] >= review.attempt
 
-    @wiring.app.agent(wiring.topic(names.manual), name="queue", concurrency=1)
-    async def queue_stage(stream):
-        await wiring.each_batch(stream, "queue", ManualReview, hold, forget=routing_retention.forget)
-
-    def hold(review: ManualReview) -> None:
-        if review.incident is None or dispatched_since(review):
+    def hold(self, review: ManualReview) -> None:
+        if review.incident is None or self.dispatched_since(review):
             return
-        waiting[review.incident_id] = json.dumps({"incident": review.incident.model_dump(mode="json"),
-                                                  "review": review.model_dump(mode="json", exclude={"incident"})},
-                                                 ensure_ascii=False).encode()
-        record_route(review.incident_id, review)
+        self.waiting[review.incident_id] = json.dumps(
+            {"incident": review.incident.model_dump(mode="json"),
+             "review": review.model_dump(mode="json", exclude={"incident"})}, ensure_ascii=False).encode()
+        self.record_route(review.incident_id, review)
 
-    @wiring.app.agent(wiring.topic(names.manual_decisions), name="operator", concurrency=1)
-    async def operator_stage(stream):
-        await wiring.each_batch(stream, "operator", OperatorDecision, rule, refused=(NotWaiting,),
-                                before=dutylists.ready.wait)
-
-    async def rule(ruling: OperatorDecision) -> None:
-        entry = waiting.get(ruling.incident_id)
+    async def rule(self, ruling: OperatorDecision) -> None:
+        entry = self.waiting.get(ruling.incident_id)
         if entry is None:
-            if ruled_by(ruling.incident_id) == ruling.decision_id:
+            if self.ruled_by(ruling.incident_id) == ruling.decision_id:
                 return  # this ruling again (redelivered after a restart): applied, its dispatches on the broker
             raise NotWaiting(f"incident {ruling.incident_id} is not waiting for an operator (unknown, or already "
                              "dispatched)")
         held = json.loads(entry)
         if ruling.action == "close":
-            record_route(ruling.incident_id, ruling, held["review"]["attempt"])
-            del waiting[ruling.incident_id]
+            self.record_route(ruling.incident_id, ruling, held["review"]["attempt"])
+            del self.waiting[ruling.incident_id]
             return
         incident = Incident.model_validate(held["incident"])
-        decision = dispatch_item(incident, ruling.item_no, dutylists.book_for(incident), now=wiring.now(),
+        decision = dispatch_item(incident, ruling.item_no, self.dutylists.book_for(incident), now=self.wiring.now(),
                                  reason=f"operator {ruling.operator}: {ruling.note}".strip(": "),
                                  units=ruling.units, attempt=held["review"]["attempt"])
         if isinstance(decision, ManualReview):
-            wiring.send_manual(decision)  # refused (摊派, unknown item): the queue holds it again, with the reason
-            record_route(incident.incident_id, decision)
+            self.wiring.send_manual(decision)  # refused (摊派, unknown item): the queue holds it again, with the reason
+            self.record_route(incident.incident_id, decision)
             return
         # On the broker before the entry leaves (see the module's doc); a failed send raises, and the
         # incident stays in the queue.
-        await asyncio.gather(*wiring.open_tasks(incident, decision))
-        record_route(incident.incident_id, decision, ruling=ruling)
-        del waiting[incident.incident_id]
+        await asyncio.gather(*self.wiring.open_tasks(incident, decision))
+        self.record_route(incident.incident_id, decision, ruling=ruling)
+        del self.waiting[incident.incident_id]
 
-    def ruled_by(incident_id: str) -> str | None:
+    def ruled_by(self, incident_id: str) -> str | None:
         """The ruling that took the incident out of the queue (None: still waiting, unknown, or routed
         without one)."""
-        return json.loads(routing.get(incident_id) or "{}").get("ruling")
-
-    return StageState({"waiting_for_operator": waiting, "routing": routing}, (routing_retention,))
+        return json.loads(self.routing.get(incident_id) or "{}").get("ruling")
 
 
 def routed_at(route: dict) -> dt.datetime | None:

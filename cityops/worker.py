@@ -21,9 +21,9 @@ from agents.callers import add_caller_stage
 from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
 from agents.faust_patches import apply_faust_patches, apply_tansu_patches
-from agents.intake import add_intake_stage
+from agents.intake import IntakeStage
 from agents.notify import add_notify_stage
-from agents.queue import add_queue_stage
+from agents.queue import QueueStage
 from agents.supervision import supervise_partitions
 from agents.tasks import TaskStage
 from agents.views import add_views
@@ -69,8 +69,8 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
                 for agent in app.agents.values()}
 
     merge_policy = MergePolicy(within_m=settings.merge_within_m, within_hours=settings.merge_within_hours)
-    stages = [add_intake_stage(wiring, dutylists), add_caller_stage(wiring, dutylists, merge_policy),
-              add_case_stage(wiring, dutylists, merge_policy), add_queue_stage(wiring, dutylists)]
+    stages = [IntakeStage(wiring, dutylists).state, add_caller_stage(wiring, dutylists, merge_policy),
+              add_case_stage(wiring, dutylists, merge_policy), QueueStage(wiring, dutylists).state]
     task_stage = TaskStage(wiring, dutylists, bootstrap.units, tables_ready)
     stages.append(task_stage.state)
     add_notify_stage(wiring)
