@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ahocorasick_rs
 
@@ -60,6 +60,7 @@ class Classification:
     confidence: float
     candidates: tuple[str, ...]
     reason: str
+    model_version: str | None = None  # the text model that weighed in (None: keywords or a sensor rule alone)
 
 
 def sensor_item(items: Iterable[DutyItem], kind: str, value: float | None,
@@ -125,6 +126,8 @@ class Classifier:
             result = self._classify(incident, probabilities.get(incident.incident_id), in_force)
             if (units := unit_probabilities.get(incident.incident_id)) is not None:
                 result = self._by_unit(incident, result, units, in_force)
+            if incident.incident_id in probabilities:
+                result = replace(result, model_version=self.model.version)
             results.append(result)
         return results
 

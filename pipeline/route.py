@@ -29,6 +29,18 @@ Recipients = list[tuple[str, str]]  # (unit code, "primary" | "cooperating")
 
 def route(incident: Incident, result: Classification, book: DutyBook, *, now: dt.datetime,
           threshold: float = MIN_CONFIDENCE) -> list[Dispatch] | ManualReview:
+    """The classification's decision, naming the model that made it (`model_version`): the item's units,
+    or the operator queue with the reason and candidates."""
+    decision = _route(incident, result, book, now=now, threshold=threshold)
+    if result.model_version is None:
+        return decision
+    stamp = {"model_version": result.model_version}
+    return decision.model_copy(update=stamp) if isinstance(decision, ManualReview) \
+        else [d.model_copy(update=stamp) for d in decision]
+
+
+def _route(incident: Incident, result: Classification, book: DutyBook, *, now: dt.datetime,
+           threshold: float) -> list[Dispatch] | ManualReview:
     if incident.source == "whistle":
         return route_whistle(incident, result, book, now=now, threshold=threshold)
     if result.item_no is None:

@@ -79,6 +79,9 @@ class Dispatch(_Event):
     attempt: int = Field(default=0, ge=0, description="0 for the first routing; +1 for each re-routing after a return")
     due_at: Instant | None = Field(default=None, description="a replayed order's own deadline (its record's), "
                                          "instead of the one the limits give")
+    model_version: str | None = Field(default=None, description="the text model whose classification sent it (None: "
+                                      "an operator's ruling, a re-routing after a return, keywords or a sensor rule "
+                                      "alone)")
 
 
 class ManualReview(_Event):
@@ -94,6 +97,7 @@ class ManualReview(_Event):
                                   "filter)")
     queued_at: Instant
     attempt: int = Field(default=0, ge=0, description="routings so far: >0 when a unit returned the incident")
+    model_version: str | None = Field(default=None, description="the text model whose classification sent it here")
     incident: Incident | None = Field(default=None, description="the report, for the operator to read and decide "
                                       "on; not stored in the manual_reviews table (it is in incidents)")
 

@@ -4,6 +4,7 @@
     GET  /operator/items                          the duty items in force, to dispatch under
     POST /operator/queue/{incident_id}/dispatch   {item_no, units?, note}   dispatch under a duty item
     POST /operator/queue/{incident_id}/close      {note}                    close without a dispatch
+    GET  /operator/rulings?since=&until=&limit=   the rulings and returns, as examples for the next model
 
 A ruling is an `OperatorDecision` on `manual-decisions`; the operator stage in the worker applies it
 (a dispatch the duty list refuses, e.g. 摊派 to a street it does not name, comes back to the queue
@@ -14,6 +15,7 @@ the ruling, so a retried ruling is the same decision.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -24,6 +26,7 @@ from infra.api.dutylist import CurrentDutyList
 from infra.api.keys import ApiKey
 from infra.api.problems import PROBLEM, FieldError, Problem, invalid
 from infra.store import Store
+from infra.store.queries import within_store_range
 from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.pii import redact_text
@@ -94,6 +97,17 @@ def operators_router(names: TopicNames, store: Store, clock: Clock, dutylist: Cu
                            primary_unit_name=book.units[i.primary_unit].name if i.primary_unit in book.units
                            else i.primary_unit, scope=i.scope, fallback=i.fallback)
                 for i in book.dutylist.items]
+
+    @router.get("/rulings", dependencies=[Depends(scoped("operator", "read"))])
+    async def rulings(since: dt.datetime | None = Query(None, description="decided at or after this ISO time"),
+                      until: dt.datetime | None = Query(None, description="decided before this ISO time"),
+                      limit: int = Query(10_000, ge=1, le=100_000)) -> list[dict]:
+        """What the operations centre taught, oldest first: each operator dispatch (`dispatch`: the item is
+        right for the text), close (`not_for_dispatch`) and department return as 职能不符 (`return`: the
+        `wrong_unit` is wrong for the text; `item_no`/`units`: where it went next, once routed again), with
+        the masked text and its SHA-256, the model whose decision came before, who decided and when."""
+        return await asyncio.to_thread(store.rulings, within_store_range(since) if since else None,
+                                       within_store_range(until) if until else None, limit)
 
     async def rule(request: Request, incident_id: str, key: ApiKey, action: str, **ruling) -> RulingSent:
         if not await asyncio.to_thread(store.waiting, incident_id):

@@ -270,3 +270,40 @@ def task_filter(*, unit: str | None = None, status: str | None = None,
     if status == "open":
         where.append(OPEN_SQL)
     return (f"WHERE {' AND '.join(where)}" if where else ""), parameters
+
+
+# What the operations centre teaches the next model (docs/classification.md, "Learning from rulings"):
+# an operator's dispatch under an item (the item is right for the text), a close as answered / invalid
+# / duplicate (not for dispatch), a department's return as 职能不符 (its unit is wrong for the text; the
+# item it was routed to next, once it has been, is right). Each with the text the model read (masked at
+# intake) and its hash, the model whose decision came before (for a ruling on a return sent back to the
+# queue, the model that made the returned dispatch), who decided and when.
+RULINGS_SQL = """
+SELECT r.kind, r.ruling_id, r.incident_id, i.title, i.text, lower(hex(SHA256(concat(i.title, '\\n', i.text)))),
+       r.item_no, r.units, r.wrong_unit, r.model_version, r.decided_by, r.decided_at
+FROM (
+    SELECT if(d.action = 'dispatch', 'dispatch', 'not_for_dispatch') AS kind, d.decision_id AS ruling_id,
+           d.incident_id AS incident_id, toString(d.item_no) AS item_no, d.units AS units, '' AS wrong_unit,
+           coalesce(m.model_version, x.model_version) AS model_version, toString(d.operator) AS decided_by,
+           d.decided_at AS decided_at
+    FROM {db}.operator_decisions AS d FINAL
+    LEFT JOIN (SELECT incident_id, argMax(model_version, queued_at) AS model_version
+               FROM {db}.manual_reviews FINAL GROUP BY incident_id) AS m ON m.incident_id = d.incident_id
+    LEFT JOIN (SELECT incident_id, argMax(model_version, dispatched_at) AS model_version
+               FROM {db}.dispatches FINAL GROUP BY incident_id) AS x ON x.incident_id = d.incident_id
+    UNION ALL
+    SELECT 'return', t.task_id, t.incident_id, toString(n.item_no), CAST(if(n.unit = '', [], [toString(n.unit)])
+           AS Array(String)), toString(t.unit), p.model_version, toString(t.unit), assumeNotNull(t.returned_at)
+    FROM {db}.tasks AS t FINAL
+    LEFT JOIN (SELECT dispatch_id, model_version FROM {db}.dispatches FINAL) AS p ON p.dispatch_id = t.task_id
+    LEFT JOIN (SELECT incident_id, attempt, item_no, unit FROM {db}.tasks FINAL WHERE role = 'primary') AS n
+        ON n.incident_id = t.incident_id AND n.attempt = t.attempt + 1
+    WHERE t.role = 'primary' AND t.return_reason = '职能不符' AND NOT t.replayed
+) AS r
+INNER JOIN (SELECT incident_id, title, text FROM {db}.incidents FINAL) AS i ON i.incident_id = r.incident_id
+WHERE r.decided_at >= toDateTime64(%(since)s, 3) AND r.decided_at < toDateTime64(%(until)s, 3)
+ORDER BY r.decided_at, r.ruling_id
+LIMIT %(limit)s
+"""
+RULING_COLUMNS = ("kind", "ruling_id", "incident_id", "title", "text", "text_sha256", "item_no", "units", "wrong_unit",
+                  "model_version", "decided_by", "decided_at")

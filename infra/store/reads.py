@@ -17,6 +17,8 @@ from infra.store.queries import (
     QUEUE_COLUMNS,
     QUEUE_SQL,
     ROLLUP_SQL,
+    RULING_COLUMNS,
+    RULINGS_SQL,
     SLA_ALIASES,
     SLA_DIMENSIONS,
     SLA_FIGURES,
@@ -294,6 +296,14 @@ class StoreReads(StoreClient):
 
         total = [sum(r[n] for r in rows) for n in range(1, len(figures) + 1)]
         return {"by": by, "total": with_rates("total", total), "rows": [with_rates(r[0], r[1:]) for r in rows]}
+
+    def rulings(self, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                limit: int = 10_000) -> list[dict]:
+        """The examples the operations centre gave (RULINGS_SQL), oldest first, decided in [since, until):
+        what the next model learns from, and is judged by."""
+        rows = self.query(RULINGS_SQL, {"since": since.timestamp() if since else 0.0,
+                                        "until": until.timestamp() if until else 1e10, "limit": limit})
+        return [{c: _jsonable(v) for c, v in zip(RULING_COLUMNS, r, strict=True)} for r in rows]
 
     def overdue(self, now: dt.datetime, limit: int = 50, *, prewarned: bool = False) -> list[dict]:
         """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,

@@ -11,6 +11,7 @@ import httpx
 
 from devtools.processes import poll_until
 from infra.api import keys
+from pipeline.textmodel import TopClassModel
 
 CN = dt.timezone(dt.timedelta(hours=8))
 
@@ -129,6 +130,19 @@ def test_clerks_operators_and_the_hotline_act_on_tasks_over_http(pipeline_env, s
     unknown_unit = operator.post(f"/operator/queue/{incident}/dispatch", {"item_no": "CJ-029", "units": ["nosuchunit"]})
     assert unknown_unit.status_code == 422 and unknown_unit.json()["errors"][0]["field"] == "body.units.0"
     assert operator.post(f"/operator/queue/{incident}/close", {"reason": "answered", "note": "已致谢"}).status_code == 202
+
+    # Every ruling and return is an example for the next model, naming the model that decided before.
+    examples = poll_until(lambda: reader.get("/operator/rulings").json(),
+                          lambda rs: {r["kind"] for r in rs} >= {"return", "not_for_dispatch"}, timeout=30,
+                          what="the return and the close as examples")
+    returned = next(r for r in examples if r["kind"] == "return")
+    closed = next(r for r in examples if r["kind"] == "not_for_dispatch")
+    assert (returned["ruling_id"], returned["wrong_unit"], returned["decided_by"]) == (b, "cgj", "cgj")
+    assert (closed["incident_id"], closed["decided_by"]) == (incident, "op") and "致谢" not in str(closed)
+    assert all(len(r["text_sha256"]) == 64 and "13800138000" not in str(r) for r in examples)
+    model = TopClassModel.load(Path(pipeline_env["CITYOPS_MODEL_DIR"]))
+    assert returned["model_version"] == closed["model_version"] == (model.version if model else None)
+    assert stranger.get("/operator/rulings").status_code == 403
 
 
 def test_the_door_refuses_what_the_pipeline_would_refuse_later(pipeline_env, start_worker):
