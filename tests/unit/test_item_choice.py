@@ -16,6 +16,8 @@ NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
 class SureOf:
     """A text model that is sure of one class, and has no unit head."""
 
+    version = "test-model"  # what every decision it makes is stamped with
+
     def __init__(self, top_class: str, probability: float = 0.9):
         self.top_class, self.probability = top_class, probability
 

@@ -18,6 +18,8 @@ CLASSES = ["城乡建设", "环境保护", "交通运输", "教育文体", "劳�
 class Sure:
     """A text model sure of a class, with a unit head sure of a unit."""
 
+    version = "test-model"  # what every decision it makes is stamped with
+
     def __init__(self, top_class: str, unit: str, unit_probability: float = 0.9):
         self.top_class, self.unit, self.unit_probability = top_class, unit, unit_probability
 
@@ -77,3 +79,13 @@ def test_an_unsure_unit_waits_whatever_the_class(sample_book):
     classified = Classifier(sample_book, Sure("城乡建设", "cgj", 0.4)).classify(incident("路灯不亮", "路灯不亮"))
     assert classified.item_no == "CJ-029" and classified.confidence == odds_times(0.4, KEYWORDS_AGREE_LIKELIHOOD_RATIO)
     assert isinstance(route(incident("路灯不亮", "路灯不亮"), classified, sample_book, now=NOW), ManualReview)
+
+
+def test_every_decision_names_the_model_that_made_it(sample_book):
+    report = incident("路灯不亮", "小区门口路灯不亮")
+    sent = route(report, Classifier(sample_book, Sure("城乡建设", "cgj", 0.9)).classify(report), sample_book, now=NOW)
+    waits = route(report, Classifier(sample_book, Sure("城乡建设", NO_ITEM, 0.9)).classify(report), sample_book, now=NOW)
+    by_keywords = route(report, Classifier(sample_book).classify(report), sample_book, now=NOW, threshold=0.0)
+    assert [d.model_version for d in sent] == ["test-model"] * len(sent) and sent
+    assert isinstance(waits, ManualReview) and waits.model_version == "test-model"
+    assert all(d.model_version is None for d in by_keywords)
