@@ -15,13 +15,13 @@ round is the model learning, not easier tickets.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pipeline.dispatch_eval import Decision, Truth
+from pipeline.dispatch_eval import NONE, Decision, Truth, unit_of
 from pipeline.dutylists import DutyBook
-from pipeline.textmodel import TopClassModel, document, near_duplicate_groups, with_unit_head
+from pipeline.textmodel import NO_ITEM, TopClassModel, document, near_duplicate_groups, with_unit_head
 
 Model = TypeVar("Model")
 
@@ -178,3 +178,46 @@ def unit_head_learner(class_model: TopClassModel, experiment: Experiment,
         return with_unit_head(class_model, [*start, *((document(e.title, e.text), e.unit) for e in examples)])
 
     return Learner(learn, decide)
+
+
+# ------------------------------------------------------------------------- rulings as examples
+
+def examples_from_rulings(rulings: Iterable[dict], book: DutyBook) -> list[tuple[str, Example]]:
+    """(decided_at, example) of each ruling row (GET /operator/rulings) that says which unit a text is
+    for: an operator's dispatch (the first of its units, else its item's primary unit), a close (no item:
+    not for dispatch), a return once it has been routed again (where it went next). A return not routed
+    yet says only which unit is wrong, which the unit head (one class per unit) cannot learn from."""
+    found = []
+    for r in rulings:
+        if r["kind"] == "not_for_dispatch":
+            unit = NO_ITEM
+        elif r["units"]:
+            unit = r["units"][0]
+        else:
+            unit = unit_of(book, r["item_no"]) if r["item_no"] else None
+        if unit and unit != NONE:
+            found.append((r["decided_at"], Example(r["title"], r["text"], unit, "return" if r["kind"] == "return"
+                                                   else "ruling")))
+    return found
+
+
+def as_truths(examples: Sequence[Example]) -> list[Truth]:
+    return [Truth(f"ruling-{n}", e.title, e.text, e.unit, None, None) for n, e in enumerate(examples)]
+
+
+def promotion(in_force: dict, candidate: dict) -> tuple[bool, str]:
+    """Whether a candidate replaces the model in force, from both models' `dispatch_eval.figures` on the
+    same later rulings: it must send more at ≥ 95% right unit, or, sending as much there, be right more
+    often at the threshold in force without sending less."""
+    def at_95(f: dict) -> float:
+        return (f["sent_at_95_right_unit"] or {}).get("sent_share") or 0.0
+
+    now, new = at_95(in_force), at_95(candidate)
+    said = f"at ≥ 95% right unit it sends {new:.1%} of the later rulings' tickets, the model in force {now:.1%}"
+    if new > now:
+        return True, said
+    right_now, right_new = in_force["right_unit_of_sent"] or 0.0, candidate["right_unit_of_sent"] or 0.0
+    if new == now and right_new > right_now and (candidate["sent_share"] or 0.0) >= (in_force["sent_share"] or 0.0):
+        return True, f"{said}; at the threshold in force it is right {right_new:.1%} of the time, not {right_now:.1%}"
+    return False, f"{said}; at the threshold in force right {right_new:.1%} (in force {right_now:.1%}), sending " \
+                  f"{candidate['sent_share'] or 0:.1%} (in force {in_force['sent_share'] or 0:.1%})"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cityops.cli.common import current_settings, offline_pipeline, print_json, say, trained_model
+from cityops.cli.common import API_URL, call_api, current_settings, offline_pipeline, print_json, say, trained_model
 
 app = typer.Typer(help="The text model: train it offline, from the real labelled messages.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure the classifier and the dispatch on labelled data.", no_args_is_help=True)
@@ -17,11 +17,25 @@ def model_train(
     data: Path = typer.Option(None, exists=True, dir_okay=False, help="labelled JSONL (title, text, label); "
                               "default: the shared labelled-large.jsonl (else labelled.jsonl)"),
     out: Path = typer.Option(None, help="model directory; default CITYOPS_MODEL_DIR"),
+    with_rulings: bool = typer.Option(False, "--with-rulings", help="instead: a candidate that also learns from the "
+                                      "operators' rulings and departments' returns, made CURRENT only when it beats "
+                                      "the model in force on the later ones"),
+    rulings: Path = typer.Option(None, exists=True, dir_okay=False, help="with --with-rulings: the rulings as GET "
+                                 "/operator/rulings gives them (a JSON list); default: asked of the api"),
+    cut_off: str = typer.Option(None, "--cut-off", help="with --with-rulings: learn from the rulings before this ISO "
+                                "time, judge on those after; default: the time four fifths of them came before"),
+    api: str = API_URL,
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Train the top-level-class model and make it CURRENT in the model directory."""
+    """Train the top-level-class model and make it CURRENT in the model directory; or, --with-rulings, a
+    candidate from the rulings, promoted only when it is better (time-ordered: never judged on what it learnt)."""
     from pipeline.modelfiles import train_from_files, training_file
 
     settings = current_settings()
+    if with_rulings:
+        _train_with_rulings(settings.model_copy(update={"model_dir": out or settings.model_dir}), rulings, cut_off,
+                            api, as_json)
+        return
     data = data or training_file(settings.messages_dir)
     if data is None:
         typer.echo(f"no labelled messages under {settings.messages_dir}: pass --data FILE", err=True)
@@ -30,6 +44,65 @@ def model_train(
     target = train_from_files(data, settings.messages_dir / "taxonomy.csv", out or settings.model_dir,
                               settings.dutylist_file, settings.units_file)
     typer.echo(f"trained {target.name} in {target.parent}")
+
+
+# Fewer later rulings than this judge nothing: the candidate is not promoted.
+MIN_RULINGS_TO_JUDGE = 20
+
+
+def _train_with_rulings(settings, rulings_file: Path | None, cut_off: str | None, api: str, as_json: bool) -> None:
+    import datetime as dt
+    import json
+
+    from pipeline.dispatch_eval import figures, routing_decider
+    from pipeline.dutylists import CITY_TZ
+    from pipeline.learning import as_truths, examples_from_rulings, promotion
+    from pipeline.modelfiles import unit_rows
+    from pipeline.textmodel import document, with_unit_head
+
+    in_force = trained_model(settings)
+    if in_force is None:
+        say(f"no model in {settings.model_dir} to improve on: run `cityops model train` first")
+        raise typer.Exit(2)
+    book, locator, _ = offline_pipeline(settings)
+    rows = json.loads(rulings_file.read_text(encoding="utf-8")) if rulings_file else call_api(api, "/operator/rulings")
+    dated = sorted(examples_from_rulings(rows, book), key=lambda pair: pair[0])
+    try:
+        cut = dt.datetime.fromisoformat(cut_off) if cut_off else None
+    except ValueError:
+        say("--cut-off: an ISO time, e.g. 2026-12-01T00:00:00+08:00")
+        raise typer.Exit(2) from None
+    if cut is not None and cut.tzinfo is None:
+        cut = cut.replace(tzinfo=CITY_TZ)  # a time without an offset is the city's
+    if cut is None and dated:
+        cut = dt.datetime.fromisoformat(dated[len(dated) * 4 // 5][0])
+    before = [e for at, e in dated if cut is None or dt.datetime.fromisoformat(at) < cut]
+    after = [e for at, e in dated if cut is not None and dt.datetime.fromisoformat(at) >= cut]
+    known = unit_rows(settings.messages_dir, book)
+    say(f"candidate: the model in force's unit head learnt again with {len(before)} rulings before {cut}…")
+    candidate = with_unit_head(in_force, [(document(t, x), u) for source in known.values() for t, x, u in source]
+                               + [(document(e.title, e.text), e.unit) for e in before],
+                               note={"rulings": len(before), "rulings_cut_off": cut.isoformat() if cut else None})
+    report: dict = {"in_force": in_force.version, "candidate": candidate.version, "rulings": len(rows),
+                    "examples": len(dated), "learnt_from": len(before), "judged_on": len(after),
+                    "cut_off": cut.isoformat() if cut else None}
+    if len(after) < MIN_RULINGS_TO_JUDGE:
+        report |= {"promoted": False, "why": f"{len(after)} rulings after the cut-off: at least "
+                                             f"{MIN_RULINGS_TO_JUDGE} are needed to judge a candidate"}
+    else:
+        decide, truths = routing_decider(book, locator, settings.classify_threshold), as_truths(after)
+        now_figures, new_figures = figures(truths, decide(in_force, truths)), figures(truths, decide(candidate, truths))
+        promoted, why = promotion(now_figures, new_figures)
+        report |= {"promoted": promoted, "why": why,
+                   "figures": {name: {k: f[k] for k in ("sent_share", "right_unit_of_sent", "sent_at_95_right_unit")}
+                               for name, f in (("in_force", now_figures), ("candidate", new_figures))}}
+        if promoted:
+            report["saved"] = str(candidate.save(settings.model_dir))
+    if as_json:
+        print_json(report, True)
+    else:
+        verdict = "promoted: CURRENT is now " + candidate.version if report["promoted"] else "not promoted"
+        typer.echo(f"{verdict} ({report['why']}); learnt from {len(before)} rulings, judged on {len(after)}")
 
 
 @eval_app.command("classify")

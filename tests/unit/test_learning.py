@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pipeline.dispatch_eval import Decision, Truth
-from pipeline.learning import Learner, Ticket, simulate
+from pipeline.learning import Learner, Ticket, examples_from_rulings, promotion, simulate
+from pipeline.textmodel import NO_ITEM
 
 
 def truth(n: int, kind: str, unit: str) -> Truth:
@@ -52,3 +53,34 @@ def test_a_wrong_unit_is_returned_and_teaches_the_right_one():
     assert first.returned == 3 and first.right_unit_of_auto == 0.0 and first.waited == 0
     assert second.returned == 0 and second.right_unit_of_auto == 1.0 and second.model_examples == 3
     assert rounds[0].test_right_unit_of_auto == 0.0 and second.test_right_unit_of_auto == 1.0
+
+
+def ruling(kind: str, item_no: str = "", units: tuple[str, ...] = (), at: str = "2026-12-01T01:00:00+00:00") -> dict:
+    return {"kind": kind, "ruling_id": "r", "incident_id": "i", "title": "路灯", "text": "路灯不亮", "text_sha256": "0" * 64,
+            "item_no": item_no, "units": list(units), "wrong_unit": "zjj" if kind == "return" else "",
+            "model_version": "m1", "decided_by": "op", "decided_at": at}
+
+
+def test_each_ruling_teaches_the_unit_it_names(sample_book):
+    found = examples_from_rulings([
+        ruling("dispatch", "CJ-029"),  # the item's primary unit
+        ruling("dispatch", "CJ-029", ("zjj", "cgj")),  # the operator's own choice, first is primary
+        ruling("not_for_dispatch"),
+        ruling("return", "CJ-029", ("cgj",)),  # returned by zjj, routed on to cgj
+        ruling("return"),  # returned, not routed again yet: teaches nothing the head can learn
+    ], sample_book)
+    assert [(e.unit, e.source) for _, e in found] == [("cgj", "ruling"), ("zjj", "ruling"), (NO_ITEM, "ruling"),
+                                                       ("cgj", "return")]
+
+
+def figures_of(sent_share: float, right: float, at_95: float | None) -> dict:
+    return {"sent_share": sent_share, "right_unit_of_sent": right,
+            "sent_at_95_right_unit": None if at_95 is None else {"sent_share": at_95, "threshold": 0.7}}
+
+
+def test_a_candidate_is_promoted_only_when_it_sends_more_at_95_or_is_right_more_at_no_cost():
+    assert promotion(figures_of(0.3, 0.9, 0.2), figures_of(0.3, 0.9, 0.25))[0]
+    assert promotion(figures_of(0.3, 0.9, None), figures_of(0.3, 0.93, None))[0]
+    assert not promotion(figures_of(0.3, 0.9, None), figures_of(0.25, 0.95, None))[0]  # right more, but sends less
+    promoted, why = promotion(figures_of(0.3, 0.96, 0.3), figures_of(0.4, 0.9, 0.1))
+    assert not promoted and "10.0%" in why and "30.0%" in why
