@@ -13,28 +13,26 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from agents.following import follow_from_start
+from agents.models import ModelsInForce
 from agents.wiring import Wiring
 from infra import metrics
-from infra.kafka.broker import true_end_offsets
-from infra.kafka.security import aiokafka_security
 from pipeline.classify import Classifier
 from pipeline.dutylists import DutyBook, DutyBooks
-from pipeline.textmodel import TopClassModel
 from schemas import DutyListVersion, Incident, describe_validation_error
 
 log = logging.getLogger(__name__)
 
 
 class DutyLists:
-    def __init__(self, wiring: Wiring, bootstrap: DutyBook, model: TopClassModel | None):
+    def __init__(self, wiring: Wiring, bootstrap: DutyBook, models: ModelsInForce):
         self.wiring = wiring
         self.books = DutyBooks(bootstrap)
-        self.model = model
-        self.ready = asyncio.Event()  # set once the published versions have been read
-        self._classifiers: dict[str, Classifier] = {}
+        self.models = models  # the text model in force: each swap gives every list a new classifier
+        self.ready = asyncio.Event()  # set once the published versions (and the model in force) have been read
+        self._classifiers: dict[tuple[str, str | None], Classifier] = {}
 
         @wiring.app.task
         async def follow_dutylists() -> None:
@@ -56,37 +54,29 @@ class DutyLists:
         return book
 
     def classifier_for(self, book: DutyBook) -> Classifier:
-        if book.version not in self._classifiers:
-            self._classifiers[book.version] = Classifier(book, self.model)
-        return self._classifiers[book.version]
+        """The classifier of `book` with the model in force: one model for a whole batch, never a mix."""
+        model = self.models.current
+        key = (book.version, model.version if model else None)
+        if key not in self._classifiers:
+            self._classifiers = {k: c for k, c in self._classifiers.items() if k[1] == key[1]}  # an old model's go
+            self._classifiers[key] = Classifier(book, model)
+        return self._classifiers[key]
 
     async def _follow(self) -> None:
-        servers, topic_name = self.wiring.settings.kafka_bootstrap_servers, self.wiring.names.dutylists
-        tp = TopicPartition(topic_name, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=servers, **aiokafka_security(self.wiring.settings),
-                                    enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            reported = await consumer.end_offsets([tp])
-            # The embedded broker under-reports the end; read up to the true one before routing anything.
-            end = (await asyncio.to_thread(true_end_offsets, servers, {tp: reported[tp]}))[tp]
-            log.info("reading %d published duty-list record(s) from %s", end, topic_name)
-            while True:
-                if not self.ready.is_set() and await consumer.position(tp) >= end:
-                    # The classifier of the list in force is built before the first report is routed
-                    # (about 2 s: its keyword and word automata), not by the first report.
-                    await asyncio.to_thread(self.classifier_for, self.current)
-                    log.info("duty list in force: %s (known: %s)", self.current.version, ", ".join(self.books.versions))
-                    self.ready.set()
-                for records in (await consumer.getmany(tp, timeout_ms=500)).values():
-                    for record in records:
-                        self._apply(record)
-                    if self.ready.is_set():  # a list published meanwhile: its classifier too, off the loop
-                        await asyncio.to_thread(self.classifier_for, self.current)
-        finally:
-            await consumer.stop()
+        async def caught_up() -> None:
+            await self.models.ready.wait()
+            # The classifier of the list in force is built before the first report is routed (about 2 s:
+            # its keyword and word automata), not by the first report.
+            await asyncio.to_thread(self.classifier_for, self.current)
+            log.info("duty list in force: %s (known: %s)", self.current.version, ", ".join(self.books.versions))
+            self.ready.set()
+
+        async def apply(record) -> None:
+            self._apply(record)
+            if self.ready.is_set():  # a list published meanwhile: its classifier too, off the loop
+                await asyncio.to_thread(self.classifier_for, self.current)
+
+        await follow_from_start(self.wiring, self.wiring.names.dutylists, apply, caught_up)
 
     def _apply(self, record) -> None:
         try:

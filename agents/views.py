@@ -23,7 +23,9 @@ def add_views(app: faust.App, dutylists: DutyLists, ready: Callable[[], bool], t
         """Ready once the duty lists are read and the tables recovered (and not rebalancing) while the
         broker answers and every stage runs; the broker's last check (lag per stage, a lost log); the
         sizes of the tables this worker holds (its partitions). Cheap: polled by orchestrators and the demo."""
-        return web.json({"ready": ready(), "dutylist_version": dutylists.current.version, "now": now().isoformat(),
+        model = dutylists.models.current
+        return web.json({"ready": ready(), "dutylist_version": dutylists.current.version,
+                         "model_version": model.version if model else None, "now": now().isoformat(),
                          "stages": stages_running(), "broker": watch.state.as_json(watch.stage_of),
                          "held": {name: len(table) for name, table in tables.items()},
                          "waiting_for_operator": len(tables["waiting_for_operator"])},

@@ -22,6 +22,7 @@ from agents.cases import add_case_stage
 from agents.dutylists import DutyLists
 from agents.faust_patches import apply_faust_patches, apply_tansu_patches
 from agents.intake import IntakeStage
+from agents.models import ModelsInForce
 from agents.notify import add_notify_stage
 from agents.queue import QueueStage
 from agents.supervision import supervise_partitions
@@ -51,7 +52,7 @@ def create_worker_app(settings: Settings, bootstrap: DutyBook, model: TopClassMo
 
     app = faust_app(settings, servers)
     wiring = Wiring(app, settings, TopicNames(settings.topic_prefix), settings.clock().now)
-    dutylists = DutyLists(wiring, bootstrap, model)
+    dutylists = DutyLists(wiring, bootstrap, ModelsInForce(wiring, model))
 
     def tables_ready() -> bool:
         """Tables are complete only once recovery from their changelogs has finished: the timers wait

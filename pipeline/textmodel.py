@@ -359,11 +359,16 @@ class TopClassModel:
         current = directory / "CURRENT"
         if not current.exists():
             return None
-        target = directory / current.read_text(encoding="utf-8").strip()
+        return cls.load_folder(directory / current.read_text(encoding="utf-8").strip())
+
+    @classmethod
+    def load_folder(cls, target: Path) -> TopClassModel | None:
+        """The model saved in `target` (a folder of the model directory), whole; None when it was trained
+        by other code (another MODEL_KIND). A missing folder raises FileNotFoundError."""
         meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
         if meta.get("kind") != MODEL_KIND:
             log.warning("model %s in %s is of kind %r, this code needs %r: retrain it (`cityops model train`)",
-                        meta.get("version", target.name), directory, meta.get("kind"), MODEL_KIND)
+                        meta.get("version", target.name), target.parent, meta.get("kind"), MODEL_KIND)
             return None
         with open(target / ARTEFACT, "rb") as f:
             pipeline = pickle.load(f)  # our own artefact, written by `cityops model train`

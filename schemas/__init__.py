@@ -22,6 +22,7 @@ from schemas.events import (
                               DutyListVersion,
                               Incident,
                               ManualReview,
+                              ModelVersion,
                               OperatorDecision,
                               TaskEvent,
                               TaskState,
@@ -40,5 +41,5 @@ from schemas.intake import (
 
 __all__ = [
     "Alert", "ClassifiedIncident", "CityRegistry", "DeadLetter", "Dispatch", "DutyItem", "DutyList", "Grid", "ItemOverride", "LocalList", "SensorRule", "WhistlePolicy", "GeoPoint", "GridReport", "HotlineTicket", "OrderHistory",
-    "DutyListVersion", "Incident", "ManualReview", "OperatorDecision", "SensorReading", "TaskEvent", "TaskState", "TaskUpdate", "WebhookAttempt", "Unit", "Whistle", "describe_validation_error",
+    "DutyListVersion", "Incident", "ManualReview", "ModelVersion", "OperatorDecision", "SensorReading", "TaskEvent", "TaskState", "TaskUpdate", "WebhookAttempt", "Unit", "Whistle", "describe_validation_error",
 ]

@@ -256,6 +256,18 @@ class DutyListVersion(_Event):
     yaml: str = Field(min_length=1, description="the duty-list file exactly as published")
 
 
+class ModelVersion(_Event):
+    """A text model put in force on every worker (`cityops model publish`, `cityops model rollback`): a
+    version the model directory they share holds, named by its folder there."""
+
+    version: str = Field(min_length=1, max_length=64)
+    folder: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+                        description="its folder in CITYOPS_MODEL_DIR, e.g. topclass-20261206-cf3db7392c")
+    published_at: Instant
+    published_by: str = Field(default="", max_length=64, description="who put it in force, for the audit trail")
+    note: str = Field(default="", max_length=500, description="why: a promotion's report, a rollback")
+
+
 class OperatorDecision(_Event):
     """An operator's ruling on an incident in the manual queue (`cityops dispatch manual`, or the api):
     dispatch it under an item, or close it without a dispatch (answered directly, not a city matter)."""

@@ -64,6 +64,11 @@ class TopicNames:
         """Published duty-list versions, keyed by version: compacted, one partition (one order)."""
         return f"{self.prefix}dutylists"
 
+    @property
+    def models(self) -> str:
+        """Published text-model versions (`cityops model publish`): compacted, one partition (one order)."""
+        return f"{self.prefix}models"
+
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
         return [*self.intakes.values(), self.incidents, self.classified, self.case_reports, self.task_events,

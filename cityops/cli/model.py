@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from cityops.cli.common import API_URL, call_api, current_settings, offline_pipeline, print_json, say, trained_model
+from cityops.cli.common import (
+    API_URL,
+    call_api,
+    current_settings,
+    offline_pipeline,
+    print_json,
+    require_kafka,
+    say,
+    trained_model,
+)
 
 app = typer.Typer(help="The text model: train it offline, from the real labelled messages.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure the classifier and the dispatch on labelled data.", no_args_is_help=True)
@@ -103,6 +112,75 @@ def _train_with_rulings(settings, rulings_file: Path | None, cut_off: str | None
     else:
         verdict = "promoted: CURRENT is now " + candidate.version if report["promoted"] else "not promoted"
         typer.echo(f"{verdict} ({report['why']}); learnt from {len(before)} rulings, judged on {len(after)}")
+
+
+@app.command("publish")
+def model_publish(
+    version: str = typer.Option(None, help="a version the model directory holds; default: the one CURRENT names"),
+    by: str = typer.Option("", help="who puts it in force (kept on the topic)"),
+    note: str = typer.Option("", help="why"),
+) -> None:
+    """Put a model in force on every running worker, without a restart: they load it from the model
+    directory they share (CITYOPS_MODEL_DIR) and every decision after names it."""
+    settings = current_settings()
+    require_kafka(settings)
+    folder = _model_folder(settings.model_dir, version)
+    offset = _publish_model(settings, folder, by, note or "published")
+    typer.echo(f"model {folder.name.removeprefix('topclass-')} published at offset {offset}: every worker loads it")
+
+
+@app.command("rollback")
+def model_rollback(by: str = typer.Option("", help="who rolls it back (kept on the topic)")) -> None:
+    """Put back in force the model published before the one in force (before any: the one CURRENT names
+    in the model directory), on every running worker."""
+    from infra.kafka.reader import read_all
+    from schemas import ModelVersion
+    from schemas.topics import TopicNames
+
+    settings = current_settings()
+    require_kafka(settings)
+    published = [ModelVersion.model_validate_json(v) for v in read_all(settings, TopicNames(settings.topic_prefix).models)]
+    if not published:
+        say("no model has been published: the workers run the one CURRENT names (`cityops model publish`)")
+        raise typer.Exit(2)
+    in_force = published[-1].version
+    # The one published before; before any, the model directory's CURRENT (what the workers ran first).
+    earlier = [p.version for p in published if p.version != in_force] or [
+        v for v in [_model_folder(settings.model_dir, None).name.removeprefix("topclass-")] if v != in_force]
+    if not earlier:
+        say(f"no model before {in_force} to roll back to")
+        raise typer.Exit(2)
+    folder = _model_folder(settings.model_dir, earlier[-1])
+    offset = _publish_model(settings, folder, by, f"rollback from {in_force}")
+    typer.echo(f"model {earlier[-1]} back in force (was {in_force}), offset {offset}")
+
+
+def _model_folder(model_dir: Path, version: str | None) -> Path:
+    """The folder of `version` (default: CURRENT's) in the model directory, when it holds a model of this code's kind."""
+    import json
+
+    from pipeline.textmodel import MODEL_KIND
+
+    current = model_dir / "CURRENT"
+    name = f"topclass-{version}" if version else (current.read_text(encoding="utf-8").strip() if current.exists() else "")
+    meta = model_dir / name / "meta.json"
+    if not name or not meta.exists() or json.loads(meta.read_text(encoding="utf-8")).get("kind") != MODEL_KIND:
+        say(f"no model {version or '(CURRENT)'} of this code's kind in {model_dir}: `cityops model train` makes one")
+        raise typer.Exit(2)
+    return model_dir / name
+
+
+def _publish_model(settings, folder: Path, by: str, note: str) -> int:
+    import datetime as dt
+
+    from infra.kafka.feeder import publish
+    from schemas import ModelVersion
+    from schemas.topics import TopicNames
+
+    version = folder.name.removeprefix("topclass-")
+    message = ModelVersion(version=version, folder=folder.name, published_at=dt.datetime.now(dt.timezone.utc),
+                           published_by=by, note=note)
+    return publish(settings, TopicNames(settings.topic_prefix).models, version, message)
 
 
 @eval_app.command("classify")

@@ -16,7 +16,7 @@ def ensure_cityops_topics(bootstrap_servers: str, names: TopicNames, partitions:
     ensure_topics(bootstrap_servers, names.all(), partitions, replication=replication, security=security)
     # Compacted: the latest record of each version is kept for ever (the embedded broker keeps
     # everything anyway). One partition, so every worker sees the versions in publication order.
-    ensure_topics(bootstrap_servers, [names.dutylists], 1, configs={"cleanup.policy": "compact"},
+    ensure_topics(bootstrap_servers, [names.dutylists, names.models], 1, configs={"cleanup.policy": "compact"},
                   replication=replication, security=security)
 
 
