@@ -34,6 +34,7 @@ from infra.api.idempotency import Replays
 from infra.api.intake import intake_router
 from infra.api.keys import KeyRing
 from infra.api.middleware import BodyLimit, HeadAsGet, RequestMetrics, SecurityHeaders
+from infra.api.model import model_router
 from infra.api.open311 import open311_router
 from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
@@ -86,6 +87,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app.include_router(open311_router(names, store, dutylist, clock, named.units))
     app.include_router(figures_router(store, named, load_schemes(settings.scores_file), now,
                                       settings.stats_refresh_seconds, sink.behind_seconds if sink else None))
+    app.include_router(model_router(settings, store, now))
     app.include_router(screen_router(grids_file_of(settings.units_file)))
 
     @app.get("/health", tags=["operations"])

@@ -305,6 +305,31 @@ class StoreReads(StoreClient):
                                         "until": until.timestamp() if until else 1e10, "limit": limit})
         return [{c: _jsonable(v) for c, v in zip(RULING_COLUMNS, r, strict=True)} for r in rows]
 
+    def model_figures(self, since: dt.datetime) -> dict:
+        """Per text model, its first automatic dispatches (primary) and how many came back as 职能不符
+        (the production measure of its right-unit rate); per city day since `since`, the reports routed
+        for the first time: sent automatically by a model, or left waiting for an operator."""
+        by_model = self.query(
+            "SELECT d.model_version, count(), countIf(t.return_reason = '职能不符') FROM {db}.tasks AS t FINAL "
+            "INNER JOIN (SELECT dispatch_id, model_version FROM {db}.dispatches FINAL) AS d ON d.dispatch_id = t.task_id "
+            "WHERE t.role = 'primary' AND t.attempt = 0 AND NOT t.replayed AND d.model_version IS NOT NULL "
+            "GROUP BY d.model_version ORDER BY count() DESC")
+        parameters = {"since": since.timestamp()}
+        sent = dict(self.query(
+            "SELECT toDate(dispatched_at, 'Asia/Shanghai') AS day, uniqExact(incident_id) FROM {db}.dispatches FINAL "
+            "WHERE attempt = 0 AND model_version IS NOT NULL AND dispatched_at >= toDateTime64(%(since)s, 3) "
+            "GROUP BY day", parameters))
+        waited = dict(self.query(
+            "SELECT toDate(queued_at, 'Asia/Shanghai') AS day, uniqExact(incident_id) FROM {db}.manual_reviews FINAL "
+            "WHERE attempt = 0 AND queued_at >= toDateTime64(%(since)s, 3) GROUP BY day", parameters))
+        return {
+            "models": [{"version": v, "dispatched": n, "wrong_function": wrong, "right_unit_rate": rate(n - wrong, n)}
+                       for v, n, wrong in by_model],
+            "by_day": [{"day": day.isoformat(), "sent_automatically": sent.get(day, 0), "waited": waited.get(day, 0),
+                        "auto_share": rate(sent.get(day, 0), sent.get(day, 0) + waited.get(day, 0))}
+                       for day in sorted(set(sent) | set(waited))],
+        }
+
     def overdue(self, now: dt.datetime, limit: int = 50, *, prewarned: bool = False) -> list[dict]:
         """The overdue tasks (the one definition: open, past the finish deadline), longest overdue first,
         then with `prewarned` those past their pre-warning and not yet due, nearest deadline first: who

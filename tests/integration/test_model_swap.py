@@ -50,6 +50,11 @@ def test_publish_and_rollback_reach_every_worker_and_a_restart_keeps_the_last(pi
 
     cli_run(env, "model", "publish", "--version", b, "--by", "tests", "--note", "a candidate")
     poll_until(lambda: models_in_force(deployment), lambda v: v == [b, b], timeout=30, what="B on both workers")
+    # The api says which model is in force, what it learnt from, and who published it.
+    shown = deployment.api.get_json("/model/")
+    assert (shown["in_force"]["version"], shown["in_force"]["published_by"]) == (b, "tests")
+    assert shown["in_force"]["training"]["unit_rows"] == 9 and [p["version"] for p in shown["published"]] == [b]
+    assert {"models", "by_day"} <= set(shown)
 
     assert f"model {a} back in force (was {b})" in cli_run(env, "model", "rollback", "--by", "tests")
     poll_until(lambda: models_in_force(deployment), lambda v: v == [a, a], timeout=30, what="A back on both")

@@ -143,6 +143,14 @@ def test_clerks_operators_and_the_hotline_act_on_tasks_over_http(pipeline_env, s
     model = TopClassModel.load(Path(pipeline_env["CITYOPS_MODEL_DIR"]))
     assert returned["model_version"] == closed["model_version"] == (model.version if model else None)
     assert stranger.get("/operator/rulings").status_code == 403
+    if model:  # the production measure per model: its first dispatches, and those returned as 职能不符
+        def both() -> tuple[dict, list]:
+            return reader.get("/dispatch-accuracy/").json()["total"], reader.get("/model/").json()["models"]
+
+        total, models = poll_until(both, lambda b: [(m["dispatched"], m["wrong_function"]) for m in b[1]] == [
+            (b[0]["dispatched"], b[0]["wrong_function"])], timeout=30, what="each first dispatch counted for its model")
+        assert models[0]["version"] == model.version and total["wrong_function"] == 1
+        assert models[0]["right_unit_rate"] == round(1 - 1 / total["dispatched"], 4)
 
 
 def test_the_door_refuses_what_the_pipeline_would_refuse_later(pipeline_env, start_worker):
