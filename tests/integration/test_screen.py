@@ -67,6 +67,7 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
             score_rows = [row.locator("td").all_inner_texts() for row in page.locator("#scores tbody tr").all()]
             overdue_units = page.locator("#overdue tbody tr td:first-child").all_inner_texts()
             accuracy_rows = [row.locator("td").all_inner_texts() for row in page.locator("#accuracy tbody tr").all()]
+            model_line = page.inner_text("#model")
             trend_series = page.evaluate("echarts.getInstanceByDom(document.getElementById('trend'))"
                                          ".getOption().series.map(s => s.name)")
 
@@ -111,6 +112,9 @@ def test_the_screen_shows_the_apis_figures_with_names(tmp_path):
                                   str(r["wrong_area"]), _pct(r["return_rate"]), str(r["rerouted"]),
                                   _pct(r["reroute_rate"])] for r in accuracy["rows"]]
         assert accuracy["total"]["dispatched"] == 4 and accuracy_rows[0][0] == "市城市管理和综合执法局"
+        # The model in force, as /model/ names it (none here: keywords alone, or the session's model).
+        in_force = httpx.get(f"{api.url}/model/").json()["in_force"]["version"]
+        assert model_line.startswith(f"派单模型 {in_force or '无（仅关键词）'}，") and "生产中派对单位" in model_line
 
         listed = httpx.get(f"{api.url}/overdue/").json()
         assert overdue_units == [r["unit_name"] for r in listed] and len(listed) == total["overdue_open"] == 2

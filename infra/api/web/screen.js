@@ -19,6 +19,14 @@ const I18N = {
         accuracyAbout: "How often units sent work back (not their function, not their area) and how often it was " +
                        "routed again: where automatic dispatch or the duty list sends work wrongly." },
 };
+// The dispatcher's model line: in force, trained when and on how many rulings, right unit in production.
+const MODEL_LINE = {
+  zh: m => `派单模型 ${m.version ?? "无（仅关键词）"}，训练于 ${when(m.trainedAt)}，学习了 ${m.rulings} 条裁定与退单；` +
+           `生产中派对单位 ${pct(m.right)}（首次派单 ${m.dispatched}）；近 30 天自动派单占比 ${pct(m.autoShare)}`,
+  en: m => `Dispatch model ${m.version ?? "none (keywords alone)"}, trained ${when(m.trainedAt)} on ${m.rulings} rulings ` +
+           `and returns; right unit in production ${pct(m.right)} (${m.dispatched} first dispatches); ` +
+           `sent automatically over 30 days ${pct(m.autoShare)}`,
+};
 const KINDS = {
   zh: { dispatched: "派单", accepted: "接单", returned: "退单", completed: "办结", verified: "核查通过", rework: "返工",
         closed: "结案", evaluated: "评价", extension_requested: "申请延期", extension_approved: "批准延期",
@@ -131,6 +139,15 @@ function renderAccuracy() {
     [r.wrong_area], [pct(r.return_rate)], [r.rerouted], [pct(r.reroute_rate)]] })));
 }
 
+function renderModel() {
+  const { in_force: inForce, models, by_day: byDay } = latest.model;
+  const own = models.find(m => m.version === inForce.version) || {};
+  const sent = byDay.reduce((n, d) => n + d.sent_automatically, 0), waited = byDay.reduce((n, d) => n + d.waited, 0);
+  document.getElementById("model").textContent = MODEL_LINE[lang]({
+    version: inForce.version, trainedAt: inForce.training.trained_at, rulings: inForce.training.rulings ?? 0,
+    right: own.right_unit_rate, dispatched: own.dispatched ?? 0, autoShare: sent + waited ? sent / (sent + waited) : null });
+}
+
 function renderFigures() {
   const { stats, byUnit } = latest;
   const total = byUnit.total || {};
@@ -188,6 +205,7 @@ function renderTrend() {
 
 function renderAll() {
   renderFigures(); renderCharts(); renderTrend(); renderBoard(); renderScores(); renderOverdue(); renderAccuracy();
+  renderModel();
 }
 
 let fingerprint = null, refreshedAt = 0;
@@ -199,12 +217,12 @@ async function refresh(force) {
     document.getElementById("updated").textContent = when(stats.now);
     if (!force && countsOf(stats) === fingerprint && Date.now() - refreshedAt < FULL_REFRESH_MS) return;
     const scheme = view.scheme ? `&scheme=${encodeURIComponent(view.scheme)}` : "";
-    const [byUnit, byGrid, board, overdue, scores, trends, accuracy] = await Promise.all([
+    const [byUnit, byGrid, board, overdue, scores, trends, accuracy, model] = await Promise.all([
       json("/sla/?by=unit"), json("/sla/?by=grid&quantiles=false"), json(`/sla/?by=${view.boardBy}`),
       json(`/overdue/?limit=100${view.prewarned ? "&prewarned=true" : ""}`), json(`/scores/?by=${view.scoresBy}${scheme}`),
-      json(`/trends/?bucket=${view.trendBy}`), json(`/dispatch-accuracy/?by=${view.accuracyBy}`)]);
+      json(`/trends/?bucket=${view.trendBy}`), json(`/dispatch-accuracy/?by=${view.accuracyBy}`), json("/model/")]);
     cityZone = stats.timezone || cityZone;
-    latest = { stats, byUnit, byGrid, board, overdue, scores, trends, accuracy, now: new Date(stats.now) };
+    latest = { stats, byUnit, byGrid, board, overdue, scores, trends, accuracy, model, now: new Date(stats.now) };
     fingerprint = countsOf(stats);
     refreshedAt = Date.now();
     renderAll();
