@@ -8,8 +8,8 @@ events sent (stage outputs and table changelog records, all buffered by `send_so
 broker first. Its `ProducerBuffer.flush` does not keep that promise: it gives up as soon as no
 message leaves the buffer for 0.1 s and returns with messages still queued. On a loaded event loop
 (a batch being classified) or behind a full produce accumulator that happens, the offsets are
-committed anyway, and a worker killed then loses those events for good: CI lost 224 of 2,400 that
-way across a SIGKILL.
+committed anyway, and a worker killed then loses those events for good (tests/integration/
+test_faults.py kills workers mid-stream and counts what is lost).
 
 Two more make Faust work on the embedded broker (Tansu), applied only there
 (`apply_tansu_patches`): table recovery reads each changelog to its true end, where Tansu's

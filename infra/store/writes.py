@@ -154,9 +154,8 @@ class StoreWrites(StoreClient):
         Returns the days recomputed."""
         every_day = days is None
         days = self._days(days, ["task_days"])
-        # A day per query: each group holds two histograms' states (4 KB each), and ten days of the
-        # 10 M-event history at once raised the process's RSS by 840 MB, a day at a time by 320 MB
-        # (the TDigest rollup's ten days at once: 330 MB); BENCHMARKS.md, "Histograms".
+        # A day per query: each group holds two histograms' states (4 KB each), so the memory a
+        # recomputation takes grows with the days asked at once (BENCHMARKS.md, "Histograms").
         for day in days:
             self.query(ROLLUP_REFRESH_SQL, {"days": [day]})
         if every_day:
