@@ -38,22 +38,18 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo_dir.mkdir(parents=True)
     run_tag = f"demo{int(time.time())}"
-
-    broker = None
     # The demo's own keys, in its own keys file (gone with the run): a read-only one for screens and
     # curl, an intake one to post a ticket by hand, an operator one for the queue page. Printed below.
     keys_file = demo_dir / "api-keys.json"
-    read_key = keys.issue(keys_file, "demo-read", ["read"]).token
-    intake_key = keys.issue(keys_file, "demo-intake", ["intake"]).token
-    operator_key = keys.issue(keys_file, "demo-operator", ["operator"]).token
-    env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
-           "CITYOPS_API_KEYS_FILE": str(keys_file)}
+    demo_keys = {scope: keys.issue(keys_file, f"demo-{scope}", [scope]).token for scope in ("read", "intake", "operator")}
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
     # working day and runs `clock_scale` times faster (7200: one real second is two hours).
     clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
-    env |= {"CITYOPS_CLOCK_SCALE": str(clock.scale), "CITYOPS_CLOCK_ORIGIN": clock.origin.isoformat(),
-            "CITYOPS_CLOCK_START": clock.start.isoformat(), "CITYOPS_SLA_CHECK_SECONDS": "0.5",
-            "CITYOPS_BROKER_CHECK_SECONDS": "1"}
+    env = {"CITYOPS_DATA_DIR": str(demo_dir), "CITYOPS_MODEL_DIR": str(_ensure_model(settings, console)),
+           "CITYOPS_API_KEYS_FILE": str(keys_file), "CITYOPS_CLOCK_SCALE": str(clock.scale),
+           "CITYOPS_CLOCK_ORIGIN": clock.origin.isoformat(), "CITYOPS_CLOCK_START": clock.start.isoformat(),
+           "CITYOPS_SLA_CHECK_SECONDS": "0.5", "CITYOPS_BROKER_CHECK_SECONDS": "1"}
+    broker = None
     if settings.kafka_bootstrap_servers:
         bootstrap, flavor, prefix = settings.kafka_bootstrap_servers, settings.kafka_flavor, f"{run_tag}."
         if settings.clickhouse_url:
@@ -66,15 +62,14 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         env["CLICKHOUSE_URL"] = f"chdb://{demo_dir / 'clickhouse'}"
     env |= {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CITYOPS_KAFKA_FLAVOR": flavor, "CITYOPS_TOPIC_PREFIX": prefix}
     names = TopicNames(prefix)
-    worker = None
+    deployment = None
     try:
         ensure_cityops_topics(bootstrap, names, settings.topic_partitions)
         console.print("starting the worker (stream stages) and the api (ClickHouse sink, figures)…")
-        worker = Deployment.start(env, demo_dir, workers=1, api_key=read_key)
-        console.print(f"api at {worker.api.url}/docs (read-only key {read_key}); the wall screen: "
-                      f"{worker.api.url}/screen/; the operator queue: {worker.api.url}/screen/queue "
-                      f"(operator key {operator_key})", soft_wrap=True)
-
+        deployment = Deployment.start(env, demo_dir, workers=1, api_key=demo_keys["read"])
+        console.print(f"api at {deployment.api.url}/docs (read-only key {demo_keys['read']}); the wall screen: "
+                      f"{deployment.api.url}/screen/; the operator queue: {deployment.api.url}/screen/queue "
+                      f"(operator key {demo_keys['operator']})", soft_wrap=True)
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
         simulated: dict = {}
@@ -82,24 +77,9 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
             bootstrap, names, clock, load_reply_days(settings.messages_dir / "replied.jsonl"),
             seconds=None, seed=seed, should_stop=stop_simulating.is_set)), daemon=True)
         simulator.start()
-        texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
-        console.print(f"hotline texts: {f'{len(texts)} real citizen messages' if texts else 'built-in templates (shared data not found)'}")
         started = time.monotonic()
-        with Progress(console=console, transient=as_json) as progress:
-            task = progress.add_task("feeding", total=events)
-            ingested = feed(bootstrap, names, generate(events, seed=seed, run_tag=run_tag, texts=texts,
-                                                       start=clock.now()),
-                            on_sent=lambda n: progress.advance(task, n))
-            landed = progress.add_task("landing in ClickHouse", total=ingested)
-
-            def all_landed(stats: dict) -> bool:
-                progress.update(landed, completed=stats["clickhouse_incidents"] + stats["deadlettered"])
-                # Dispatch lags the incident sink a little; wait for the routing too.
-                routed = stats["dispatched"] + stats["manual"] + stats["merged"]
-                return (stats["clickhouse_incidents"] + stats["deadlettered"] >= ingested
-                        and routed >= stats["clickhouse_incidents"])
-
-            stats = wait_with_progress(worker, all_landed, ingested)
+        ingested, stats = _feed_and_land(deployment, settings, console, bootstrap, names, clock, events=events,
+                                         seed=seed, run_tag=run_tag, as_json=as_json)
         seconds = time.monotonic() - started
         console.print(f"simulated departments at work for {simulate_seconds:.0f} s more — "
                       f"{_describe(clock, simulate_seconds)} of the city's time: accepting, returning, finishing; "
@@ -108,64 +88,79 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         if not keep_running:
             stop_simulating.set()
             simulator.join(timeout=30)
-        if not worker.wait_settled(timeout=60):  # the last updates reach ClickHouse
+        if not deployment.wait_settled(timeout=60):  # the last updates reach ClickHouse
             console.print("[yellow]a stage still had records to read after 60 s: the figures below may lag[/]")
-        after = worker.stats()
-        board = worker.get_json("/sla/?by=unit")
-        health = worker.worker.health()
-        summary = {
-            "ingested": ingested,
-            "incidents": stats["clickhouse_incidents"],
-            "dispatched": stats["dispatched"],
-            "manual": stats["manual"],
-            "merged": stats["merged"],
-            "hotspots": stats["hotspots"],
-            "tanpai_refused": stats["tanpai_refused"],
-            "dutylist_version": stats["dutylist_version"],
-            "deadlettered": stats["deadlettered"],
-            "clickhouse_incidents": stats["clickhouse_incidents"],
-            "clickhouse_dispatches": stats["clickhouse_dispatches"],
-            "clickhouse_task_events": stats["clickhouse_task_events"],
-            "dispatched_per_unit": stats["dispatched_per_unit"],
-            "seconds": round(seconds, 2),
-            "events_per_second": round(ingested / seconds, 1),
-            "simulated_until": health["now"],
-            "simulated_task_events": dict(simulated),
-            "tasks_by_status": after["tasks_by_status"],
-            "task_events_by_kind": after["task_events_by_kind"],
-            "alerts": after["alerts"],
-            "rerouted": after["rerouted"],
-            "requeued": after["requeued"],
-            "returned_primary": after["returned_primary"],
-            "sla": board["total"],
-            "sla_by_unit": board["rows"],
-        }
+        summary = _summary(deployment, ingested, stats, seconds, simulated)
         if as_json:
             print(json.dumps(summary, ensure_ascii=False))
         else:
             _print_summary(console, summary)
         if keep_running:
-            ticket = json.dumps({"ticket_no": f"{run_tag}-by-hand", "received_at": dt.datetime.now(CITY_TZ).isoformat(
-                timespec="seconds"), "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}, ensure_ascii=False)
-            console.print(f"running, departments still simulated. The screen: {worker.api.url}/screen/ — "
-                          f"the api: {worker.api.url}/docs, /stats/, "
-                          f"/sla/?by=unit, /tasks/?status=open, /operator/queue — e.g. with the read-only key:\n"
-                          f"  curl -H 'Authorization: Bearer {read_key}' '{worker.api.url}/operator/queue?limit=5'\n"
-                          f"  CITYOPS_API_URL={worker.api.url} CITYOPS_API_KEY={read_key} cityops dispatch queue\n"
-                          f"post a hotline ticket with the intake key:\n"
-                          f"  curl -H 'Authorization: Bearer {intake_key}' -H 'Content-Type: application/json' "
-                          f"-d '{ticket}' {worker.api.url}/intake/hotline-tickets\n"
-                          f"worker /health/ and /metrics/ on {worker.worker.url}/ — Ctrl-C stops\n"
-                          f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
-                          "cityops dutylist publish FILE", soft_wrap=True)  # commands to copy: never wrapped
+            _print_next_steps(console, deployment, demo_keys, run_tag, bootstrap, prefix)
             wait_for_stop_signal()
             stop_simulating.set()
         return summary
     finally:
-        if worker:
-            worker.stop()
+        if deployment:
+            deployment.stop()
         if broker:
             broker.stop()
+
+
+def _feed_and_land(deployment: Deployment, settings: Settings, console: Console, bootstrap: str, names: TopicNames,
+                   clock: Clock, *, events: int, seed: int, run_tag: str, as_json: bool) -> tuple[int, dict]:
+    """Feed the generated reports (hotline texts real when the shared data is there) and wait until
+    every one is in ClickHouse and routed: how many the broker took, and the figures then."""
+    texts = load_message_texts(settings.messages_dir / "unlabelled.jsonl")
+    console.print(f"hotline texts: {f'{len(texts)} real citizen messages' if texts else 'built-in templates (shared data not found)'}")
+    with Progress(console=console, transient=as_json) as progress:
+        task = progress.add_task("feeding", total=events)
+        ingested = feed(bootstrap, names, generate(events, seed=seed, run_tag=run_tag, texts=texts, start=clock.now()),
+                        on_sent=lambda n: progress.advance(task, n))
+        landed = progress.add_task("landing in ClickHouse", total=ingested)
+
+        def all_landed(stats: dict) -> bool:
+            progress.update(landed, completed=stats["clickhouse_incidents"] + stats["deadlettered"])
+            # Dispatch lags the incident sink a little; wait for the routing too.
+            routed = stats["dispatched"] + stats["manual"] + stats["merged"]
+            return (stats["clickhouse_incidents"] + stats["deadlettered"] >= ingested
+                    and routed >= stats["clickhouse_incidents"])
+
+        return ingested, wait_with_progress(deployment, all_landed, ingested)
+
+
+# The figures of the feed the summary repeats as they were once everything had landed.
+LANDED_FIGURES = ("dispatched", "manual", "merged", "hotspots", "tanpai_refused", "dutylist_version", "deadlettered",
+                  "clickhouse_incidents", "clickhouse_dispatches", "clickhouse_task_events", "dispatched_per_unit")
+# And those of the tasks after the simulated departments' work.
+AFTER_FIGURES = ("tasks_by_status", "task_events_by_kind", "alerts", "rerouted", "requeued", "returned_primary")
+
+
+def _summary(deployment: Deployment, ingested: int, stats: dict, seconds: float, simulated: dict) -> dict:
+    after, board = deployment.stats(), deployment.get_json("/sla/?by=unit")
+    return {"ingested": ingested, "incidents": stats["clickhouse_incidents"],
+            **{k: stats[k] for k in LANDED_FIGURES}, "seconds": round(seconds, 2),
+            "events_per_second": round(ingested / seconds, 1), "simulated_until": deployment.worker.health()["now"],
+            "simulated_task_events": dict(simulated), **{k: after[k] for k in AFTER_FIGURES},
+            "sla": board["total"], "sla_by_unit": board["rows"]}
+
+
+def _print_next_steps(console: Console, deployment: Deployment, demo_keys: dict[str, str], run_tag: str,
+                      bootstrap: str, prefix: str) -> None:
+    url, read_key = deployment.api.url, demo_keys["read"]
+    ticket = json.dumps({"ticket_no": f"{run_tag}-by-hand", "received_at": dt.datetime.now(CITY_TZ).isoformat(
+        timespec="seconds"), "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}, ensure_ascii=False)
+    console.print(f"running, departments still simulated. The screen: {url}/screen/ — "
+                  f"the api: {url}/docs, /stats/, /sla/?by=unit, /tasks/?status=open, /operator/queue, /model/ — "
+                  f"e.g. with the read-only key:\n"
+                  f"  curl -H 'Authorization: Bearer {read_key}' '{url}/operator/queue?limit=5'\n"
+                  f"  CITYOPS_API_URL={url} CITYOPS_API_KEY={read_key} cityops dispatch queue\n"
+                  f"post a hotline ticket with the intake key:\n"
+                  f"  curl -H 'Authorization: Bearer {demo_keys['intake']}' -H 'Content-Type: application/json' "
+                  f"-d '{ticket}' {url}/intake/hotline-tickets\n"
+                  f"worker /health/ and /metrics/ on {deployment.worker.url}/ — Ctrl-C stops\n"
+                  f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
+                  "cityops dutylist publish FILE", soft_wrap=True)  # commands to copy: never wrapped
 
 
 STALL_SECONDS = 60.0  # no progress for this long: say what is stuck instead of waiting on
