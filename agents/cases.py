@@ -79,7 +79,7 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
                 # redelivered after a restart raises no hotspot again, so a lost one stayed lost.
                 await wiring.send(names.alerts, alert.alert_id, alert)
                 metrics.ALERTS.labels("hotspot").inc()
-        state = {"cases": deduper.state(), "hotspots": detector.state()}
+        state = {"cases": deduper.state(), "hotspots": detector.state(), "handled_at": wiring.now().isoformat()}
         cases[classified.case_key] = json.dumps(state, ensure_ascii=False).encode()
         retention.touched(classified.case_key, case_last_at(state))
 

@@ -35,6 +35,10 @@ def test_a_caller_and_a_case_key_count_from_their_latest_report():
              "hotspots": {"seen": [["1", "grid-1", [(T + dt.timedelta(hours=1)).isoformat()]]], "alerting": []}}
     assert case_last_at(state) == T + dt.timedelta(hours=1)
     assert case_last_at({"cases": [], "hotspots": {}}) is None
+    # A report that came a month after it was made: its case counts from when the stage handled it.
+    late = T + dt.timedelta(days=40)
+    assert case_last_at(state | {"handled_at": late.isoformat()}) == late
+    assert case_last_at(state | {"handled_at": T.isoformat()}) == T + dt.timedelta(hours=1)
 
 
 def test_a_routing_counts_once_the_incident_has_left_the_queue():
