@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from pipeline.dispatch_eval import NONE, Decision, Truth, unit_of
 from pipeline.dutylists import DutyBook
+from pipeline.rates import rate
 from pipeline.textmodel import NO_ITEM, TopClassModel, document, near_duplicate_groups, with_unit_head
 
 Model = TypeVar("Model")
@@ -98,7 +99,7 @@ def _example(ticket: Ticket, source: str) -> Example:
 def _share(decisions: Sequence[Decision], truths: Sequence[Truth]) -> tuple[float | None, float | None]:
     """(share sent, share of those to the right unit)."""
     sent = [(d, t) for d, t in zip(decisions, truths, strict=True) if d.sent]
-    return (_rate(len(sent), len(truths)), _rate(sum(d.unit == t.unit for d, t in sent), len(sent)))
+    return (rate(len(sent), len(truths)), rate(sum(d.unit == t.unit for d, t in sent), len(sent)))
 
 
 def _round(n: int, model_examples: int, tickets: Sequence[Ticket], decisions: Sequence[Decision],
@@ -112,10 +113,6 @@ def _round(n: int, model_examples: int, tickets: Sequence[Ticket], decisions: Se
                  returned=sum(d.sent and d.unit != t.truth.unit for t, d in pairs), unseen_tickets=len(unseen),
                  unseen_auto_share=unseen_auto, unseen_right_unit_of_auto=unseen_right,
                  test_auto_share=test[0], test_right_unit_of_auto=test[1])
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
 
 
 # The kinds the starting model is kept from: two of the labelled classes, and two classes the

@@ -169,7 +169,7 @@ def evaluate_dispatch(model: TopClassModel, book: DutyBook, decide: Callable[[To
     from pipeline.dispatch_eval import figures
     from pipeline.textmodel import near_duplicate_groups
 
-    class_gate = TopClassModel(model.pipeline, model.version, model.meta, None)
+    class_gate = model.class_gate()
     report: dict = {}
     for name, rows in truths.items():
         report[name] = {"class_gate": figures(rows, decide(class_gate, rows))}

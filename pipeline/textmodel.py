@@ -352,6 +352,10 @@ class TopClassModel:
         (directory / "CURRENT").write_text(target.name + "\n", encoding="utf-8")
         return target
 
+    def class_gate(self) -> TopClassModel:
+        """The same model without its unit head: it gates on the class (the decision before the head)."""
+        return TopClassModel(self.pipeline, self.version, self.meta, None)
+
     @classmethod
     def load(cls, directory: Path) -> TopClassModel | None:
         """The model CURRENT names in `directory`, or None when none has been trained there — or
@@ -361,11 +365,19 @@ class TopClassModel:
             return None
         return cls.load_folder(directory / current.read_text(encoding="utf-8").strip())
 
+    @staticmethod
+    def meta_of(target: Path) -> dict | None:
+        """What a saved model's folder says of it (version, kind, training), without loading it; None: no model there."""
+        meta = target / "meta.json"
+        return json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else None
+
     @classmethod
     def load_folder(cls, target: Path) -> TopClassModel | None:
         """The model saved in `target` (a folder of the model directory), whole; None when it was trained
         by other code (another MODEL_KIND). A missing folder raises FileNotFoundError."""
-        meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+        meta = TopClassModel.meta_of(target)
+        if meta is None:
+            raise FileNotFoundError(target / "meta.json")
         if meta.get("kind") != MODEL_KIND:
             log.warning("model %s in %s is of kind %r, this code needs %r: retrain it (`cityops model train`)",
                         meta.get("version", target.name), target.parent, meta.get("kind"), MODEL_KIND)

@@ -145,8 +145,8 @@ def model_rollback(by: str = typer.Option("", help="who rolls it back (kept on t
         raise typer.Exit(2)
     in_force = published[-1].version
     # The one published before; before any, the model directory's CURRENT (what the workers ran first).
-    earlier = [p.version for p in published if p.version != in_force] or [
-        v for v in [_model_folder(settings.model_dir, None).name.removeprefix("topclass-")] if v != in_force]
+    first = _model_folder(settings.model_dir, None).name.removeprefix("topclass-")
+    earlier = [p.version for p in published if p.version != in_force] or ([first] if first != in_force else [])
     if not earlier:
         say(f"no model before {in_force} to roll back to")
         raise typer.Exit(2)
@@ -157,14 +157,11 @@ def model_rollback(by: str = typer.Option("", help="who rolls it back (kept on t
 
 def _model_folder(model_dir: Path, version: str | None) -> Path:
     """The folder of `version` (default: CURRENT's) in the model directory, when it holds a model of this code's kind."""
-    import json
-
-    from pipeline.textmodel import MODEL_KIND
+    from pipeline.textmodel import MODEL_KIND, TopClassModel
 
     current = model_dir / "CURRENT"
     name = f"topclass-{version}" if version else (current.read_text(encoding="utf-8").strip() if current.exists() else "")
-    meta = model_dir / name / "meta.json"
-    if not name or not meta.exists() or json.loads(meta.read_text(encoding="utf-8")).get("kind") != MODEL_KIND:
+    if not name or (TopClassModel.meta_of(model_dir / name) or {}).get("kind") != MODEL_KIND:
         say(f"no model {version or '(CURRENT)'} of this code's kind in {model_dir}: `cityops model train` makes one")
         raise typer.Exit(2)
     return model_dir / name

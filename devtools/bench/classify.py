@@ -29,7 +29,7 @@ def run_classify_bench(model: TopClassModel, book: DutyBook, texts: Sequence[tup
         return round(messages / (time.perf_counter() - started), 1)
 
     full, keywords = Classifier(book, model), Classifier(book)
-    class_gate = Classifier(book, TopClassModel(model.pipeline, model.version, model.meta, None))
+    class_gate = Classifier(book, model.class_gate())
     singles = []
     for incident in incidents[:1000]:  # one report at a time: what a quiet hour's dispatcher does
         started = time.perf_counter()

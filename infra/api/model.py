@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from fastapi import APIRouter, Depends
 from infra.api.auth import public_client
 from infra.settings import Settings
 from infra.store import Store
+from pipeline.textmodel import TopClassModel
 from schemas import ModelVersion
 from schemas.topics import TopicNames
 
@@ -46,10 +46,7 @@ def model_router(settings: Settings, store: Store, now: Callable[[], dt.datetime
         return publications["rows"]
 
     def training(version: str | None) -> dict:
-        meta = settings.model_dir / f"topclass-{version}" / "meta.json"
-        if not version or not meta.exists():
-            return {}
-        found = json.loads(meta.read_text(encoding="utf-8"))
+        found = (TopClassModel.meta_of(settings.model_dir / f"topclass-{version}") if version else None) or {}
         return {k: found[k] for k in TRAINING_FACTS if k in found}
 
     @router.get("/model/", dependencies=[Depends(public_client)])
