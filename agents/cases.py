@@ -77,7 +77,7 @@ def add_case_stage(wiring: Wiring, dutylists: DutyLists, default_merge_policy: M
                               first_at=hotspot.first_at, last_at=hotspot.last_at, raised_at=wiring.now())
                 # On the broker before the table counts the report (rare, so waited for): a report
                 # redelivered after a restart raises no hotspot again, so a lost one stayed lost.
-                await wiring.send(names.alerts, alert.alert_id, alert)
+                await wiring.sent([wiring.send(names.alerts, alert.alert_id, alert)])
                 metrics.ALERTS.labels("hotspot").inc()
         state = {"cases": deduper.state(), "hotspots": detector.state(), "handled_at": wiring.now().isoformat()}
         cases[classified.case_key] = json.dumps(state, ensure_ascii=False).encode()

@@ -26,7 +26,7 @@ from faust.types import EventT
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import StageState, Wiring, finished, forget_request, set_current_event
+from agents.wiring import Received, StageState, Wiring, finished, forget_request, set_current_event
 from infra import metrics
 from pipeline.classify import Classification
 from pipeline.dedupe import case_key
@@ -75,17 +75,18 @@ class IntakeStage:
         except Exception:  # isolate the incident that breaks the batch: classify one by one
             log.exception("batch classification failed; classifying one by one")
             classified = [None] * len(parsed)
-        handled = []
+        handled = 0
         for (event, incident), pair in zip(parsed, classified, strict=True):
             try:
                 book, result = pair or classify_batch(self.dutylists, [incident])[0]
                 self.dispatch(incident, book, result)
             except Exception as exc:  # the batch is acked anyway: keep the report as a dead letter
                 log.exception("routing failed")
-                self.wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+                self.wiring.dead_letter_received(Received.alone(event), STAGE, f"internal error: {exc!r}")
                 continue
-            handled.append(event)
-        finished(STAGE, handled)
+            handled += 1
+        self.wiring.flush()
+        finished(STAGE, events, handled)
 
     def normalise(self, event: EventT) -> Incident | None:
         source = self.source_by_topic[event.message.topic]
@@ -96,11 +97,11 @@ class IntakeStage:
             if not self.first_with_its_id(event, incident.incident_id, content_fingerprint(message)):
                 return None
         except IntakeError as exc:
-            self.wiring.dead_letter_event(event, STAGE, str(exc))
+            self.wiring.dead_letter_received(Received.alone(event), STAGE, str(exc))
             return None
         except Exception as exc:  # a bug must not stop the stream: dead-letter it and go on
             log.exception("normalising failed")
-            self.wiring.dead_letter_event(event, STAGE, f"internal error: {exc!r}")
+            self.wiring.dead_letter_received(Received.alone(event), STAGE, f"internal error: {exc!r}")
             return None
         self.wiring.send(self.names.incidents, incident.incident_id, incident)
         return incident
@@ -128,7 +129,7 @@ class IntakeStage:
             return True
         if fields := conflicting_fields(json.loads(before)["fields"], fingerprint):
             source = self.source_by_topic[event.message.topic]
-            self.wiring.dead_letter_event(event, STAGE, f"conflict: incident {incident_id} came before from the same "
+            self.wiring.dead_letter_received(Received.alone(event), STAGE, f"conflict: incident {incident_id} came before from the same "
                                                         f"{source} id with other {', '.join(fields)}; the first is kept")
             metrics.INTAKE_CONFLICTS.labels(source).inc()
             return False

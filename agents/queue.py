@@ -24,7 +24,6 @@ afterwards is recognised, not dead-lettered as "not waiting".
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 
@@ -112,7 +111,7 @@ class QueueStage:
             return
         # On the broker before the entry leaves (see the module's doc); a failed send raises, and the
         # incident stays in the queue.
-        await asyncio.gather(*self.wiring.open_tasks(incident, decision))
+        await self.wiring.sent(self.wiring.open_tasks(incident, decision))
         self.record_route(incident.incident_id, decision, ruling=ruling)
         del self.waiting[incident.incident_id]
 

@@ -25,12 +25,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from faust.streams import current_event
 from pydantic import BaseModel
 
 from agents.dutylists import DutyLists
 from agents.retention import Retention
-from agents.wiring import StageState, Wiring
+from agents.wiring import StageState, Wiring, current_message
 from infra import metrics
 from pipeline import ids
 from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert, unknown_task
@@ -110,7 +109,7 @@ class TaskStage:
             for e in EarlyEvents.model_validate_json(held).events:
                 self.wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE,
                                         f"task {task_id}: {unknown_task(e.kind)} (held "
-                                        f"{self.wait.total_seconds():.0f} s for its dispatch)")
+                                        f"{self.wait.total_seconds():.0f} s for its dispatch)", e.batch_index)
                 metrics.EARLY_TASK_EVENTS.labels("dead_lettered").inc()
         if self.retention.forget(task_id):
             self._summaries.pop(task_id, None)
@@ -126,13 +125,14 @@ class TaskStage:
             self.release(task_event.task_id, EarlyEvents.model_validate_json(held))
 
     def hold(self, task_event: TaskEvent) -> None:
-        event, stored = current_event(), self.early.get(task_event.task_id)
+        received, stored = current_message(), self.early.get(task_event.task_id)
         held = EarlyEvents.model_validate_json(stored) if stored else EarlyEvents(since=dt.datetime.now(dt.timezone.utc))
         if any(e.event_id == task_event.event_id for e in held.events):
             return  # the same event again (a re-read): held once
-        held.events.append(EarlyEvent(event_id=task_event.event_id, kind=task_event.kind, value=event.value.decode(),
-                                      topic=event.message.topic, partition=event.message.partition,
-                                      offset=event.message.offset))
+        record = received.event.message
+        held.events.append(EarlyEvent(event_id=task_event.event_id, kind=task_event.kind, value=received.value.decode(),
+                                      topic=record.topic, partition=record.partition, offset=record.offset,
+                                      batch_index=received.index))
         self.early[task_event.task_id] = held.model_dump_json().encode()
         self.early_retention.touched(task_event.task_id, held.since)
         metrics.EARLY_TASK_EVENTS.labels("held").inc()
@@ -154,7 +154,7 @@ class TaskStage:
             else:
                 metrics.EARLY_TASK_EVENTS.labels("applied").inc()
                 continue
-            self.wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason)
+            self.wiring.dead_letter(e.topic, e.partition, e.offset, e.value.encode(), STAGE, reason, e.batch_index)
 
     def step(self, task_event: TaskEvent) -> None:
         """Apply one event to its task (opening it on `dispatched`), and send what it causes."""
@@ -251,6 +251,7 @@ class TaskStage:
                 self.wiring.send(self.names.task_events, task_id, proposal)
             # Applying a proposal re-indexes the task (`summarise`); until then it waits here.
             self.proposed_at[task_id] = started
+        self.wiring.flush()
 
 
 def sla_alert_id(task_id: str, key: str) -> str:
@@ -266,6 +267,7 @@ class EarlyEvent(BaseModel):
     topic: str
     partition: int
     offset: int
+    batch_index: int | None = None  # its place in a batch record (schemas/batches.py)
 
 
 class EarlyEvents(BaseModel):

@@ -24,6 +24,7 @@ from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.simulation import Behaviour, plan, to_event
 from schemas import Dispatch, ManualReview, OperatorDecision, TaskUpdate
+from schemas.batches import messages_of
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,11 @@ def simulate_operators(servers: str, names: TopicNames, clock: Clock, *, seconds
                 for record in records:
                     if record.value is None:  # a forget request of the routing table's retention
                         continue
-                    review = ManualReview.model_validate_json(record.value)
-                    delay = dt.timedelta(hours=rng.uniform(0, decide_within_hours))
-                    due = time.monotonic() + clock.real_seconds(review.queued_at + delay - clock.now())
-                    heapq.heappush(queue, (due, next(tie), review))
+                    for value in messages_of(record.value, record.headers):
+                        review = ManualReview.model_validate_json(value)
+                        delay = dt.timedelta(hours=rng.uniform(0, decide_within_hours))
+                        due = time.monotonic() + clock.real_seconds(review.queued_at + delay - clock.now())
+                        heapq.heappush(queue, (due, next(tie), review))
             while queue and queue[0][0] <= time.monotonic():
                 _, _, review = heapq.heappop(queue)
                 n = rulings[review.incident_id]

@@ -24,6 +24,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
@@ -47,6 +48,7 @@ from schemas import (
     WebhookAttempt,
     describe_validation_error,
 )
+from schemas.batches import batch_count, messages_of
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -115,28 +117,37 @@ class Sink:
     async def _one_batch(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         began = time.monotonic()
         fetched = await self._fetch(consumer)
-        batches: dict[type[BaseModel], list[tuple[ConsumerRecord, BaseModel]]] = defaultdict(list)
+        batches: dict[type[BaseModel], list[tuple[Stored, BaseModel]]] = defaultdict(list)
         letters = []
         for records in fetched.values():
-            metrics.STAGE_IN.labels("sink").inc(len(records))
             for record in records:
                 model = self.models[record.topic]
                 try:
-                    batches[model].append((record, model.model_validate_json(record.value)))
-                except ValidationError as exc:
-                    if model is DeadLetter:  # never loop a broken dead letter back onto its own topic
-                        log.error("unreadable dead letter at %s@%d: %s", record.topic, record.offset,
-                                  describe_validation_error(exc))
-                    elif model not in DEAD_LETTERED_WHERE_READ:
-                        letters.append(self._dead_letter(record, describe_validation_error(exc)))
+                    values = messages_of(record.value, record.headers)
+                except ValueError as exc:  # a broken batch record (schemas/batches.py)
+                    letters.append(self._dead_letter(Stored(record, None, record.value), str(exc)))
+                    continue
+                is_batch = batch_count(record.headers) is not None
+                metrics.STAGE_IN.labels("sink").inc(len(values))
+                for index, value in enumerate(values):
+                    stored = Stored(record, index if is_batch else None, value)
+                    try:
+                        batches[model].append((stored, model.model_validate_json(value)))
+                    except ValidationError as exc:
+                        if model is DeadLetter:  # never loop a broken dead letter back onto its own topic
+                            log.error("unreadable dead letter at %s@%d: %s", record.topic, record.offset,
+                                      describe_validation_error(exc))
+                        elif model not in DEAD_LETTERED_WHERE_READ:
+                            letters.append(self._dead_letter(stored, describe_validation_error(exc)))
         if batches:
             refused = await store_until_done(self.store, list(batches.values()))
-            letters += [self._dead_letter(record, reason) for record, reason in refused]
+            letters += [self._dead_letter(stored, reason) for stored, reason in refused]
         for letter in letters:  # acknowledged by the broker before the offsets move
             await (await producer.send(self.names.dead_letters, key=letter.dead_letter_id.encode(),
                                        value=letter.model_dump_json().encode()))
         for model, rows in batches.items():
             metrics.SINK_ROWS.labels(model.__name__).inc(len(rows))
+            metrics.STAGE_OUT.labels("sink").inc(len(rows))
         if not fetched:  # idle: the board's sealed rows catch up with changes to old days
             await asyncio.to_thread(self.store.seal_pending, now=True)
         else:
@@ -144,7 +155,6 @@ class Sink:
             now = time.time()
             self.last_stored_at = now
             for records in fetched.values():
-                metrics.STAGE_OUT.labels("sink").inc(len(records))
                 metrics.STAGE_LAST_PROCESSED.labels("sink").set(now)
                 for record in records:
                     metrics.STAGE_LATENCY.labels("sink").observe(max(0.0, now - record.timestamp / 1000))
@@ -175,18 +185,29 @@ class Sink:
                 count += len(records)
         return fetched
 
-    def _dead_letter(self, record, reason: str) -> DeadLetter:
+    def _dead_letter(self, stored: Stored, reason: str) -> DeadLetter:
+        record = stored.record
         metrics.STAGE_FAILED.labels("sink").inc()
         metrics.DEAD_LETTERS.labels("sink").inc()
-        log.warning("dead letter %s[%d]@%d stage=sink: %s", record.topic, record.partition, record.offset, reason)
-        return DeadLetter.of(record.value, dead_letter_id=ids.dead_letter_id(record.topic, record.partition,
-                                                                            record.offset, "sink"),
-                             topic=record.topic, partition=record.partition, offset=record.offset, stage="sink",
-                             reason=reason, failed_at=self.now())
+        log.warning("dead letter %s[%d]@%d%s stage=sink: %s", record.topic, record.partition, record.offset,
+                    "" if stored.index is None else f"#{stored.index}", reason)
+        return DeadLetter.of(stored.value, dead_letter_id=ids.dead_letter_id(record.topic, record.partition,
+                                                                            record.offset, "sink", stored.index),
+                             topic=record.topic, partition=record.partition, offset=record.offset,
+                             batch_index=stored.index, stage="sink", reason=reason, failed_at=self.now())
 
 
-async def store_until_done(store: Store, batches: list[list[tuple[ConsumerRecord, BaseModel]]],
-                           ) -> list[tuple[ConsumerRecord, str]]:
+@dataclass(frozen=True)
+class Stored:
+    """A message the sink read: its record, its place in a batch record (None: alone), its bytes."""
+
+    record: ConsumerRecord
+    index: int | None
+    value: bytes | None
+
+
+async def store_until_done(store: Store, batches: list[list[tuple[Stored, BaseModel]]],
+                           ) -> list[tuple[Stored, str]]:
     """Store the batches, returning the records whose rows the store refused for their data, each with
     the reason. While the store is unreachable or refuses writes, retry with capped backoff: the stream
     waits (backpressure) and nothing is acknowledged, so nothing is lost. The dedup token makes the
@@ -202,8 +223,8 @@ async def store_until_done(store: Store, batches: list[list[tuple[ConsumerRecord
             delay = min(delay * 2, 30)
 
 
-def store_or_isolate(store: Store, batches: list[list[tuple[ConsumerRecord, BaseModel]]],
-                     ) -> list[tuple[ConsumerRecord, str]]:
+def store_or_isolate(store: Store, batches: list[list[tuple[Stored, BaseModel]]],
+                     ) -> list[tuple[Stored, str]]:
     """Insert every batch; when the store refuses one for its data, halve it until the refused rows
     stand alone and store the rest. Raises what is not a data error (the caller retries)."""
     try:
@@ -215,7 +236,7 @@ def store_or_isolate(store: Store, batches: list[list[tuple[ConsumerRecord, Base
     return [refusal for batch in batches for refusal in _isolate(store, batch)]
 
 
-def _isolate(store: Store, rows: list[tuple[ConsumerRecord, BaseModel]]) -> list[tuple[ConsumerRecord, str]]:
+def _isolate(store: Store, rows: list[tuple[Stored, BaseModel]]) -> list[tuple[Stored, str]]:
     try:
         store.insert([message for _, message in rows])
         return []

@@ -27,5 +27,8 @@ def task_event_id(task_id: str, kind: str, seq: int = 0) -> str:
     return stable_id("task-event", task_id, kind, seq)
 
 
-def dead_letter_id(topic: str, partition: int, offset: int, stage: str) -> str:
-    return stable_id("dead-letter", topic, partition, offset, stage)
+def dead_letter_id(topic: str, partition: int, offset: int, stage: str, batch_index: int | None = None) -> str:
+    """One per message and stage: a batch record's messages are told apart by their place in it."""
+    if batch_index is None:
+        return stable_id("dead-letter", topic, partition, offset, stage)
+    return stable_id("dead-letter", topic, partition, offset, batch_index, stage)

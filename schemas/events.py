@@ -227,6 +227,8 @@ class DeadLetter(_Event):
     topic: str
     partition: int
     offset: int
+    batch_index: int | None = Field(default=None, ge=0, description="the message's place in a batch record "
+                                    "(schemas/batches.py); None: the record held it alone")
     stage: str
     reason: str
     payload: str = Field(description="the original bytes as text (cut to MAX_PAYLOAD_CHARS); may hold PII, so it "

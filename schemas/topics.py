@@ -69,6 +69,12 @@ class TopicNames:
         """Published text-model versions (`cityops model publish`): compacted, one partition (one order)."""
         return f"{self.prefix}models"
 
+    @property
+    def batched(self) -> frozenset[str]:
+        """The topics stages write as batch records (schemas/batches.py): only cityops stages read them.
+        `task-events` also takes the api's department events, one per record."""
+        return frozenset({self.classified, self.case_reports, self.task_events, self.manual})
+
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""
         return [*self.intakes.values(), self.incidents, self.classified, self.case_reports, self.task_events,

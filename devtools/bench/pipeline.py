@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import EmbeddedBroker, free_port
 from pipeline.loadgen import IntakeEvent
+from schemas.batches import messages_of
 from schemas.topics import TopicNames
 
 
@@ -224,12 +225,15 @@ class RoutedWatcher:
             await consumer.stop()
 
     def _note(self, record) -> None:
-        message = json.loads(record.value)
-        if record.topic == self.names.task_events and message.get("kind") not in ("dispatched", "merged"):
+        if record.value is None:  # a forget request
             return
-        incident_id = message.get("incident_id")
-        if incident_id and incident_id not in self.routed_at:
-            self.routed_at[incident_id] = record.timestamp / 1000
+        for value in messages_of(record.value, record.headers):
+            message = json.loads(value)
+            if record.topic == self.names.task_events and message.get("kind") not in ("dispatched", "merged"):
+                continue
+            incident_id = message.get("incident_id")
+            if incident_id and incident_id not in self.routed_at:
+                self.routed_at[incident_id] = record.timestamp / 1000
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, idle: float, progress: Callable[[], int],

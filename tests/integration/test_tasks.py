@@ -22,6 +22,7 @@ from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.sla import alert_key
 from schemas import TaskEvent
+from schemas.batches import messages_of
 from schemas.topics import TopicNames
 
 CN = dt.timezone(dt.timedelta(hours=8))
@@ -256,7 +257,7 @@ def _read_all(servers: str, topic: str) -> list[bytes]:
     while idle < 4:  # the embedded broker's end offsets are unreliable: read until it goes quiet
         batch = consumer.poll(timeout_ms=500)
         idle = 0 if batch else idle + 1
-        values += [r.value for records in batch.values() for r in records]
+        values += [m for records in batch.values() for r in records for m in messages_of(r.value, r.headers)]
     consumer.close()
     return values
 
