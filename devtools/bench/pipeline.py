@@ -308,7 +308,8 @@ def top_of_profile(path: Path, n: int = 30) -> dict:
     def top(table: dict, keep=lambda name: True) -> list[tuple[str, float]]:
         return [(name, round(c / busy, 3)) for name, c in sorted(table.items(), key=lambda kv: -kv[1]) if keep(name)][:n]
 
-    ours = ("agents/", "pipeline/", "schemas/", "infra/", "faust/", "aiokafka/", "pydantic", "json/", "logging/")
+    ours = ("agents/", "pipeline/", "schemas/", "infra/", "faust/", "aiokafka/", "pydantic", "json/", "logging/",
+            "clickhouse_connect/", "chdb/")
     return {"busy_share": round(busy / (busy + idle), 3), "self": top(own),
             "inclusive": top(inclusive, lambda name: name.split(" ")[-1].startswith(ours))}
 
@@ -413,12 +414,32 @@ def bench_pipeline(servers: str, names: TopicNames, warmup: Sequence[IntakeEvent
         for rate, chunk in rate_events.items():
             log(f"pipeline: {len(chunk)} events offered at {rate:g}/s…")
             latency[f"{rate:g}"] = offered_rate(servers, names, chunk, rate, watcher)
-        return {"burst": burst, "rss_mb": rss, "latency_ms": latency, "profile_top": top,
+        log("the sink alone, over everything the run stored…")
+        intake_events = len(warmup) + len(events) + sum(map(len, rate_events.values()))
+        sink = sink_alone(deployment_env(servers, names, work_dir, model_dir) | {
+            "CLICKHOUSE_URL": f"chdb://{work_dir / 'sink-alone'}"}, work_dir,
+            profile.with_name("sink-profile.txt") if profile else None)
+        if "cpu_seconds" in sink:
+            sink["cpu_ms_per_intake_event"] = round(1000 * sink["cpu_seconds"] / intake_events, 3)
+        return {"burst": burst, "rss_mb": rss, "latency_ms": latency, "profile_top": top, "sink_alone": sink,
                 "stats": {k: run.stats[k] for k in ("clickhouse_incidents", "deadlettered", "dispatched", "manual",
                                                    "merged")}}
     finally:
         watcher.stop()
         deployment.stop()
+
+
+def sink_alone(env: dict[str, str], work_dir: Path, profile: Path | None) -> dict:
+    """devtools/bench/sink.py in its own process (sampled by py-spy when `profile`): its figures."""
+    process = subprocess.Popen([sys.executable, "-m", "devtools.bench.sink"], env={**os.environ, **env},
+                               stdout=subprocess.PIPE, stderr=open(work_dir / "sink-alone.log", "ab"))
+    profiler = Profiler.start(process.pid, profile) if profile else None
+    out, _ = process.communicate(timeout=1800)
+    top = profiler.stop() if profiler else {}
+    if process.returncode != 0:  # the run's other figures still count: the failure is reported among them
+        tail = (work_dir / "sink-alone.log").read_text(errors="replace").strip().splitlines()[-12:]
+        return {"failed": f"rc {process.returncode}", "log_tail": tail}
+    return json.loads(out.decode().strip().splitlines()[-1]) | ({"profile_top": top} if top else {})
 
 
 def offered_rate(servers: str, names: TopicNames, events: Sequence[IntakeEvent], rate: float,
@@ -499,6 +520,7 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
             "cpu_seconds": {"raw": raw.cpu_seconds, "faust": naive.cpu_seconds, "pipeline": pipeline.cpu_seconds},
             "worker_cpu_ms_per_event": round(1000 * pipeline.cpu_seconds["worker"] / events, 2),
             "rss_mb": result["rss_mb"], "latency_ms": result["latency_ms"], "pipeline_outcome": result["stats"],
+            "sink_alone": result["sink_alone"],
         }
         if profile:
             figures["profile_top"] = result["profile_top"]
