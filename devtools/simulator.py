@@ -44,8 +44,8 @@ def simulate_departments(servers: str, names: TopicNames, clock: Clock, reply_da
     try:
         while not should_stop() and (seconds is None or time.monotonic() - started < seconds):
             for records in consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    update = TaskUpdate.model_validate_json(record.value)
+                for value in (m for record in records for m in messages_of(record.value, record.headers)):
+                    update = TaskUpdate.model_validate_json(value)
                     dispatch = update.event.dispatch
                     if dispatch is None or dispatch.dispatch_id in planned:
                         continue

@@ -71,9 +71,10 @@ class TopicNames:
 
     @property
     def batched(self) -> frozenset[str]:
-        """The topics stages write as batch records (schemas/batches.py): only cityops stages read them.
-        `task-events` also takes the api's department events, one per record."""
-        return frozenset({self.classified, self.case_reports, self.task_events, self.manual})
+        """The topics stages write as batch records (schemas/batches.py): only cityops stages (and the
+        sink) read them. `task-events` also takes the api's department events, one per record."""
+        return frozenset({self.incidents, self.classified, self.case_reports, self.task_events, self.task_updates,
+                          self.manual})
 
     def all(self) -> list[str]:
         """The partitioned topics (all with the same partition count, as Faust tables need)."""

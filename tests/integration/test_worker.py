@@ -142,7 +142,8 @@ def explain_loss(broker, env: dict[str, str], events: list[IntakeEvent]) -> str:
             if record is None:
                 continue
             if topic == names.incidents:
-                on_incidents += json.loads(record.value).get("incident_id") in missing
+                on_incidents += sum(json.loads(m).get("incident_id") in missing
+                                    for m in messages_of(record.value, record.headers))
             else:
                 where.setdefault(record.key.decode(), (tp.partition, record.offset))
         for tp, end in sorted(ends.items()):
