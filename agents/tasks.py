@@ -32,11 +32,11 @@ from agents.retention import Retention
 from agents.wiring import StageState, Wiring, current_message
 from infra import metrics
 from pipeline import ids
-from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert, unknown_task
+from pipeline.lifecycle import InvalidTransition, apply, open_task, raised_alert, unknown_task, update_of
 from pipeline.retention import task_finished_at
 from pipeline.route import reroute_returned
 from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING, DueIndex, SlaClock, alert_key
-from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, TaskUpdate, Unit
+from schemas import Alert, Dispatch, Incident, ManualReview, TaskEvent, TaskState, Unit
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,7 @@ class TaskStage:
             self.reroute(after, task_event, record.dispatch, record.incident)
 
     def send_update(self, task: TaskState, event: TaskEvent) -> None:
-        # The update carries the event without its copy of the incident (that has its own table).
-        self.wiring.send(self.names.task_updates, task.task_id,
-                         TaskUpdate(event=event.model_copy(update={"incident": None}), task=task))
+        self.wiring.send(self.names.task_updates, task.task_id, update_of(task, event))
 
     def send_again(self, task: TaskState, event: TaskEvent, record: TaskRecord) -> None:
         """An event applied before, redelivered after a restart: the table's changelog may have reached

@@ -39,7 +39,8 @@ from pydantic import BaseModel, ValidationError
 from infra import metrics
 from infra.settings import Settings
 from pipeline import ids
-from schemas import DeadLetter, Dispatch, Incident, ManualReview, TaskEvent, describe_validation_error
+from pipeline.lifecycle import dispatched_event
+from schemas import DeadLetter, Dispatch, Incident, ManualReview, describe_validation_error
 from schemas.batches import BrokenBatch, batch_count, messages_of, pack
 from schemas.topics import TopicNames
 
@@ -116,14 +117,10 @@ class Wiring:
         metrics.MANUAL_REVIEWS.labels(str(review.tanpai_refused).lower()).inc()
 
     def open_tasks(self, incident: Incident, dispatches: list[Dispatch]) -> list[asyncio.Future]:
-        """Each dispatch opens a task: a `dispatched` event on `task-events` carrying the dispatch
-        (the sink stores the dispatch from the task stage's update) and the report (for re-routing)."""
+        """Each dispatch opens a task: a `dispatched` event on `task-events` (pipeline.lifecycle)."""
         sent = []
         for d in dispatches:
-            sent.append(self.send(self.names.task_events, d.dispatch_id, TaskEvent(
-                event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
-                incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
-                by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident)))
+            sent.append(self.send(self.names.task_events, d.dispatch_id, dispatched_event(incident, d)))
             metrics.DISPATCHES.labels(d.unit, d.role).inc()
         return sent
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import get_args
 
+from pipeline import ids
 from pipeline.sla import SlaClock, alert_key
-from schemas import TaskEvent, TaskState
+from schemas import Dispatch, Incident, TaskEvent, TaskState, TaskUpdate
 from schemas.events import ReturnReason
 
 OPEN: frozenset[str] = frozenset({"dispatched", "accepted", "extension_pending", "parked"})
@@ -51,6 +52,20 @@ def unknown_task(kind: str) -> str:
     """Why an event for a task this stage does not hold is refused."""
     return (f"unknown task (never dispatched, or finished and forgotten after the retention): it must be "
             f"dispatched before it can be {kind}")
+
+
+def dispatched_event(incident: Incident, d: Dispatch) -> TaskEvent:
+    """The event that opens a dispatch's task, carrying the dispatch (stored from the task's update)
+    and the report (for re-routing a return)."""
+    return TaskEvent(event_id=ids.task_event_id(d.dispatch_id, "dispatched"), task_id=d.dispatch_id,
+                     incident_id=incident.incident_id, unit=d.unit, kind="dispatched", at=d.dispatched_at,
+                     by="dispatcher", note=f"{d.item_no} {d.dutylist_version}", dispatch=d, incident=incident)
+
+
+def update_of(task: TaskState, event: TaskEvent) -> TaskUpdate:
+    """What the task stage sends after applying an event: the event (without its copy of the report,
+    which has its own table) and the task after it."""
+    return TaskUpdate(event=event.model_copy(update={"incident": None}), task=task)
 
 
 def open_task(event: TaskEvent, clock: SlaClock) -> TaskState:

@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from pipeline import ids
-from schemas import Dispatch, HotlineTicket, Incident, TaskEvent
+from pipeline.lifecycle import apply, dispatched_event, open_task, update_of
+from pipeline.sla import SlaClock
+from schemas import Dispatch, HotlineTicket, Incident, TaskEvent, TaskUpdate
 from schemas.replay import ReplayMapping
 
 
@@ -140,3 +142,18 @@ def history_events(incident: Incident, dispatches: list[Dispatch]) -> list[TaskE
                              note=f"replayed from {history.mapping or 'a record'}")
                    for kind, at in steps]
     return events
+
+
+def replayed_updates(incident: Incident, dispatches: list[Dispatch], sla: SlaClock) -> list[TaskUpdate]:
+    """What the task stage sends for a replayed order routed to `dispatches`: each task opened, then
+    the events of its record applied in order, an update after each — the same state machine, so the
+    bulk replay (infra/replay.py) stores what the stages would."""
+    tasks, updates = {}, []
+    for d in dispatches:
+        event = dispatched_event(incident, d)
+        tasks[d.dispatch_id] = open_task(event, sla)
+        updates.append(update_of(tasks[d.dispatch_id], event))
+    for event in history_events(incident, dispatches):
+        tasks[event.task_id] = apply(tasks[event.task_id], event, sla)
+        updates.append(update_of(tasks[event.task_id], event))
+    return updates

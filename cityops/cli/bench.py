@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cityops.cli.common import current_settings, data_path, print_json, say, trained_model
+from cityops.cli.common import current_settings, data_path, offline_stages, print_json, say, trained_model
 
 app = typer.Typer(help="Benchmarks that print figures (record them in BENCHMARKS.md).", no_args_is_help=True)
 
@@ -37,6 +37,7 @@ def bench_replay_command(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="historical work orders: CSV or JSON lines"),
     mapping: str = typer.Option("us311", help="a mapping file or the name of a shipped one"),
     limit: int = typer.Option(None, min=1, help="the first N records only"),
+    bulk: bool = typer.Option(False, help="`replay --bulk`: finished orders straight into a store of their own"),
     as_json: bool = typer.Option(False, "--json", help="one line of JSON"),
 ) -> None:
     """History replay at full speed on a fresh deployment (embedded broker unless KAFKA_BOOTSTRAP_SERVERS):
@@ -46,9 +47,10 @@ def bench_replay_command(
     from devtools.bench.pipeline import run_replay_bench
 
     settings = current_settings()
+    stages = offline_stages(settings) if bulk else None
     trained_model(settings)
     with tempfile.TemporaryDirectory(prefix="cityops-bench-replay-") as work:
-        figures = run_replay_bench(file, mapping, Path(work), settings.model_dir, limit=limit, log=say)
+        figures = run_replay_bench(file, mapping, Path(work), settings.model_dir, limit=limit, bulk=stages, log=say)
     print_json(figures, as_json)
 
 

@@ -58,6 +58,16 @@ def offline_pipeline(current: Settings):
     return book, Locator(book.registry), Classifier(book, TopClassModel.load(current.model_dir))
 
 
+def offline_stages(current: Settings):
+    """What the stages decide a replayed order with, for `replay --bulk` (infra.replay.OfflineStages)."""
+    from infra.replay import OfflineStages
+
+    trained_model(current)  # the model the workers run, trained first on a fresh checkout
+    book, locator, classifier = offline_pipeline(current)
+    return OfflineStages(book, locator, classifier, current.sla_clock(), current.pii_salt.get_secret_value(),
+                         current.classify_threshold)
+
+
 def require_kafka(current: Settings) -> str:
     if not current.kafka_bootstrap_servers:
         say("set KAFKA_BOOTSTRAP_SERVERS to the broker the workers use (`cityops demo` prints it)")

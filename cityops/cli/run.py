@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cityops.cli.common import current_settings, data_path, require_kafka
+from cityops.cli.common import current_settings, data_path, offline_stages, require_kafka
 
 app = typer.Typer()
 
@@ -113,6 +113,9 @@ def replay(
     mapping: str = typer.Option(..., help="a mapping file (MAPPING.yaml), or the name of one that ships: us311, "
                                           "zh-gov-replied"),
     limit: int = typer.Option(None, min=1, help="replay the first N records only"),
+    bulk: bool = typer.Option(False, help="store finished orders straight into ClickHouse (CLICKHOUSE_URL; on the "
+                                          "embedded store, with `cityops api` stopped): thousands a second; open ones "
+                                          "and the operator's still go through the stages"),
 ) -> None:
     """Import historical work orders through the same topics and stages, keeping their own times
     (came in, due, accepted, closed, unit, category, text, place), so the figures describe the
@@ -137,15 +140,43 @@ def replay(
     with IntakeClient(servers, topic_prefix=settings.topic_prefix, **kafka_python_security(settings)) as client, \
             Progress(*columns, transient=False) as bar:
         task = bar.add_task("replay", total=min(total, limit) if limit else total, refused=0)
+
+        def progress(r) -> None:
+            bar.update(task, completed=r.rows, refused=r.refused_rows)
+
         try:
-            result = replay_file(client, file, chosen, limit=limit, progress=lambda r: bar.update(
-                task, completed=r.rows, refused=r.refused_rows))
+            if bulk:
+                result = _bulk_replay(settings, client, file, chosen, limit, progress)
+            else:
+                result = replay_file(client, file, chosen, limit=limit, progress=progress)
         except MappingError as exc:
             typer.echo(f"cannot replay: {exc}", err=True)
             raise typer.Exit(2) from None
-    rate = result.sent / result.seconds if result.seconds else 0.0
-    typer.echo(f"sent {result.sent} orders in {result.seconds:.1f} s ({rate:.0f}/s) to the hotline intake, "
-               f"refused {result.refused_rows} (each a dead letter with its row and column); the figures fill in "
-               "as the workers take them (`cityops report sla`)")
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    if bulk:
+        typer.echo(f"stored {result.stored} finished orders straight into the store and sent {result.sent} to the "
+                   f"hotline intake (open, or for the operator) in {result.seconds:.1f} s ({rate:.0f} orders/s), "
+                   f"refused {result.refused_rows} (each a dead letter with its row and column)")
+    else:
+        typer.echo(f"sent {result.sent} orders in {result.seconds:.1f} s ({rate:.0f}/s) to the hotline intake, "
+                   f"refused {result.refused_rows} (each a dead letter with its row and column); the figures fill in "
+                   "as the workers take them (`cityops report sla`)")
     for reason, n in sorted(result.refused.items(), key=lambda r: -r[1]):
         typer.echo(f"  refused {n} (dead-lettered): {reason}", err=True)
+
+
+def _bulk_replay(settings, client, file: Path, mapping, limit: int | None, progress):
+    """`replay --bulk`: the store opened here (the embedded one only while no api holds it)."""
+    from infra.replay import bulk_replay
+    from infra.store import Store
+    from infra.store.client import StoreUnavailable
+
+    stages = offline_stages(settings)
+    try:
+        store = Store(settings.resolved_clickhouse_url())
+    except StoreUnavailable as exc:
+        typer.echo(f"cannot replay in bulk: {exc}; stop `cityops api` first, or replay without --bulk", err=True)
+        raise typer.Exit(2) from None
+    with store:
+        store.migrate()
+        return bulk_replay(client, store, file, mapping, stages, limit=limit, progress=progress)

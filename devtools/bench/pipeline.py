@@ -528,13 +528,15 @@ def run_pipeline_bench(events: int, rates: Sequence[float], rate_seconds: float,
 
 
 def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: Path | None, *,
-                     limit: int | None = None, quiet_seconds: float = 3.0, log=print) -> dict:
+                     limit: int | None = None, bulk=None, quiet_seconds: float = 3.0, log=print) -> dict:
     """`cityops replay` at full speed into a fresh deployment: how long sending takes, and how long
     until every order is stored with its whole history (the incidents in, each routed, and the
-    task events quiet for `quiet_seconds`)."""
+    task events quiet for `quiet_seconds`). With `bulk` (infra.replay.OfflineStages): `replay --bulk`,
+    the finished orders into a store of their own, the rest through the deployment's stages."""
     from devtools.processes import Deployment
     from infra.kafka.intake_client import IntakeClient
-    from infra.replay import load_mapping, replay_file
+    from infra.replay import bulk_replay, load_mapping, replay_file
+    from infra.store import Store
 
     mapping = load_mapping(mapping_name)
     with bench_broker(work_dir) as (servers, broker):
@@ -545,7 +547,15 @@ def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: P
             log(f"replaying {path.name} with mapping {mapping.name}…")
             started = time.time()
             with IntakeClient(servers, topic_prefix=names.prefix) as client:
-                sent = replay_file(client, path, mapping, limit=limit)
+                if bulk is None:
+                    sent = replay_file(client, path, mapping, limit=limit)
+                else:
+                    with Store(f"chdb://{work_dir / 'bulk-store'}") as store:
+                        store.migrate()
+                        migrated = time.time()
+                        sent = bulk_replay(client, store, path, mapping, bulk, limit=limit)
+                        bulk_seconds = time.time() - migrated
+                        in_bulk = {t: store.count(t) for t in ("incidents", "tasks", "task_events")}
             quiet = {"events": -1, "since": time.monotonic()}
 
             def stored_whole() -> bool:
@@ -560,6 +570,18 @@ def run_replay_bench(path: Path, mapping_name: str, work_dir: Path, model_dir: P
                      what="replay")
             ended = deployment.api.health()["sink"]["last_stored_at"] or time.time()
             s = run.stats
+            if bulk is not None:  # the finished orders in the bulk store, the rest in the deployment's
+                ended = max(ended, started + bulk_seconds)
+                return {"file": path.name, "mapping": mapping.name, "records": sent.rows, "refused": sent.refused,
+                        "stored_in_bulk": sent.stored, "bulk_seconds": round(bulk_seconds, 2),
+                        "bulk_orders_per_s": round(sent.stored / bulk_seconds, 1) if bulk_seconds else None,
+                        "through_the_stages": sent.sent, "stored_seconds": round(ended - started, 2),
+                        "stored_per_s": round(sent.rows / (ended - started), 1) if ended > started else None,
+                        "bulk_store": in_bulk, "stages_store": {"incidents": s["clickhouse_incidents"],
+                                                                "tasks": s["clickhouse_tasks"],
+                                                                "task_events": s["clickhouse_task_events"],
+                                                                "manual": s["manual"]},
+                        "broker": "embedded Tansu" if broker else servers}
             return {
                 "file": path.name, "mapping": mapping.name, "records": sent.rows, "sent": sent.sent,
                 "refused": sent.refused, "send_seconds": round(sent.seconds, 2),

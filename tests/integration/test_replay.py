@@ -134,3 +134,57 @@ def test_another_citys_export_replays_with_its_unit_names_and_each_bad_row_a_dea
     assert board == {codes[a]: 4 for a in agencies}
     letters = deployment.get_json("/stats/")
     assert letters["deadlettered"] == 2
+
+
+# Set when a row is stored, not part of what it says (the stage path and the bulk path store at other times).
+STORED_AT_COLUMNS = {"normalized_at", "stored_at", "refreshed_at", "version"}
+
+
+def test_bulk_replay_stores_what_the_stages_store_and_leaves_open_orders_to_them(shared_data, pipeline_env,
+                                                                                 start_worker, tmp_path, monkeypatch):
+    micro = shared_data / "us311" / "311_nyc_subset_micro.csv"
+    if not micro.is_file():
+        pytest.skip(f"NYC 311 subset not found at {micro}")
+    with micro.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["Closed Date"] >= r["Created Date"] or not r["Closed Date"]][:600]
+    replayed = tmp_path / "nyc.csv"
+    with replayed.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    still_open = sum(1 for r in rows if not r["Closed Date"])
+    assert still_open > 0
+
+    # The stages: every order through the topics into the deployment's store.
+    deployment = start_worker(pipeline_env)
+    for name, value in pipeline_env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["replay", "--mapping", "us311", str(replayed)])
+    assert result.exit_code == 0, result.output
+    deployment.wait_until(lambda s: s["clickhouse_tasks"] == len(rows) and s["task_events_by_kind"].get("closed", 0)
+                          == len(rows) - still_open, timeout=180)
+
+    # In bulk, into a store of its own: the finished orders stored there, the open ones sent to the stages.
+    monkeypatch.setenv("CLICKHOUSE_URL", f"chdb://{tmp_path / 'bulk-store'}")
+    result = CliRunner().invoke(cli, ["replay", "--bulk", "--mapping", "us311", str(replayed)])
+    assert result.exit_code == 0, result.output
+    assert f"stored {len(rows) - still_open} finished orders" in result.output
+    assert f"sent {still_open} to the hotline intake" in result.output
+    deployment.stop()  # its store is read below
+
+    from infra.store import Store
+
+    def rows_of(store: Store, table: str, incident_ids: set[str]) -> list[tuple]:
+        columns = [c for c in store._columns(table) if c not in STORED_AT_COLUMNS]
+        return sorted(store.query(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {{db}}.{table} FINAL "
+                                  "WHERE incident_id IN %(ids)s", {"ids": sorted(incident_ids)}))
+
+    with Store(f"chdb://{tmp_path / 'bulk-store'}") as bulk:
+        finished = {r[0] for r in bulk.query("SELECT incident_id FROM {db}.incidents FINAL")}
+        assert len(finished) == len(rows) - still_open
+        bulk_rows = {table: rows_of(bulk, table, finished) for table in ("incidents", "dispatches", "tasks",
+                                                                        "task_events")}
+    with Store(pipeline_env["CLICKHOUSE_URL"]) as staged:
+        for table, expected in bulk_rows.items():
+            assert rows_of(staged, table, finished) == expected, table
+    assert len(bulk_rows["task_events"]) == 5 * len(finished)  # dispatched, accepted, completed, verified, closed

@@ -9,12 +9,11 @@ import pytest
 
 from infra.replay import MappingError, load_mapping, read_records
 from pipeline.classify import Classification
-from pipeline.lifecycle import apply, open_task
-from pipeline.replay import ReplayRowError, history_events, to_ticket
+from pipeline.replay import ReplayRowError, history_events, replayed_updates, to_ticket
 from pipeline.route import route_history
 from pipeline.sla import SlaClock
 from pipeline.workcalendar import WorkCalendar
-from schemas import Incident, TaskEvent
+from schemas import Incident
 
 NYC = dt.timezone(dt.timedelta(hours=-5))
 ROW = {"Unique Key": "19938272", "Created Date": "03/01/2011 12:34:42 PM", "Closed Date": "03/14/2011 03:59:20 PM",
@@ -63,19 +62,16 @@ def test_the_named_unit_gets_the_order_at_its_time_and_its_life_replays_to_close
     [dispatch] = route_history(incident, UNKNOWN, sample_book)
     assert (dispatch.unit, dispatch.item_no, dispatch.dispatched_at) == ("DPR", "Damaged Tree", incident.reported_at)
     assert dispatch.due_at == incident.history.due_at
-    opened = TaskEvent(event_id="e0", task_id=dispatch.dispatch_id, incident_id="i1", unit="DPR", kind="dispatched",
-                       at=dispatch.dispatched_at, dispatch=dispatch, incident=incident)
-    task = open_task(opened, CLOCK)
-    assert task.replayed and task.finish_by == incident.history.due_at
-    events = history_events(incident, [dispatch])
-    assert [e.kind for e in events] == ["accepted", "completed", "verified", "closed"]
-    for event in events:
-        task = apply(task, event, CLOCK)
+    updates = replayed_updates(incident, [dispatch], CLOCK)  # what the task stage sends for it
+    assert [u.event.kind for u in updates] == ["dispatched", "accepted", "completed", "verified", "closed"]
+    assert updates[0].event.dispatch == dispatch and all(u.event.incident is None for u in updates)
+    opened, task = updates[0].task, updates[-1].task
+    assert opened.replayed and opened.finish_by == incident.history.due_at
     assert task.status == "closed" and task.completed_at == incident.history.closed_at
+    assert task.applied == [u.event.event_id for u in updates]
     # Long overdue by the clock (it is 2026), yet the timer has nothing to say about history.
-    reopened = open_task(opened, CLOCK)
-    assert CLOCK.next_due(reopened) is None
-    assert CLOCK.due(reopened, dt.datetime.now(dt.timezone.utc)) == []
+    assert CLOCK.next_due(opened) is None
+    assert CLOCK.due(opened, dt.datetime.now(dt.timezone.utc)) == []
 
 
 def test_an_open_record_stays_open_and_without_a_due_date_the_limits_give_one(sample_book):
@@ -83,6 +79,8 @@ def test_an_open_record_stays_open_and_without_a_due_date_the_limits_give_one(sa
     [dispatch] = route_history(incident, UNKNOWN, sample_book)
     assert dispatch.due_at is None and dispatch.finish_within_days == 5
     assert history_events(incident, [dispatch]) == []
+    [update] = replayed_updates(incident, [dispatch], CLOCK)
+    assert update.task.status == "dispatched" and update.task.finish_by is not None
 
 
 def test_mappings_are_checked_before_anything_is_sent(tmp_path):
