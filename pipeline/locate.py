@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import ahocorasick_rs
 import shapely
 from shapely import STRtree
 
@@ -48,6 +49,8 @@ class Locator:
                 for name in {unit.name, *unit.aliases}:
                     names.setdefault(name, set()).add(unit.code)
         self._gazetteer = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        # Every name's occurrences in one pass (≈160 µs a message took one str.find per name).
+        self._names = ahocorasick_rs.AhoCorasick([name for name, _ in self._gazetteer])
 
     # -------------------------------------------------------------------------------- pieces
 
@@ -76,13 +79,17 @@ class Locator:
         """Gazetteer match: the most specific place the text names without contradiction, or None."""
         found: set[str] = set()
         taken = [False] * len(text)
-        for name, codes in self._gazetteer:
-            start = text.find(name)
-            while start != -1:
-                if not any(taken[start:start + len(name)]):
-                    found |= codes
-                    taken[start:start + len(name)] = [True] * len(name)
-                start = text.find(name, start + len(name))
+        # Name by name in gazetteer order (longest first), each name's occurrences left to right, the
+        # next one searched after the end of the last (as str.find would): a name claims its span
+        # unless a longer name took part of it.
+        searched_from: dict[int, int] = {}
+        for index, start, end in sorted(self._names.find_matches_as_indexes(text, overlapping=True)):
+            if start < searched_from.get(index, 0):
+                continue
+            searched_from[index] = end
+            if not any(taken[start:end]):
+                found |= self._gazetteer[index][1]
+                taken[start:end] = [True] * (end - start)
         if not found:
             return None
         districts = {c for c in found if self.units[c].kind == "district"}
