@@ -48,6 +48,16 @@ def _board_keys(task: TaskState) -> list[tuple[str, str]]:
     return [("total", "total"), *((d, "" if (v := getattr(task, d)) is None else str(v)) for d in SLA_DIMENSIONS)]
 
 
+def newest_tasks(tasks: Iterable[TaskState]) -> list[TaskState]:
+    """Each task once, at its highest version: the rows the table keeps (ReplacingMergeTree(version)),
+    so a batch holding a task's whole history (a replayed order: five updates) stores one row of it."""
+    newest: dict[str, TaskState] = {}
+    for task in tasks:
+        if (kept := newest.get(task.task_id)) is None or task.version >= kept.version:
+            newest[task.task_id] = task
+    return list(newest.values())
+
+
 class StoreWrites(StoreClient):
     def __init__(self, url: str, database: str = "cityops", *, recent_days: int = RECENT_DAYS):
         super().__init__(url, database)
@@ -120,7 +130,7 @@ class StoreWrites(StoreClient):
         if isinstance(messages[0], TaskUpdate):  # the task stage's output: the event, the task after it, and
             # for a task just opened its dispatch (the `dispatched` event carries it)
             return sum(self._insert_batch(batch, touched) for batch in (
-                [u.event for u in messages], [u.task for u in messages],
+                [u.event for u in messages], newest_tasks(u.task for u in messages),
                 [u.event.dispatch for u in messages if u.event.dispatch is not None]) if batch)
         stored = self._insert(messages)
         for copy in COPIES.get(TABLES[type(messages[0])][0], ()):
