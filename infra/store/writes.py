@@ -31,6 +31,7 @@ from schemas import TaskState, TaskUpdate
 # How often the sink's inserts drop closed tasks from open_tasks for good (one merge of that table).
 OPEN_TASKS_CLEANUP_SECONDS = 60.0
 RECENT_DAYS = 14
+ROLLUP_TASKS_PER_QUERY = 20_000  # about a busy city's day (22,287 tasks: 143 ms, BENCHMARKS.md)
 SEAL_EVERY_SECONDS = 30.0
 
 
@@ -148,7 +149,10 @@ class StoreWrites(StoreClient):
         with self._lock:
             self._client.insert(
                 f"{self.database}.{table}", [[r[c] for c in columns] for r in rows], column_names=columns,
-                settings={"insert_deduplication_token": f"{table}:{token}"},
+                # A batch of history spans as many months as the history does (the tables are partitioned
+                # by month): ClickHouse's default of 100 per insert refused a batch of the replied
+                # messages for good, a stop of the sink that no retry could end.
+                settings={"insert_deduplication_token": f"{table}:{token}", "max_partitions_per_insert_block": 0},
             )
         return len(rows)
 
@@ -164,14 +168,32 @@ class StoreWrites(StoreClient):
         Returns the days recomputed."""
         every_day = days is None
         days = self._days(days, ["task_days"])
-        # A day per query: each group holds two histograms' states (4 KB each), so the memory a
-        # recomputation takes grows with the days asked at once (BENCHMARKS.md, "Histograms").
-        for day in days:
-            self.query(ROLLUP_REFRESH_SQL, {"days": [day]})
+        # Days packed by their tasks: each group holds two histograms (4 KB each), so the memory a
+        # recomputation takes grows with the tasks asked at once (BENCHMARKS.md, "Histograms"), while
+        # each query has a fixed cost (≈27 ms on chDB): a day per query took 33 s over the 1,200 days
+        # of the replied messages (2 tasks a day), where a busy live day still goes alone.
+        for chunk in self._days_by_tasks(days):
+            self.query(ROLLUP_REFRESH_SQL, {"days": chunk})
         if every_day:
             self._sealed_through = None
             self._keep_sealed(again=True)
         return len(days)
+
+    def _days_by_tasks(self, days: list[dt.date]) -> Iterator[list[dt.date]]:
+        """`days` in runs of at most ROLLUP_TASKS_PER_QUERY tasks (a day with more: alone)."""
+        if len(days) <= 1:
+            yield from ([days] if days else [])
+            return
+        tasks = dict(self.query("SELECT day, count() FROM {db}.task_days WHERE day IN %(days)s GROUP BY day",
+                                {"days": days}))
+        chunk, held = [], 0
+        for day in days:
+            if chunk and held + tasks.get(day, 0) > ROLLUP_TASKS_PER_QUERY:
+                yield chunk
+                chunk, held = [], 0
+            chunk.append(day)
+            held += tasks.get(day, 0)
+        yield chunk
 
     def seal(self, through: dt.date, values: Iterable[tuple[str, str]] | None = None) -> None:
         """Merge the rollup's days before `through` into sla_sealed: for these (dimension, key) values,

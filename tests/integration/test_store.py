@@ -41,6 +41,15 @@ def test_a_replay_in_different_batches_collapses_under_final(store: Store):
     assert store.count("incidents") == 1300  # FINAL: one row per incident
 
 
+def test_a_batch_spanning_years_of_months_is_stored(store: Store):
+    """History replayed in one batch spans as many month partitions as it covers: ClickHouse refuses
+    more than 100 per insert by default, which stopped the sink for good on the replied messages."""
+    months = [incident.model_copy(update={"reported_at": dt.datetime(2010, 1, 15, tzinfo=dt.timezone.utc)
+                                          + dt.timedelta(days=31 * n)}) for n, incident in enumerate(incidents(150))]
+    store.insert(months)
+    assert store.count("incidents") == 150
+
+
 def test_stats_count_dispatches_per_unit(store: Store):
     def dispatch(incident_id: str, unit: str, role: str) -> Dispatch:
         return Dispatch(dispatch_id=ids.dispatch_id(incident_id, unit, role), incident_id=incident_id, unit=unit,
