@@ -91,13 +91,37 @@ class WorkCalendar:
         raise AssertionError("unreachable: periods never run out")
 
     def working_seconds_between(self, start: dt.datetime, end: dt.datetime) -> float:
-        """Office time between two instants, in seconds (0 when end is not after start)."""
-        total = 0.0
-        for opens, closes in self._periods_from(start):
-            if opens >= end:
-                return total
-            total += (min(closes, end) - opens).total_seconds()
-        raise AssertionError("unreachable: periods never run out")
+        """Office time between two instants, in seconds (0 when end is not after start): the parts of
+        the first and the last day, and the working days between counted whole (walking every office
+        period in between made this most of what opening a replayed task cost)."""
+        if end <= start:
+            return 0.0
+        local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
+        first, last = local_start.date(), local_end.date()
+        if first == last:
+            return self._office_time(first, local_start, local_end).total_seconds()
+        whole_days = sum(self.is_workday(first + dt.timedelta(days=n)) for n in range(1, (last - first).days))
+        return (self._office_time(first, local_start, None) + self._office_time(last, None, local_end)
+                + whole_days * self._office_day).total_seconds()
+
+    def _office_time(self, day: dt.date, after: dt.datetime | None, before: dt.datetime | None) -> dt.timedelta:
+        """Office time on `day` after `after` and before `before` (None: from the opening, to the close)."""
+        total = dt.timedelta()
+        if not self.is_workday(day):
+            return total
+        for opens_at, closes_at in self.office_hours:
+            opens, closes = dt.datetime.combine(day, opens_at, self.tz), dt.datetime.combine(day, closes_at, self.tz)
+            if after is not None:
+                opens = max(opens, after)
+            if before is not None:
+                closes = min(closes, before)
+            if closes > opens:
+                total += closes - opens
+        return total
+
+    @property
+    def _office_day(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.hours_per_day)
 
     def _periods_from(self, start: dt.datetime) -> Iterable[tuple[dt.datetime, dt.datetime]]:
         """Office periods from `start` on, the first cut to begin at `start`."""

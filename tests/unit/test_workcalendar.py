@@ -68,3 +68,16 @@ def test_adding_working_hours_and_measuring_them_agree(start, hours):
     deadline = CAL.add_working_hours(start, hours)
     assert deadline > start
     assert CAL.working_seconds_between(start, deadline) == pytest.approx(hours * 3600, abs=1e-3)
+
+
+@given(st.datetimes(min_value=dt.datetime(2025, 9, 25), max_value=dt.datetime(2026, 10, 10)),
+       st.integers(min_value=0, max_value=6 * 24 * 60))
+def test_working_time_between_is_every_office_minute_counted_one_by_one(start, minutes):
+    """Against the plainest oracle: each minute from `start`, counted when it falls in office hours on
+    a working day (the weeks around the National Day holiday and its adjusted weekend days)."""
+    start = start.replace(second=0, microsecond=0, tzinfo=CAL.tz)
+    counted = 0
+    for n in range(minutes):
+        at = start + dt.timedelta(minutes=n)
+        counted += CAL.is_workday(at.date()) and any(opens <= at.time() < closes for opens, closes in CAL.office_hours)
+    assert CAL.working_seconds_between(start, start + dt.timedelta(minutes=minutes)) == counted * 60
