@@ -41,7 +41,7 @@ from infra.settings import Settings
 from pipeline import ids
 from pipeline.lifecycle import dispatched_event
 from schemas import DeadLetter, Dispatch, Incident, ManualReview, describe_validation_error
-from schemas.batches import BrokenBatch, batch_count, messages_of, pack
+from schemas.batches import pack, placed_messages
 from schemas.topics import TopicNames
 
 if TYPE_CHECKING:
@@ -144,13 +144,10 @@ class Wiring:
         """The messages an event's record carries (schemas/batches.py); a batch record that does not
         hold what its header says is dead-lettered whole."""
         try:
-            values = messages_of(event.value, event.message.headers)
-        except (BrokenBatch, ValueError) as exc:
+            return [Received(event, index, value) for index, value in placed_messages(event.value, event.message.headers)]
+        except ValueError as exc:  # BrokenBatch, or a header that is not a count
             self.dead_letter_received(Received.alone(event), stage, str(exc))
             return []
-        if batch_count(event.message.headers) is None:
-            return [Received.alone(event)]
-        return [Received(event, index, value) for index, value in enumerate(values)]
 
     async def each_batch(self, stream, stage: str, model: type[BaseModel],
                          handle: Callable[[Any], Awaitable[None] | None], *,

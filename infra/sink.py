@@ -48,7 +48,7 @@ from schemas import (
     WebhookAttempt,
     describe_validation_error,
 )
-from schemas.batches import batch_count, messages_of
+from schemas.batches import placed_messages
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,13 @@ class Sink:
             for record in records:
                 model = self.models[record.topic]
                 try:
-                    values = messages_of(record.value, record.headers)
+                    placed = placed_messages(record.value, record.headers)
                 except ValueError as exc:  # a broken batch record (schemas/batches.py)
                     letters.append(self._dead_letter(Stored(record, None, record.value), str(exc)))
                     continue
-                is_batch = batch_count(record.headers) is not None
-                metrics.STAGE_IN.labels("sink").inc(len(values))
-                for index, value in enumerate(values):
-                    stored = Stored(record, index if is_batch else None, value)
+                metrics.STAGE_IN.labels("sink").inc(len(placed))
+                for index, value in placed:
+                    stored = Stored(record, index, value)
                     try:
                         batches[model].append((stored, model.model_validate_json(value)))
                     except ValidationError as exc:

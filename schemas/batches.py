@@ -33,6 +33,15 @@ def batch_count(headers: Iterable[tuple[str, bytes]] | dict | None) -> int | Non
     return None
 
 
+def placed_messages(value: bytes | None, headers: Iterable[tuple[str, bytes]] | dict | None,
+                    ) -> list[tuple[int | None, bytes | None]]:
+    """(place in the batch record, message) of each message a record carries; the place is None for a
+    record of one message (what a dead letter names: `DeadLetter.batch_index`)."""
+    if batch_count(headers) is None:
+        return [(None, value)]
+    return list(enumerate(messages_of(value, headers)))
+
+
 def messages_of(value: bytes | None, headers: Iterable[tuple[str, bytes]] | dict | None) -> list[bytes | None]:
     """The messages a record carries: its lines if it is a batch record, else its value alone."""
     count = batch_count(headers)

@@ -11,7 +11,7 @@ from kafka.partitioner.default import murmur2
 
 from agents.wiring import Outbox
 from schemas import TaskEvent
-from schemas.batches import BATCH_HEADER, BrokenBatch, batch_count, messages_of, pack
+from schemas.batches import BATCH_HEADER, BrokenBatch, batch_count, messages_of, pack, placed_messages
 
 
 def test_a_packed_record_gives_back_its_messages_and_a_plain_record_its_value():
@@ -23,6 +23,8 @@ def test_a_packed_record_gives_back_its_messages_and_a_plain_record_its_value():
     assert messages_of(b'{"alone": 1}', [("other", b"x")]) == [b'{"alone": 1}']
     assert messages_of(None, None) == [None]  # a forget request
     assert batch_count(None) is None
+    assert placed_messages(value, headers) == list(enumerate(values))  # each with its place, for a dead letter
+    assert placed_messages(b"{}", None) == [(None, b"{}")]
 
 
 def test_a_batch_record_that_does_not_hold_what_it_announces_is_refused():
