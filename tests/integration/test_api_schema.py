@@ -28,7 +28,10 @@ def test_no_server_error_and_no_undocumented_status(pipeline_env, tmp_path):
         run = subprocess.run(
             [st, "run", f"{api.url}/openapi.json", "-H", f"Authorization: Bearer {token}",
              "--checks", "not_a_server_error,status_code_conformance", "--phases", "examples,coverage,fuzzing",
-             "--max-examples", "15", "--workers", "2", "--no-color"],
+             # One worker: schemathesis' threads parse lambdas with `ast.parse` at once, and CPython 3.11
+             # then may raise a spurious "AST constructor recursion depth mismatch" (python/cpython#106905),
+             # which failed a clean-clone run once in four.
+             "--max-examples", "15", "--workers", "1", "--no-color"],
             capture_output=True, text=True, timeout=400, cwd=tmp_path)  # its cache stays out of the checkout
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:] + api.log_tail(40)
         assert " passed" in run.stdout and "failures" not in run.stdout.split("SUMMARY")[-1]
