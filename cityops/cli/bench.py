@@ -47,8 +47,9 @@ def bench_replay_command(
     from devtools.bench.pipeline import run_replay_bench
 
     settings = current_settings()
-    stages = offline_stages(settings) if bulk else None
-    trained_model(settings)
+    stages = offline_stages(settings) if bulk else None  # (trains the model first when there is none)
+    if stages is None:
+        trained_model(settings)
     with tempfile.TemporaryDirectory(prefix="cityops-bench-replay-") as work:
         figures = run_replay_bench(file, mapping, Path(work), settings.model_dir, limit=limit, bulk=stages, log=say)
     print_json(figures, as_json)
