@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Requests without a key (the screen, /units/, a reporter's Open311 lookup) per client address. A
     # wall screen makes about 100 a minute.
     api_public_rate_limit: str = "600/minute"
+    # A reporter's lookup of a ticket by its number and the caller's phone (/screen/status), per client
+    # address: a person looks up a ticket or two; guessing numbers and phones is made slow.
+    api_lookup_rate_limit: str = "10/minute"
     # The api's /metrics: "key" (any valid key; Prometheus sends it as `authorization`), "public", or "off".
     api_metrics: Literal["key", "public", "off"] = "key"
     api_max_body_bytes: int = Field(default=1 << 20, gt=0)

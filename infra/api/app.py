@@ -40,7 +40,7 @@ from infra.api.operators import operators_router
 from infra.api.publisher import Publisher
 from infra.api.screen import screen_router
 from infra.api.status import status_router
-from infra.api.tasks import tasks_router
+from infra.api.tasks import TaskActor, tasks_router
 from infra.settings import Settings
 from infra.sink import Sink
 from infra.store import Store
@@ -70,7 +70,7 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     app = FastAPI(title="cityops", summary="City operations centre: intake, dispatch by duty list, tasks, SLA.",
                   lifespan=lifespan, responses={401: problems.PROBLEM, 429: problems.PROBLEM})
     app.state.gate = Gate(KeyRing(settings.resolved_api_keys_file()), settings.api_rate_limit,
-                          settings.api_public_rate_limit)
+                          settings.api_public_rate_limit, settings.api_lookup_rate_limit)
     app.state.publisher, app.state.replays = publisher, Replays()
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
@@ -80,10 +80,11 @@ def create_api(settings: Settings, store: Store, sink: Sink | None, publisher: P
     bootstrap = load_dutybook(settings.dutylist_file, settings.units_file)
     dutylist = CurrentDutyList(store, bootstrap)
     app.include_router(intake_router(names, clock, dutylist, store))
-    app.include_router(tasks_router(names, store, clock))
-    app.include_router(operators_router(names, store, clock, dutylist))
     named = Names(bootstrap, dutylist)
-    app.include_router(status_router(store, named.units))
+    actor = TaskActor(names, store, clock)
+    app.include_router(tasks_router(actor, store, clock, named))
+    app.include_router(operators_router(names, store, clock, dutylist))
+    app.include_router(status_router(store, named.units, actor, settings.pii_salt.get_secret_value()))
     app.include_router(open311_router(names, store, dutylist, clock, named.units))
     app.include_router(figures_router(store, named, load_schemes(settings.scores_file), now,
                                       settings.stats_refresh_seconds, sink.behind_seconds if sink else None))

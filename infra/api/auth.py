@@ -24,10 +24,12 @@ class Gate:
     """The key ring, signatures, the per-key rate limit ("600/minute": the `limits` notation), and the
     per-address limit of requests without a key."""
 
-    def __init__(self, keys: KeyRing, rate_limit: str, public_rate_limit: str = "600/minute"):
+    def __init__(self, keys: KeyRing, rate_limit: str, public_rate_limit: str = "600/minute",
+                 lookup_rate_limit: str = "10/minute"):
         self.keys = keys
         self.rate = parse(rate_limit)
         self.public_rate = parse(public_rate_limit)
+        self.lookup_rate = parse(lookup_rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self._seen_ids: dict[tuple[str, str], float] = {}  # (key id, webhook-id) → when seen
 
@@ -77,6 +79,11 @@ class Gate:
                         "a client without a key")
         return key
 
+    def admit_lookup(self, request: Request) -> None:
+        """A reporter's lookup (ticket number and phone): its own, tighter limit per client address."""
+        self._limit(self.lookup_rate, f"lookup:{request.client.host if request.client else ''}",
+                    "a reporter's lookup from one address")
+
     def _limit(self, rate, identity: str, who: str) -> None:
         if not self.limiter.hit(rate, identity):
             reset, _ = self.limiter.get_window_stats(rate, identity)
@@ -105,6 +112,11 @@ async def current_key(request: Request,
 async def public_client(request: Request) -> ApiKey | None:
     """A dependency of the routes anyone may read: the rate limit, and the key if one came."""
     return request.app.state.gate.admit_public(request)
+
+
+async def reporter_lookup(request: Request) -> None:
+    """A dependency of the reporter's lookup routes (no key; the ticket's phone number is the proof)."""
+    request.app.state.gate.admit_lookup(request)
 
 
 def scoped(*scopes: str):

@@ -1,6 +1,8 @@
 """Acting on tasks: departments (their own unit's tasks only) and the operations centre.
 
-    GET  /departments/{unit}/tasks        the unit's tasks (open by default), with the report and the item
+    GET  /departments/                    the units the key acts for
+    GET  /departments/{unit}/summary      its open tasks by where they stand against their limits, its items
+    GET  /departments/{unit}/tasks        the unit's tasks (open by default, or a status; an item), with the report and the item
     GET  /departments/{unit}/tasks/{id}   one of them
     POST /tasks/{id}/accept | return | extension | complete | park | resume        a department key of the task's unit
     POST /tasks/{id}/verify | rework | close | approve-extension | refuse-extension | supervise    operator
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -26,19 +29,24 @@ from pydantic import BaseModel, Field
 
 from infra import metrics
 from infra.api.auth import scoped
+from infra.api.figures import Names
 from infra.api.keys import ApiKey
 from infra.api.problems import PROBLEM, FieldError, Problem, invalid
 from infra.store import Store
 from pipeline import ids
 from pipeline.clock import Clock
 from pipeline.dutylists import CITY_TZ
-from pipeline.lifecycle import InvalidTransition, next_status
+from pipeline.lifecycle import TRANSITIONS, InvalidTransition, next_status
 from pipeline.pii import redact_text
 from schemas import TaskEvent
 from schemas.events import ReturnReason
 from schemas.fields import Day, FreeText, OneLine, PhotoUrl
 from schemas.topics import TopicNames
 
+# The department's actions: the path under /tasks/{id}/ → the event it sends (pipeline.lifecycle.TRANSITIONS
+# says from which statuses). A listed task names the ones open to it now (`actions`), for the workbench.
+DEPARTMENT_ACTIONS = {"accept": "accepted", "return": "returned", "extension": "extension_requested",
+                      "complete": "completed", "park": "parked", "resume": "resumed"}
 PARK_LONGEST = dt.timedelta(days=366)  # a parked task is looked at again within a year
 OWN_WRITES_SECONDS = 30.0  # how long this process trusts its own last action over a lagging ClickHouse
 
@@ -112,33 +120,91 @@ class OwnWrites:
                 del self._sent[task]
 
 
-def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
+class TaskActor:
+    """One action on a task, checked against the task as it stands (with this process's own last writes),
+    sent as a `TaskEvent` on `task-events`, answered with the status after it. The departments' and the
+    centre's routes use it, and so does a reporter's score from the lookup page (infra/api/status.py)."""
+
+    def __init__(self, names: TopicNames, store: Store, clock: Clock):
+        self.names, self.store, self.clock, self.own = names, store, clock, OwnWrites()
+
+    async def act(self, request: Request, task_id: str, kind: str, *, note: str, by: str | None,
+                  check_unit: Callable[[str], None] | None = None, **facts) -> ActionResult:
+        """`by`: who acts (None: the task's unit, after `check_unit(unit)` may refuse)."""
+        stored = await asyncio.to_thread(self.store.task_status, task_id)
+        if stored is None:
+            raise Problem(404, "Not Found", f"no task {task_id} (yet: a new dispatch shows within a second or two)")
+        unit, incident_id, status, version = stored
+        if check_unit:
+            check_unit(unit)
+        status, version = self.own.current(task_id, status, version)
+        event = TaskEvent(
+            event_id=ids.task_event_id(task_id, kind, version), task_id=task_id, incident_id=incident_id, unit=unit,
+            kind=kind, at=self.clock.now(), by=unit if by is None else by[:64], note=redact_text(note), **facts)
+        try:
+            after = next_status(status, event)
+        except InvalidTransition as exc:
+            metrics.API_TASK_ACTIONS.labels(kind, "conflict").inc()
+            raise Problem(409, "Conflict", f"task {task_id}: {exc}") from None
+        await request.app.state.publisher.publish(self.names.task_events, task_id, event.model_dump_json().encode())
+        self.own.sent(task_id, version + 1, after)
+        metrics.API_TASK_ACTIONS.labels(kind, "accepted").inc()
+        return ActionResult(task_id=task_id, event_id=event.event_id, kind=kind, status_before=status, status=after,
+                            at=event.at)
+
+
+def tasks_router(actor: TaskActor, store: Store, clock: Clock, named: Names) -> APIRouter:
     router = APIRouter(tags=["tasks"], responses=ERRORS)
-    own = OwnWrites()
     department = Depends(scoped("department"))
     operator = Depends(scoped("operator"))
     reporter_channel = Depends(scoped("intake", "callback"))
+
+    def with_actions(tasks: list[dict]) -> list[dict]:
+        for task in tasks:
+            task["actions"] = [path for path, kind in DEPARTMENT_ACTIONS.items() if task["status"] in TRANSITIONS[kind][0]]
+        return tasks
 
     def own_unit(key: ApiKey, unit: str) -> None:
         if unit not in key.units:
             raise Problem(403, "Forbidden", f"this key acts for {', '.join(sorted(key.units)) or 'no unit'}, "
                           f"not for {unit}")
 
+    @router.get("/departments/", tags=["departments"])
+    async def my_units(key: ApiKey = department) -> list[dict]:
+        """The units this key acts for, with their names (a workbench signs in with the key alone)."""
+        return [{"code": code, "name": named.units.get(code, code)} for code in sorted(key.units)]
+
+    @router.get("/departments/{unit}/summary", tags=["departments"])
+    async def unit_summary(unit: UnitCode, key: ApiKey = department) -> dict:
+        """The unit's open tasks by where they stand against their limits (overdue, accept_overdue,
+        prewarned, paused, running) and by status, and its items with their tasks and open tasks."""
+        own_unit(key, unit)
+        summary = await asyncio.to_thread(store.department_summary, unit, clock.now())
+        titles = named.of("item_no")
+        for item in summary["items"]:
+            item["item_title"] = titles.get(item["item_no"], "")
+        return summary
+
     @router.get("/departments/{unit}/tasks", tags=["departments"])
     async def unit_tasks(unit: UnitCode, key: ApiKey = department,
-                         status: str | None = Query("open", description="'open' (default), a status, or empty: all"),
+                         status: str | None = Query("open", max_length=32,
+                                                    description="'open' (default), a status, or empty: all"),
+                         item_no: str | None = Query(None, max_length=32, description="one duty item"),
                          limit: int = Query(100, ge=1, le=1000),
                          offset: int = Query(0, ge=0, le=1_000_000, description="skip this many"),
                          ) -> list[dict]:
-        """The unit's tasks, most urgent first: the problem (title, text with personal data masked, address,
-        place), the item and its legal basis, the deadlines."""
+        """The unit's tasks, open ones first and the nearest deadline first: where each stands against its
+        limits now (`deadline`), the problem (title, text with personal data masked, address, place), the
+        item and its legal basis, the deadlines."""
         own_unit(key, unit)
-        return await asyncio.to_thread(store.department_tasks, unit, status or None, limit, offset)
+        return with_actions(await asyncio.to_thread(store.department_tasks, unit, status or None, limit, offset,
+                                                    None, item_no or None, clock.now()))
 
     @router.get("/departments/{unit}/tasks/{task_id}", tags=["departments"])
     async def unit_task(unit: UnitCode, task_id: TaskId, key: ApiKey = department) -> dict:
         own_unit(key, unit)
-        found = await asyncio.to_thread(store.department_tasks, unit, None, 1, 0, task_id)
+        found = with_actions(await asyncio.to_thread(store.department_tasks, unit, None, 1, 0, task_id, None,
+                                                     clock.now()))
         if not found:
             raise Problem(404, "Not Found", f"unit {unit} has no task {task_id} (yet: a new dispatch shows "
                           "within a second or two)")
@@ -146,50 +212,31 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
 
     async def act(request: Request, task_id: str, kind: str, key: ApiKey, body: TaskAction, *,
                   by_unit: bool, **facts) -> ActionResult:
-        stored = await asyncio.to_thread(store.task_status, task_id)
-        if stored is None:
-            raise Problem(404, "Not Found", f"no task {task_id} (yet: a new dispatch shows within a second or two)")
-        unit, incident_id, status, version = stored
-        if by_unit:
-            own_unit(key, unit)
-        status, version = own.current(task_id, status, version)
-        event = TaskEvent(
-            event_id=ids.task_event_id(task_id, kind, version), task_id=task_id, incident_id=incident_id, unit=unit,
-            kind=kind,
-            at=clock.now(), by=unit if by_unit else (facts.pop("by", "") or key.name)[:64],
-            note=redact_text(body.note), **facts)
-        try:
-            after = next_status(status, event)
-        except InvalidTransition as exc:
-            metrics.API_TASK_ACTIONS.labels(kind, "conflict").inc()
-            raise Problem(409, "Conflict", f"task {task_id}: {exc}") from None
-        await request.app.state.publisher.publish(names.task_events, task_id, event.model_dump_json().encode())
-        own.sent(task_id, version + 1, after)
-        metrics.API_TASK_ACTIONS.labels(kind, "accepted").inc()
-        return ActionResult(task_id=task_id, event_id=event.event_id, kind=kind, status_before=status, status=after,
-                            at=event.at)
+        return await actor.act(request, task_id, kind, note=body.note,
+                               by=None if by_unit else (facts.pop("by", "") or key.name),
+                               check_unit=(lambda unit: own_unit(key, unit)) if by_unit else None, **facts)
 
     @router.post("/tasks/{task_id}/accept", tags=["departments"])
     async def accept(task_id: TaskId, request: Request, body: TaskAction | None = None,
                      key: ApiKey = department) -> ActionResult:
         """接单: the unit takes the task on (before its accept limit)."""
-        return await act(request, task_id, "accepted", key, body or TaskAction(), by_unit=True)
+        return await act(request, task_id, DEPARTMENT_ACTIONS["accept"], key, body or TaskAction(), by_unit=True)
 
     @router.post("/tasks/{task_id}/return", tags=["departments"])
     async def return_(task_id: TaskId, body: ReturnAction, request: Request, key: ApiKey = department) -> ActionResult:
         """退单: not ours, with the reason; the task is re-routed (职能不符) or goes to the operator."""
-        return await act(request, task_id, "returned", key, body, by_unit=True, reason=body.reason)
+        return await act(request, task_id, DEPARTMENT_ACTIONS["return"], key, body, by_unit=True, reason=body.reason)
 
     @router.post("/tasks/{task_id}/extension", tags=["departments"])
     async def extension(task_id: TaskId, body: Extension, request: Request,
                         key: ApiKey = department) -> ActionResult:
         """延期申请: the finish clock stops until the operations centre decides."""
-        return await act(request, task_id, "extension_requested", key, body, by_unit=True, days=body.days)
+        return await act(request, task_id, DEPARTMENT_ACTIONS["extension"], key, body, by_unit=True, days=body.days)
 
     @router.post("/tasks/{task_id}/complete", tags=["departments"])
     async def complete(task_id: TaskId, body: Completion, request: Request, key: ApiKey = department) -> ActionResult:
         """办结: done, with what was done and photos; a grid worker checks it next."""
-        return await act(request, task_id, "completed", key, body, by_unit=True, result=redact_text(body.result),
+        return await act(request, task_id, DEPARTMENT_ACTIONS["complete"], key, body, by_unit=True, result=redact_text(body.result),
                          photos=body.photos)
 
     @router.post("/tasks/{task_id}/park", tags=["departments"])
@@ -200,13 +247,13 @@ def tasks_router(names: TopicNames, store: Store, clock: Clock) -> APIRouter:
         if not today < body.review_on <= today + PARK_LONGEST:
             raise invalid([FieldError(field="body.review_on", message=f"a date after today and at most "
                                       f"{PARK_LONGEST.days} days ahead")], "the request")
-        return await act(request, task_id, "parked", key, body, by_unit=True, reason=redact_text(body.reason),
+        return await act(request, task_id, DEPARTMENT_ACTIONS["park"], key, body, by_unit=True, reason=redact_text(body.reason),
                          review_on=body.review_on)
 
     @router.post("/tasks/{task_id}/resume", tags=["departments"])
     async def resume(task_id: TaskId, request: Request, body: TaskAction | None = None,
                      key: ApiKey = department) -> ActionResult:
-        return await act(request, task_id, "resumed", key, body or TaskAction(), by_unit=True)
+        return await act(request, task_id, DEPARTMENT_ACTIONS["resume"], key, body or TaskAction(), by_unit=True)
 
     @router.post("/tasks/{task_id}/verify", tags=["operations centre"])
     async def verify(task_id: TaskId, body: Verification, request: Request, key: ApiKey = operator) -> ActionResult:

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from pipeline.lifecycle import ALL, OPEN
-from pipeline.sla import FINISH_RUNNING
+from pipeline.sla import ACCEPT_RUNNING, FINISH_RUNNING
 
 # SQL for "open" (pipeline.lifecycle.OPEN), and below for "overdue" (its finish clock running, past the
 # deadline: pipeline.sla.FINISH_RUNNING): written once, used by the board, the overdue list and the queue.
@@ -45,6 +45,24 @@ SLA_BY_INSTANT = {
 SLA_QUANTILES = (("accept_hours", "accept_working_hours"), ("finish_hours", "finish_working_hours"))
 SLA_FIGURES = (*(name for name, _ in SLA_COUNTS), *(name for name, _ in SLA_QUANTILES))
 OVERDUE_SQL = f"{SLA_BY_INSTANT['overdue_open'][2]} AND finish_by < {NOW_SQL}"
+
+
+def _in(values) -> str:
+    """A SQL list of string literals (a Python tuple of one prints a trailing comma)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# Where a task stands against its limits at an instant, as a department's workbench colours it: past
+# the finish limit (the one overdue definition above), past the accept limit, pre-warned (past the
+# warning instant of a running clock), paused (parked, or waiting for an extension), running, ended.
+DEADLINE_STATES = ("overdue", "accept_overdue", "prewarned", "paused", "running", "ended")
+DEADLINE_SQL = f"""multiIf(
+    {OVERDUE_SQL}, 'overdue',
+    status IN {_in(ACCEPT_RUNNING)} AND accept_by < {NOW_SQL}, 'accept_overdue',
+    status IN {_in(FINISH_RUNNING)} AND (ifNull(finish_warn_at < {NOW_SQL}, 0)
+        OR (status IN {_in(ACCEPT_RUNNING)} AND ifNull(accept_warn_at < {NOW_SQL}, 0))), 'prewarned',
+    status IN ('parked', 'extension_pending'), 'paused',
+    {OPEN_SQL}, 'running', 'ended')"""
 
 
 def _by_instant(name: str) -> str:
@@ -206,8 +224,9 @@ QUEUE_COLUMNS = ("incident_id", "source", "title", "text", "street", "district",
 # A department's view of its tasks: the task, what the problem is and where, and the duty item.
 TASK_COLUMNS = ("task_id", "incident_id", "unit", "role", "status", "item_no", "top_class", "dutylist_version",
                 "attempt", "reports", "district", "street", "community", "grid_code", "dispatched_at", "accept_by",
-                "finish_by", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
-                "parked_reason", "review_on", "extensions_requested", "score", "last_event_at", "version")
+                "accept_warn_at", "finish_by", "finish_warn_at", "accepted_at", "completed_at", "verified_at", "closed_at", "returned_at", "return_reason",
+                "parked_reason", "review_on", "extensions_requested", "extension_days", "supervised", "score",
+                "last_event_at", "version")
 # What the screen shows of a task that needs attention (overdue, pre-warned, in a clicked grid): only
 # open tasks, read from open_tasks (infra/store/sql/028_open_tasks.sql).
 ATTENTION_COLUMNS = ("task_id", "unit", "item_no", "street", "grid_code", "status", "dispatched_at", "finish_warn_at",
@@ -259,11 +278,12 @@ def within_store_range(at: dt.datetime) -> dt.datetime:
     return min(max(at, low), high)
 
 
-def task_filter(*, unit: str | None = None, status: str | None = None,
-                 task_id: str | None = None) -> tuple[str, dict]:
-    """The WHERE clause and its parameters for a listing of tasks: a unit, a status or 'open', one task."""
+def task_filter(*, unit: str | None = None, status: str | None = None, task_id: str | None = None,
+                item_no: str | None = None) -> tuple[str, dict]:
+    """The WHERE clause and its parameters for a listing of tasks: a unit, a status or 'open', one task, an item."""
     where, parameters = [], {}
-    for column, value in (("unit", unit), ("task_id", task_id), ("status", status if status != "open" else None)):
+    for column, value in (("unit", unit), ("task_id", task_id), ("status", status if status != "open" else None),
+                          ("item_no", item_no)):
         if value:
             where.append(f"{column} = %({column})s")
             parameters[column] = value

@@ -10,6 +10,8 @@ from infra.store.client import StoreClient
 from infra.store.queries import (
     ATTENTION_COLUMNS,
     BOARD_QUANTILES,
+    DEADLINE_SQL,
+    DEADLINE_STATES,
     EVERY_SOURCE,
     NOW_SQL,
     OPEN_SQL,
@@ -170,14 +172,18 @@ class StoreReads(StoreClient):
         return [dict(zip(QUEUE_COLUMNS, (_jsonable(v) for v in r[:-1]), strict=True)) for r in rows], total
 
     def department_tasks(self, unit: str, status: str | None = "open", limit: int = 100, offset: int = 0,
-                         task_id: str | None = None) -> list[dict]:
-        """A unit's tasks as they last stood, most urgent first, each with the report (title, text with
-        PII masked, address, place) and the duty item (title, legal basis) it was dispatched under."""
-        where, parameters = task_filter(unit=unit, status=status, task_id=task_id)
-        tasks = [dict(zip(TASK_COLUMNS, (_jsonable(v) for v in row), strict=True)) for row in self.query(
-            f"SELECT {', '.join(TASK_COLUMNS)} FROM {{db}}.tasks FINAL {where} "
-            "ORDER BY ifNull(finish_by, dispatched_at), task_id LIMIT %(limit)s OFFSET %(offset)s",
-            parameters | {"limit": limit, "offset": offset})]
+                         task_id: str | None = None, item_no: str | None = None,
+                         now: dt.datetime | None = None) -> list[dict]:
+        """A unit's tasks as they last stood, open ones first and the nearest deadline first, each with
+        where it stands against its limits at `now` (`deadline`: queries.DEADLINE_STATES), the report
+        (title, text with PII masked, address, place) and the duty item (title, legal basis) it was
+        dispatched under."""
+        where, parameters = task_filter(unit=unit, status=status, task_id=task_id, item_no=item_no)
+        rows = self.query(
+            f"SELECT {', '.join(TASK_COLUMNS)}, {DEADLINE_SQL} FROM {{db}}.tasks FINAL {where} "
+            f"ORDER BY NOT ({OPEN_SQL}), ifNull(finish_by, dispatched_at), task_id LIMIT %(limit)s OFFSET %(offset)s",
+            parameters | {"limit": limit, "offset": offset, "now": now or dt.datetime.now(dt.timezone.utc)})
+        tasks = [dict(zip((*TASK_COLUMNS, "deadline"), (_jsonable(v) for v in row), strict=True)) for row in rows]
         if not tasks:
             return []
         reports = {r[0]: r[1:] for r in self.query(
@@ -195,6 +201,23 @@ class StoreReads(StoreClient):
                      "photo_urls": photos, "item_title": item_title, "legal_basis": basis}
         return tasks
 
+    def department_summary(self, unit: str, now: dt.datetime | None = None) -> dict:
+        """What a unit's workbench heads with: its open tasks by where they stand (DEADLINE_STATES, the
+        ended ones left out) and by status, and per item its tasks and open tasks (the item filter)."""
+        parameters = {"unit": unit, "now": now or dt.datetime.now(dt.timezone.utc)}
+        rows = self.query(f"SELECT {DEADLINE_SQL} AS deadline, status, item_no, count() FROM {{db}}.tasks FINAL "
+                          "WHERE unit = %(unit)s GROUP BY deadline, status, item_no", parameters)
+        by_deadline, by_status, items = dict.fromkeys(DEADLINE_STATES[:-1], 0), {}, {}
+        for deadline, status, item_no, count in rows:
+            item = items.setdefault(item_no, {"item_no": item_no, "tasks": 0, "open": 0})
+            item["tasks"] += count
+            if deadline != "ended":
+                by_deadline[deadline] += count
+                by_status[status] = by_status.get(status, 0) + count
+                item["open"] += count
+        return {"unit": unit, "open": sum(by_status.values()), "by_deadline": by_deadline, "by_status": by_status,
+                "items": sorted(items.values(), key=lambda i: (-i["open"], -i["tasks"], i["item_no"]))}
+
     def task_status(self, task_id: str) -> tuple[str, str, str, int] | None:
         """(unit, incident id, status, version) of a task as ClickHouse last holds it."""
         rows = self.query("SELECT unit, incident_id, status, version FROM {db}.tasks FINAL WHERE task_id = %(id)s",
@@ -211,6 +234,12 @@ class StoreReads(StoreClient):
         """The id of the API key that sent the report a task came from (None: not sent through the api)."""
         rows = self.query("SELECT submitted_by FROM {db}.incidents FINAL WHERE incident_id IN (SELECT incident_id "
                           "FROM {db}.tasks FINAL WHERE task_id = %(id)s)", {"id": task_id})
+        return rows[0][0] if rows else None
+
+    def ticket_reporter(self, ticket_no: str) -> str | None:
+        """The reporter hash (salted phone hash) of a hotline ticket, or None: no such ticket, or no phone."""
+        rows = self.query("SELECT reporter_hash FROM {db}.incidents FINAL WHERE source = 'hotline' AND "
+                          "source_id = %(no)s LIMIT 1", {"no": ticket_no})
         return rows[0][0] if rows else None
 
     def waiting(self, incident_id: str) -> bool:

@@ -1,4 +1,4 @@
-// The operator's key stays in this tab only (sessionStorage); every call sends it as a bearer token.
+// The operator's key stays in this tab only (words.js keyedCall); every call sends it as a bearer token.
 const PAGE = 20;
 const I18N = { en: { title: "Operator queue", screen: "Back to the wall screen", key: "Operator key", login: "Sign in",
   filter: "Filter", reason: "Reason", klass: "Class", district: "District", all: "all", apply: "Apply", waiting: "Waiting",
@@ -74,26 +74,7 @@ function say(text, kind) {
   box.textContent = text; box.className = kind || "";
 }
 
-async function call(path, body) {
-  const key = sessionStorage.getItem("cityops-operator-key");
-  if (!key) throw new Error(w("needKey"));
-  const response = await fetch(path, { method: body ? "POST" : "GET", cache: "no-store",
-    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {  // RFC 9457: the detail, and the fields it names
-    const fields = (data.errors || []).map(e => `${e.field}: ${e.message}`).join("; ");
-    throw new Error(`${response.status} ${data.detail || data.title || ""}${fields ? " — " + fields : ""}`);
-  }
-  return data;
-}
-
-function element(tag, attributes = {}, ...children) {
-  const el = document.createElement(tag);
-  Object.entries(attributes).forEach(([k, v]) => { if (k === "onclick") el.onclick = v; else el.setAttribute(k, v); });
-  el.append(...children.filter(c => c !== null && c !== undefined));
-  return el;
-}
+const call = (path, body) => keyedCall("cityops-operator-key", w("needKey"), path, body);
 
 function itemLabel(number) {
   const item = items[number];

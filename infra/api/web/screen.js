@@ -27,18 +27,6 @@ const MODEL_LINE = {
            `and returns; right unit in production ${pct(m.right)} (${m.dispatched} first dispatches); ` +
            `sent automatically over 30 days ${pct(m.autoShare)}`,
 };
-const KINDS = {
-  zh: { dispatched: "派单", accepted: "接单", returned: "退单", completed: "办结", verified: "核查通过", rework: "返工",
-        closed: "结案", evaluated: "评价", extension_requested: "申请延期", extension_approved: "批准延期",
-        extension_refused: "驳回延期", supervised: "督办", escalated: "升级督办", parked: "挂账", resumed: "恢复办理",
-        merged: "合并同类诉求", prewarning: "预警", overdue: "超期", review_due: "挂账复查到期" },
-  en: { dispatched: "dispatched", accepted: "accepted", returned: "returned", completed: "completed", verified: "verified",
-        rework: "sent back for rework", closed: "closed", evaluated: "evaluated", extension_requested: "extension requested",
-        extension_approved: "extension approved", extension_refused: "extension refused", supervised: "pressed (督办)",
-        escalated: "escalated", parked: "parked", resumed: "resumed", merged: "a repeat report joined",
-        prewarning: "pre-warning", overdue: "overdue", review_due: "review due" },
-};
-const SCORE_WORDS = { zh: { 1: "不满意", 2: "基本满意", 3: "满意" }, en: { 1: "dissatisfied", 2: "fairly satisfied", 3: "satisfied" } };
 let lang = "zh";
 const view = { trendBy: "hour", boardBy: "unit", accuracyBy: "unit", scoresBy: "unit", scheme: null, prewarned: false, sort: { key: "late", desc: true } };
 let latest = null;  // the last figures fetched, so a click or a language switch re-renders at once
