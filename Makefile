@@ -29,12 +29,13 @@ $(WEB_INSTALLED): $(WEB)/package.json $(WEB)/package-lock.json
 	touch $@
 
 # promtool and amtool check the alert rules and routing (tests/integration/test_alert_rules.py);
-# Chromium and CJK fonts show the screen to Playwright (tests/integration/test_screen.py).
+# Chromium and CJK fonts show the screen to Playwright (tests/integration/test_screen.py) and print
+# the bulletin's PDF; pdftoppm (poppler-utils) turns its pages into PNG (tests/integration/test_bulletin.py).
 tools:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v chromium >/dev/null && \
-	  test -d /usr/share/fonts/opentype/noto || \
+	  command -v pdftoppm >/dev/null && test -d /usr/share/fonts/opentype/noto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager chromium fonts-noto-cjk >/dev/null)
+	    prometheus prometheus-alertmanager chromium fonts-noto-cjk poppler-utils >/dev/null)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info $(WEB)/node_modules

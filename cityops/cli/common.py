@@ -75,9 +75,10 @@ def require_kafka(current: Settings) -> str:
     return current.kafka_bootstrap_servers
 
 
-def call_api(base: str, path: str, body: dict | None = None, scope: str = "read"):
-    """GET (POST with `body`) from `cityops api` with the key in CITYOPS_API_KEY; a clear message
-    (exit 2) instead of a traceback."""
+def call_api(base: str, path: str, body: dict | None = None, scope: str = "read", *, raw: bool = False,
+             timeout: float = 30):
+    """GET (POST with `body`) from `cityops api` with the key in CITYOPS_API_KEY: its JSON (`raw`: its
+    bytes); a clear message (exit 2) instead of a traceback."""
     import json
     import os
     import urllib.error
@@ -88,12 +89,15 @@ def call_api(base: str, path: str, body: dict | None = None, scope: str = "read"
         f"{base.rstrip('/')}{path}", data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return json.load(resp)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.read() if raw else json.load(resp)
     except urllib.error.HTTPError as exc:
         hint = (f" (set CITYOPS_API_KEY to a key with the {scope} scope: `cityops keys issue`)"
                 if exc.code in (401, 403) else "")
-        problem = json.load(exc)
+        try:
+            problem = json.load(exc)
+        except ValueError:  # not a problem document (a proxy's page, a crash): its status says enough
+            problem = {}
         fields = "".join(f"\n  {e['field']}: {e['message']}" for e in problem.get("errors", []))
         say(f"{base}{path}: {exc.code} {problem.get('detail', exc.reason)}{hint}{fields}")
     except OSError as exc:

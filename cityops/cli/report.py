@@ -79,6 +79,30 @@ def report_scores(
         typer.echo(f"{rank} {figure}  {row['name']} ({row['key']}, {row['tasks']} tasks): {terms}")
 
 
+@app.command("bulletin")
+def report_bulletin(
+    month: str = typer.Option(..., help="the month, YYYY-MM (city time): the tasks dispatched in it"),
+    fmt: str = typer.Option("html", "--format", help="html, xlsx, pdf (printed by Chromium) or json"),
+    out: Path = typer.Option(None, help="the file to write (default: bulletin-<month>.<format> here)"),
+    api: str = API_URL,
+) -> None:
+    """The monthly bulletin (月度通报), as the api makes it: the ranking under each score scheme beside the
+    month before, the three rates and on-time closure per unit and street, returns and re-dispatches, the
+    most overdue work, and 每月一题 (the month's recurring problems by heat). Needs a `read` key."""
+    import re
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        say(f"--month: a month as YYYY-MM (e.g. 2026-11), not {month!r}")
+        raise typer.Exit(2)
+    if fmt not in ("html", "xlsx", "pdf", "json"):
+        say(f"--format: one of html, xlsx, pdf, json, not {fmt!r}")
+        raise typer.Exit(2)
+    body = call_api(api, f"/reports/bulletin?month={month}&format={fmt}", raw=True, timeout=300)
+    target = out or Path(f"bulletin-{month}.{fmt}")
+    target.write_bytes(body)
+    typer.echo(f"wrote {target} ({len(body):,} bytes)")
+
+
 @app.command("locations")
 def report_locations(
     data: Path = typer.Option(None, help="JSONL with title and text (default: the real unlabelled messages)"),

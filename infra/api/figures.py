@@ -7,17 +7,21 @@ None of these carry citizens' data (no text, no caller), so the screen reads the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
 
 from infra.api import problems
 from infra.api.auth import public_client, scoped
 from infra.api.dutylist import CurrentDutyList
+from infra.bulletin import MEDIA_TYPES, DocumentUnavailable, render_bulletin
 from infra.store import Store
 from infra.store.queries import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, within_store_range
+from pipeline.bulletin import HEAT, HEAT_EN, MonthReport, month_window, recurring_problems
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.scores import score, sources_needed
 from schemas.scores import ScoreSchemes
@@ -110,6 +114,19 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
             row["name"] = named.get(row["key"], row["key"])
         return result
 
+    def scored(chosen: str, by: str, since, until, as_of) -> dict:
+        """A scheme's scores by unit or street (what /scores/ answers)."""
+        plan = schemes.schemes[chosen]
+        # The all-tasks board (None) always: its rows are the units or streets scored.
+        boards = {source: {r["key"]: r for r in board(by, since, until, as_of, source)["rows"]}
+                  for source in {None, *sources_needed(plan)}}
+        rows = score(plan, boards)
+        for row in rows:
+            row["name"] = names.units.get(row["key"], row["key"])
+        return {"scheme": chosen, "title": plan.title, "title_en": plan.title_en, "about": plan.about,
+                "about_en": plan.about_en, "min_tasks": plan.min_tasks, "by": by, "rows": rows,
+                "schemes": {k: {"title": s.title, "title_en": s.title_en} for k, s in schemes.schemes.items()}}
+
     @router.get("/stats/", dependencies=PUBLIC)
     async def stats() -> dict:
         """Counts from ClickHouse (no personal data). `figures_age_seconds`: how old what they count is —
@@ -149,20 +166,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         if by not in ("unit", "street"):
             raise problems.Problem(422, "Invalid input", "by must be unit or street",
                                    errors=[problems.FieldError(field="by", message="not unit or street")])
-        plan = schemes.schemes[chosen]
-
-        def compute() -> dict:
-            # The all-tasks board (None) always: its rows are the units or streets scored.
-            boards = {source: {r["key"]: r for r in board(by, since, until, as_of, source)["rows"]}
-                      for source in {None, *sources_needed(plan)}}
-            rows = score(plan, boards)
-            for row in rows:
-                row["name"] = names.units.get(row["key"], row["key"])
-            return {"scheme": chosen, "title": plan.title, "title_en": plan.title_en, "about": plan.about, "about_en": plan.about_en,
-                    "min_tasks": plan.min_tasks, "by": by, "rows": rows,
-                    "schemes": {k: {"title": s.title, "title_en": s.title_en} for k, s in schemes.schemes.items()}}
-
-        return await asyncio.to_thread(compute)
+        return await asyncio.to_thread(scored, chosen, by, since, until, as_of)
 
     def with_names(rows: list[dict]) -> list[dict]:
         items = names.dutylist.item_titles()
@@ -207,6 +211,61 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         rows = await asyncio.to_thread(store.trend, bucket, start, end, str(CITY_TZ))
         return {"bucket": bucket, "since": start.isoformat(), "until": end.isoformat(),
                 "rows": every_bucket(rows, bucket, start, end)}
+
+    def monthly_bulletin(month: str) -> dict:
+        """The month's bulletin (月度通报): the figures of the tasks dispatched in the month, as of its end
+        (or now, during the month), beside the month before's; the most overdue work; 每月一题."""
+        since, until, before = month_window(month)
+        as_of = min(until, now())
+        boards = {by: board(by, since, until, as_of) for by in ("unit", "street")}
+        earlier = {by: board(by, before, since, since) for by in ("unit", "street")}
+        rankings = []
+        for chosen in schemes.schemes:
+            for by in ("unit", "street"):
+                this, last = scored(chosen, by, since, until, as_of), scored(chosen, by, before, since, since)
+                previous = {r["key"]: r for r in last["rows"]}
+                for row in this["rows"]:
+                    row["before"] = {k: previous.get(row["key"], {}).get(k) for k in ("rank", "score")}
+                rankings.append(this)
+        accuracy = store.dispatch_accuracy("unit", since, until)
+        for row in accuracy["rows"]:
+            row["name"] = names.units.get(row["key"], row["key"])
+        reports, earlier_reports = (
+            [MonthReport(**r) for r in store.month_reports(a, b)] for a, b in ((since, until), (before, since)))
+        items = names.dutylist.item_titles()
+        problems_found = []
+        for problem in recurring_problems(reports, earlier_reports):
+            found = dataclasses.asdict(problem)
+            found["items"] = [{"item_no": k, "title": items.get(k, ""), "reports": n} for k, n in problem.items]
+            found["places"] = [{"code": k, "name": names.units.get(k, k), "reports": n} for k, n in problem.places]
+            found["units"] = [{"code": k, "name": names.units.get(k, k), "reports": n} for k, n in problem.units]
+            problems_found.append(found)
+        return {"month": month, "since": since.isoformat(), "until": until.isoformat(), "as_of": as_of.isoformat(),
+                "month_before": before.strftime("%Y-%m"), "total": boards["unit"]["total"],
+                "total_before": earlier["unit"]["total"], "units": boards["unit"]["rows"],
+                "streets": boards["street"]["rows"], "rankings": rankings, "dispatch_accuracy": accuracy,
+                "late_tasks": with_names(store.late_tasks(since, until, as_of)),
+                "reports": len(reports), "reports_before": len(earlier_reports),
+                "heat": {"zh": HEAT, "en": HEAT_EN}, "problems": problems_found}
+
+    @router.get("/reports/bulletin", tags=["reports"], responses={401: problems.PROBLEM, 403: problems.PROBLEM},
+                dependencies=[Depends(scoped("read", "operator"))])
+    async def bulletin(month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, city time"),
+                       format: str = Query("json", pattern="^(json|html|xlsx|pdf)$")) -> Response:
+        """The monthly bulletin (月度通报) of the tasks dispatched in the month: the three rates and on-time
+        closure per unit and street beside the month before, the ranking under each score scheme with the
+        month before's rank, returns and re-dispatches per unit, the most overdue work, and 每月一题 (the
+        month's recurring problems by a stated heat index, with masked examples). JSON, or a document:
+        html, xlsx, pdf (the pdf needs Chromium)."""
+        data = await asyncio.to_thread(monthly_bulletin, month)
+        if format == "json":
+            return JSONResponse(data)
+        try:
+            body = await asyncio.to_thread(render_bulletin, data, format)
+        except DocumentUnavailable as exc:
+            raise problems.Problem(503, "Service Unavailable", str(exc)) from None
+        return Response(body, media_type=MEDIA_TYPES[format],
+                        headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{format}"'})
 
     @router.get("/dispatch-accuracy/", dependencies=PUBLIC)
     async def dispatch_accuracy(by: str = Query("unit", pattern="^(unit|item_no)$"),

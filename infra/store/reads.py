@@ -218,6 +218,43 @@ class StoreReads(StoreClient):
         return {"unit": unit, "open": sum(by_status.values()), "by_deadline": by_deadline, "by_status": by_status,
                 "items": sorted(items.values(), key=lambda i: (-i["open"], -i["tasks"], i["item_no"]))}
 
+    def month_reports(self, since: dt.datetime, until: dt.datetime) -> list[dict]:
+        """The reports received in [since, until) for the bulletin's recurring problems: title, text (masked
+        at intake), the street else the district, and the task each is handled under (its primary task
+        of the latest routing, or the case's task it joined as a repeat): item, unit, still open."""
+        reports = [dict(zip(("incident_id", "reported_at", "title", "text", "place"), r, strict=True)) for r in self.query(
+            "SELECT incident_id, reported_at, title, text, coalesce(street, district) FROM {db}.incidents FINAL "
+            "WHERE reported_at >= %(since)s AND reported_at < %(until)s ORDER BY reported_at, incident_id",
+            {"since": since, "until": until})]
+        if not reports:
+            return []
+        ids = [r["incident_id"] for r in reports]
+        task_of = dict(self.query("SELECT incident_id, any(task_id) FROM {db}.task_events FINAL WHERE kind = 'merged' "
+                                  "AND incident_id IN %(ids)s GROUP BY incident_id", {"ids": ids}))
+        task_of |= dict(self.query("SELECT incident_id, argMax(task_id, attempt) FROM {db}.tasks FINAL WHERE "
+                                   "role = 'primary' AND incident_id IN %(ids)s GROUP BY incident_id", {"ids": ids}))
+        tasks = {r[0]: r[1:] for r in self.query(
+            f"SELECT task_id, item_no, unit, {OPEN_SQL} FROM {{db}}.tasks FINAL WHERE task_id IN %(tasks)s",
+            {"tasks": list(set(task_of.values())) or [""]})}
+        for report in reports:
+            item_no, unit, still_open = tasks.get(task_of.get(report["incident_id"], ""), (None, None, False))
+            report |= {"item_no": item_no, "unit": unit, "open": bool(still_open)}
+        return reports
+
+    def late_tasks(self, since: dt.datetime, until: dt.datetime, as_of: dt.datetime, limit: int = 20) -> list[dict]:
+        """The tasks dispatched in [since, until) most past their finish limit as of `as_of`: completed
+        late (by how long), or still running past it (by how long so far), the latest first."""
+        columns = ("task_id", "unit", "item_no", "street", "status", "dispatched_at", "finish_by", "completed_at",
+                   "late_hours")
+        rows = self.query(
+            "SELECT task_id, unit, item_no, street, status, dispatched_at, finish_by, completed_at, "
+            "dateDiff('second', finish_by, ifNull(completed_at, toDateTime64(%(as_of)s, 3))) / 3600 AS late_hours "
+            "FROM {db}.tasks FINAL WHERE dispatched_at >= %(since)s AND dispatched_at < %(until)s "
+            f"AND finish_by IS NOT NULL AND (completed_at > finish_by OR ({OVERDUE_SQL.replace('%(now)s', '%(as_of)s')})) "
+            "ORDER BY late_hours DESC, task_id LIMIT %(limit)s",
+            {"since": since, "until": until, "as_of": as_of, "limit": limit})
+        return [dict(zip(columns, (_jsonable(v) for v in r), strict=True)) for r in rows]
+
     def task_status(self, task_id: str) -> tuple[str, str, str, int] | None:
         """(unit, incident id, status, version) of a task as ClickHouse last holds it."""
         rows = self.query("SELECT unit, incident_id, status, version FROM {db}.tasks FINAL WHERE task_id = %(id)s",
@@ -301,21 +338,22 @@ class StoreReads(StoreClient):
                                     "ORDER BY finish_by, task_id LIMIT %(limit)s", parameters | {"limit": limit})
         return [dict(zip(result.column_names, (_jsonable(v) for v in row), strict=True)) for row in result.result_rows]
 
-    def dispatch_accuracy(self, by: str = "unit", since: dt.datetime | None = None) -> dict:
+    def dispatch_accuracy(self, by: str = "unit", since: dt.datetime | None = None,
+                          until: dt.datetime | None = None) -> dict:
         """Dispatch accuracy as the units report it: per unit (or item), the primary tasks of first
         routings, how many came back (退单: 职能不符 wrong function, 属地不符 wrong area, other) and how many
         incidents were routed again (a return re-routed, or an operator's dispatch after it). Replayed
         history is left out (it was never dispatched by this system)."""
         if by not in ("unit", "item_no"):
             raise ValueError(f"by must be unit or item_no, not {by!r}")
-        when = "AND dispatched_at >= %(since)s" if since else ""
+        when = ("AND dispatched_at >= %(since)s " if since else "") + ("AND dispatched_at < %(until)s" if until else "")
         figures = ("dispatched", "returned", "wrong_function", "wrong_area", "rerouted")
         rows = self.query(
             f"SELECT {by}, count(), countIf(returned_at IS NOT NULL), countIf(return_reason = '职能不符'), "
             "countIf(return_reason = '属地不符'), countIf(incident_id IN (SELECT incident_id FROM {db}.tasks FINAL "
             "WHERE role = 'primary' AND attempt > 0)) "
             f"FROM {{db}}.tasks FINAL WHERE role = 'primary' AND attempt = 0 AND NOT replayed {when} "
-            f"GROUP BY {by} ORDER BY count() DESC, {by}", {"since": since} if since else None)
+            f"GROUP BY {by} ORDER BY count() DESC, {by}", {"since": since, "until": until})
 
         def with_rates(key: str, counts: Sequence[int]) -> dict:
             row = {"key": key, **dict(zip(figures, counts, strict=True))}

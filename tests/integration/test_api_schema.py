@@ -14,7 +14,6 @@ import pytest
 from devtools.processes import Service
 from infra.api import keys
 
-
 CPYTHON_AST_BUG = "AST constructor recursion depth mismatch"
 
 
