@@ -28,6 +28,8 @@ from pipeline.loadgen import generate
 from pipeline.modelfiles import ensure_trained
 from schemas.topics import TopicNames
 
+DEMO_UNIT = "cgj"  # 市城市管理和综合执法局: the unit most of the demo's reports reach
+
 
 def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bool, seed: int,
              simulate_seconds: float = 60.0, clock_scale: float = 7200.0) -> dict:
@@ -39,9 +41,11 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
     demo_dir.mkdir(parents=True)
     run_tag = f"demo{int(time.time())}"
     # The demo's own keys, in its own keys file (gone with the run): a read-only one for screens and
-    # curl, an intake one to post a ticket by hand, an operator one for the queue page. Printed below.
+    # curl, an intake one to post a ticket by hand, an operator one for the queue page, and one for the
+    # busiest unit's workbench (城管, cgj). Printed below.
     keys_file = demo_dir / "api-keys.json"
     demo_keys = {scope: keys.issue(keys_file, f"demo-{scope}", [scope]).token for scope in ("read", "intake", "operator")}
+    demo_keys["department"] = keys.issue(keys_file, "demo-cgj", [f"department:{DEMO_UNIT}"]).token
     # Days of working-time limits must pass in a minute: the run's clock starts at 09:00 on the next
     # working day and runs `clock_scale` times faster (7200: one real second is two hours).
     clock = Clock(clock_scale, dt.datetime.now(dt.timezone.utc), _next_working_morning(settings))
@@ -69,7 +73,9 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         deployment = Deployment.start(env, demo_dir, workers=1, api_key=demo_keys["read"])
         console.print(f"api at {deployment.api.url}/docs (read-only key {demo_keys['read']}); the wall screen: "
                       f"{deployment.api.url}/screen/; the operator queue: {deployment.api.url}/screen/queue "
-                      f"(operator key {demo_keys['operator']})", soft_wrap=True)
+                      f"(operator key {demo_keys['operator']}); the workbench of {DEMO_UNIT}: "
+                      f"{deployment.api.url}/screen/unit (key {demo_keys['department']}); a reporter's lookup: "
+                      f"{deployment.api.url}/screen/status", soft_wrap=True)
         # Departments answer from the first dispatch on, as they would.
         stop_simulating = threading.Event()
         simulated: dict = {}
@@ -96,7 +102,8 @@ def run_demo(settings: Settings, *, events: int, keep_running: bool, as_json: bo
         else:
             _print_summary(console, summary)
         if keep_running:
-            _print_next_steps(console, deployment, demo_keys, run_tag, bootstrap, prefix)
+            _print_next_steps(console, deployment, demo_keys, run_tag, bootstrap, prefix,
+                              f"{clock.now().astimezone(CITY_TZ):%Y-%m}")
             wait_for_stop_signal()
             stop_simulating.set()
         return summary
@@ -146,7 +153,8 @@ def _summary(deployment: Deployment, ingested: int, stats: dict, seconds: float,
 
 
 def _print_next_steps(console: Console, deployment: Deployment, demo_keys: dict[str, str], run_tag: str,
-                      bootstrap: str, prefix: str) -> None:
+                      bootstrap: str, prefix: str, month: str) -> None:
+    """`month`: the month the demo's clock is in (its tasks' month)."""
     url, read_key = deployment.api.url, demo_keys["read"]
     ticket = json.dumps({"ticket_no": f"{run_tag}-by-hand", "received_at": dt.datetime.now(CITY_TZ).isoformat(
         timespec="seconds"), "title": "路灯不亮", "text": "小区门口的路灯坏了好几天，晚上很黑"}, ensure_ascii=False)
@@ -158,6 +166,9 @@ def _print_next_steps(console: Console, deployment: Deployment, demo_keys: dict[
                   f"post a hotline ticket with the intake key:\n"
                   f"  curl -H 'Authorization: Bearer {demo_keys['intake']}' -H 'Content-Type: application/json' "
                   f"-d '{ticket}' {url}/intake/hotline-tickets\n"
+                  f"the month's bulletin (月度通报, 每月一题) as html, xlsx or pdf:\n"
+                  f"  CITYOPS_API_URL={url} CITYOPS_API_KEY={read_key} cityops report bulletin "
+                  f"--month {month} --format pdf\n"
                   f"worker /health/ and /metrics/ on {deployment.worker.url}/ — Ctrl-C stops\n"
                   f"publish a duty list: KAFKA_BOOTSTRAP_SERVERS={bootstrap} CITYOPS_TOPIC_PREFIX={prefix} "
                   "cityops dutylist publish FILE", soft_wrap=True)  # commands to copy: never wrapped

@@ -142,14 +142,15 @@ def _default_ranking(bulletin: dict) -> dict | None:
 
 def _ranking_chart(bulletin: dict) -> dict | None:
     ranking = _default_ranking(bulletin)
-    rows = [r for r in (ranking or {}).get("rows", []) if r["score"] is not None][:15]
+    rows = [r for r in (ranking or {}).get("rows", []) if r["rank"]][:15]
     if not rows:
         return None
     names = [r["name"] for r in reversed(rows)]
-    return {"width": 720, "height": 40 + 26 * len(rows), "option": {
-        "textStyle": {"fontFamily": "Noto Sans CJK SC"}, "legend": {"top": 0},
-        "grid": {"left": 200, "right": 30, "top": 30, "bottom": 10},
+    return {"width": 720, "height": 60 + 26 * len(rows), "option": {
+        "textStyle": {"fontFamily": "Noto Sans CJK SC"}, "legend": {"top": 22},
+        "grid": {"left": 200, "right": 40, "top": 50, "bottom": 10},
         "xAxis": {"type": "value", "max": 100}, "yAxis": {"type": "category", "data": names},
+        "title": {"text": ranking["title"], "left": "center", "top": 0, "textStyle": {"fontSize": 13}},
         "series": [{"name": "本月", "type": "bar", "data": [r["score"] for r in reversed(rows)],
                     "label": {"show": True, "position": "right", "formatter": "{c}"}},
                    {"name": "上月", "type": "bar", "data": [r["before"]["score"] for r in reversed(rows)]}]}}

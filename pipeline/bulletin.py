@@ -6,7 +6,8 @@ Here a problem is a group of the month's reports that are about one thing, found
   unknown (at least `least` reports);
 - **similar text**: reports whose wording is alike (TF-IDF over character 2–3-grams, cosine
   distance at most `TEXT_DISTANCE`, DBSCAN with `least` reports a core), whatever item or place
-  the dispatcher gave them — the same problem filed under different items, or across streets.
+  the dispatcher gave them — the same problem filed under different items, or across streets (the
+  reports people worded: hotline and grid workers, not sensors' readings or whistles' summons).
 A group most of whose reports are already in a hotter one is not listed again.
 
 Each is ranked by its heat, a sum of four counts, stated in the bulletin (HEAT):
@@ -36,10 +37,16 @@ TEXT_DISTANCE = 0.55
 EXAMPLES = 3
 
 
+# The sources whose words are a person's: a sensor's reading or a whistle's summons has a set title, so
+# its "similar text" says nothing; they still recur as one item in one place.
+WORDED_SOURCES = frozenset({"hotline", "grid"})
+
+
 @dataclass(frozen=True)
 class MonthReport:
     incident_id: str
     reported_at: dt.datetime
+    source: str
     title: str
     text: str  # masked at intake
     place: str | None  # the street, else the district
@@ -76,11 +83,12 @@ def recurring_problems(month: Sequence[MonthReport], before: Sequence[MonthRepor
         if r.item_no and r.place:
             by_key.setdefault((r.item_no, r.place), []).append(n)
     groups += [("item_place", members, before_by_key[key]) for key, members in by_key.items() if len(members) >= least]
-    vectors, before_vectors = _vectors(month, before)
-    labels = _text_clusters(vectors, least)
-    nearest_before = _nearest(before_vectors, vectors)
+    worded = [n for n, r in enumerate(month) if r.source in WORDED_SOURCES]
+    vectors, before_vectors = _vectors(month, [r for r in before if r.source in WORDED_SOURCES])
+    labels = _text_clusters(vectors[worded], least)
+    nearest_before = [(worded[n], sim) for n, sim in _nearest(before_vectors, vectors[worded])]
     for label in sorted(set(labels) - {-1}):
-        members = [n for n, lab in enumerate(labels) if lab == label]
+        members = [worded[k] for k, lab in enumerate(labels) if lab == label]
         in_cluster = set(members)
         earlier = sum(1 for n, sim in nearest_before if n in in_cluster and sim >= 1 - TEXT_DISTANCE)
         groups.append(("similar_text", members, earlier))
@@ -120,7 +128,7 @@ def _text_clusters(vectors, least: int) -> list[int]:
 def _nearest(before_vectors, vectors, chunk: int = 1000) -> list[tuple[int, float]]:
     """For each report of the month before: the month's report its text is nearest to, and how near
     (cosine similarity; the vectors are L2-normalised)."""
-    if before_vectors is None or before_vectors.shape[0] == 0:
+    if before_vectors is None or before_vectors.shape[0] == 0 or vectors.shape[0] == 0:
         return []
     found = []
     for start in range(0, before_vectors.shape[0], chunk):
@@ -143,8 +151,12 @@ def _problem(found_by: str, members: list[int], earlier: int, month: Sequence[Mo
         places=places.most_common(), units=Counter(r.unit for r in reports if r.unit).most_common(),
         reports=len(reports), place_count=len(places), open=still_open, month_before=earlier, growth=growth,
         heat=len(reports) + len(places) + still_open + growth,
-        examples=[{"title": reports[k].title, "text": reports[k].text[:80]} for k in nearest],
+        examples=[{"title": reports[k].title or reports[k].text[:30], "text": reports[k].text[:80]} for k in nearest],
         incident_ids=sorted(r.incident_id for r in reports))
+
+
+# The months a bulletin may cover: what the store keeps (DateTime64 from 1900), with room either side.
+MONTH_PATTERN = r"^(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])$"
 
 
 def month_window(month: str) -> tuple[dt.datetime, dt.datetime, dt.datetime]:

@@ -91,8 +91,10 @@ def report_bulletin(
     most overdue work, and 每月一题 (the month's recurring problems by heat). Needs a `read` key."""
     import re
 
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        say(f"--month: a month as YYYY-MM (e.g. 2026-11), not {month!r}")
+    from pipeline.bulletin import MONTH_PATTERN
+
+    if not re.fullmatch(MONTH_PATTERN, month):
+        say(f"--month: a month as YYYY-MM between 1970 and 2199 (e.g. 2026-11), not {month!r}")
         raise typer.Exit(2)
     if fmt not in ("html", "xlsx", "pdf", "json"):
         say(f"--format: one of html, xlsx, pdf, json, not {fmt!r}")

@@ -21,7 +21,7 @@ from infra.api.dutylist import CurrentDutyList
 from infra.bulletin import MEDIA_TYPES, DocumentUnavailable, render_bulletin
 from infra.store import Store
 from infra.store.queries import SLA_ALIASES, SLA_DIMENSIONS, TREND_FIGURES, within_store_range
-from pipeline.bulletin import HEAT, HEAT_EN, MonthReport, month_window, recurring_problems
+from pipeline.bulletin import HEAT, HEAT_EN, MONTH_PATTERN, MonthReport, month_window, recurring_problems
 from pipeline.dutylists import CITY_TZ, DutyBook
 from pipeline.scores import score, sources_needed
 from schemas.scores import ScoreSchemes
@@ -250,7 +250,7 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
 
     @router.get("/reports/bulletin", tags=["reports"], responses={401: problems.PROBLEM, 403: problems.PROBLEM},
                 dependencies=[Depends(scoped("read", "operator"))])
-    async def bulletin(month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, city time"),
+    async def bulletin(month: str = Query(pattern=MONTH_PATTERN, description="YYYY-MM, city time (1970–2199)"),
                        format: str = Query("json", pattern="^(json|html|xlsx|pdf)$")) -> Response:
         """The monthly bulletin (月度通报) of the tasks dispatched in the month: the three rates and on-time
         closure per unit and street beside the month before, the ranking under each score scheme with the

@@ -222,8 +222,9 @@ class StoreReads(StoreClient):
         """The reports received in [since, until) for the bulletin's recurring problems: title, text (masked
         at intake), the street else the district, and the task each is handled under (its primary task
         of the latest routing, or the case's task it joined as a repeat): item, unit, still open."""
-        reports = [dict(zip(("incident_id", "reported_at", "title", "text", "place"), r, strict=True)) for r in self.query(
-            "SELECT incident_id, reported_at, title, text, coalesce(street, district) FROM {db}.incidents FINAL "
+        columns = ("incident_id", "reported_at", "source", "title", "text", "place")
+        reports = [dict(zip(columns, r, strict=True)) for r in self.query(
+            "SELECT incident_id, reported_at, source, title, text, coalesce(street, district) FROM {db}.incidents FINAL "
             "WHERE reported_at >= %(since)s AND reported_at < %(until)s ORDER BY reported_at, incident_id",
             {"since": since, "until": until})]
         if not reports:

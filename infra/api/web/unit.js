@@ -63,12 +63,15 @@ const placeOf = task => {
   return [task.address && task.address.includes(area) ? "" : area, task.address].filter(Boolean).join(" · ") || "—";
 };
 
+// A grid worker's or a sensor's report may have no title: its text's opening stands in.
+const reportLine = task => task.title || (task.text || "").slice(0, 30);
+
 function taskRow(task) {
   const due = task.status === "dispatched" ? task.accept_by : task.finish_by;
   const tr = element("tr", { "data-task": task.task_id, "data-deadline": task.deadline, "data-status": task.status },
     element("td", {}, deadlineBadge(task.deadline), element("div", { class: "muted" }, when(due))),
     element("td", { title: task.item_no }, task.item_title || task.item_no),
-    element("td", {}, element("div", {}, task.title || ""), element("div", { class: "muted" }, when(task.dispatched_at))),
+    element("td", {}, element("div", {}, reportLine(task)), element("div", { class: "muted" }, when(task.dispatched_at))),
     element("td", {}, places[task.street] || places[task.district] || "—"),
     element("td", { class: "status" }, statusWord(task.status)));
   tr.onclick = () => showTask(task.task_id);
@@ -196,7 +199,7 @@ async function showTask(taskId) {
   const detail = document.getElementById("detail");
   detail.dataset.task = taskId;
   detail.dataset.status = task.status;
-  document.getElementById("d-title").textContent = task.title || task.item_title;
+  document.getElementById("d-title").textContent = reportLine(task) || task.item_title;
   document.getElementById("d-text").replaceChildren(task.text || "",
     ...(task.photo_urls || []).map((url, n) => element("a", { href: url, rel: "noreferrer", target: "_blank" }, ` ${w("photo")} ${n + 1}`)));
   document.getElementById("d-place").textContent = placeOf(task);
