@@ -207,9 +207,18 @@ def commit_no_hole_at_the_head() -> None:
     Consumer._cityops_no_hole = True
 
 
-def make_producer_flush_complete() -> None:
+# How long a flush waits for the broker's acknowledgements (a busy broker took 10 s once). A message
+# still unacknowledged then fails the flush: the commit fails, its records are read again, not lost.
+# Without a bound, a producer stopped under a pending message (the worker restarting itself after a
+# stall) left the commit waiting for good, and the worker never stopped (a clean-clone run, 2026-12-07).
+FLUSH_ACK_SECONDS = 60.0
+
+
+def make_producer_flush_complete(ack_seconds: float = FLUSH_ACK_SECONDS) -> None:
     """`ProducerBuffer.flush` returns once every message put before the call is acknowledged by the
-    broker, and raises ProducerSendError if one failed (the commit then fails: replayed, not lost)."""
+    broker, and raises ProducerSendError if one failed or none came within `ack_seconds` (the commit
+    then fails: replayed, not lost)."""
+    ProducerBuffer._cityops_ack_seconds = ack_seconds
     if getattr(ProducerBuffer, "_cityops_flush_complete", False):
         return
     init, put, flush = ProducerBuffer.__init__, ProducerBuffer.put, ProducerBuffer.flush
@@ -230,7 +239,10 @@ def make_producer_flush_complete() -> None:
         waiting = list(self._cityops_unacknowledged)
         if not waiting:
             return
-        await asyncio.wait(waiting)
+        _, pending = await asyncio.wait(waiting, timeout=ProducerBuffer._cityops_ack_seconds)
+        if pending:
+            raise ProducerSendError(f"{len(pending)} of {len(waiting)} buffered message(s) not acknowledged within "
+                                    f"{ProducerBuffer._cityops_ack_seconds:.0f} s")
         failed = [f for f in waiting if f.cancelled() or f.exception() is not None]
         if failed:
             cause = None if failed[0].cancelled() else failed[0].exception()

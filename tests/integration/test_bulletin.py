@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cityops.cli import cli
 from infra.api import keys
-from tests.integration.browser import SCREENSHOTS
+from tests.integration.browser import SCREENSHOTS, chromium, open_page
 
 MONTH, BEFORE = "2018-11", "2018-10"
 
@@ -97,3 +97,20 @@ def test_the_bulletin_of_a_replayed_month(shared_data, pipeline_env, start_worke
     subprocess.run(["pdftoppm", "-png", "-r", "60", str(documents["pdf"]), str(SCREENSHOTS / "bulletin")],
                    check=True)
     assert len(list(SCREENSHOTS.glob("bulletin-*.png"))) >= 2
+
+    # The busiest unit's workbench over the replayed history: its tasks (all of them, finished ones too).
+    busiest = max(bulletin["units"], key=lambda r: r["tasks"])
+    clerk = keys.issue(Path(env["CITYOPS_API_KEYS_FILE"]), "replayed-clerk", [f"department:{busiest['key']}"]).token
+    with chromium() as (browser, errors):
+        page = open_page(browser, errors, f"{deployment.api.url}/screen/unit", height=1100)
+        page.fill("#key", clerk)
+        page.click("#login")
+        page.wait_for_selector("body[data-loaded=true]")
+        page.select_option("#f-status", "")
+        page.click("#apply")
+        page.wait_for_selector("#tasks tbody tr[data-status=closed]")
+        page.click("#tasks tbody tr:first-child")
+        page.wait_for_selector("#detail:not([hidden]) #d-timeline li")
+        assert page.inner_text("#unit-name") == busiest["name"]
+        page.screenshot(path=str(SCREENSHOTS / "unit-replayed.png"), full_page=True)
+    assert not errors, errors

@@ -28,11 +28,13 @@ class SlowDriver:
     """Hands each message on after `delay` s (a loaded event loop, a full accumulator), then the
     broker acknowledges it, or refuses the ones listed."""
 
-    def __init__(self, delay: float, refused: set[int] = frozenset()):
-        self.delay, self.refused = delay, refused
+    def __init__(self, delay: float, refused: set[int] = frozenset(), unanswered: set[int] = frozenset()):
+        self.delay, self.refused, self.unanswered = delay, refused, unanswered
 
     async def publish_message(self, fut: FutureMessage, wait: bool = False):
         await asyncio.sleep(self.delay)
+        if fut.message.key in self.unanswered:  # a producer stopped under it: no answer ever comes
+            return fut
         if fut.message.key in self.refused:
             fut.set_exception(RuntimeError("broker refused"))
         else:
@@ -44,8 +46,8 @@ def message(driver: SlowDriver, key: int) -> FutureMessage:
     return FutureMessage(PendingMessage(driver, key, None, None, None, None, None, None, None, None, None, None))
 
 
-async def flushed(driver: SlowDriver, count: int) -> list[FutureMessage]:
-    make_producer_flush_complete()
+async def flushed(driver: SlowDriver, count: int, ack_seconds: float = 60) -> list[FutureMessage]:
+    make_producer_flush_complete(ack_seconds)
     buffer = ProducerBuffer()
     buffer.app = types.SimpleNamespace(conf=types.SimpleNamespace(producer_threaded=False))
     await buffer.start()
@@ -68,6 +70,11 @@ def test_flush_returns_only_once_every_buffered_message_is_acknowledged():
 def test_flush_raises_when_a_buffered_message_was_refused():
     with pytest.raises(ProducerSendError, match="1 of 3"):
         asyncio.run(flushed(SlowDriver(delay=0.01, refused={1}), count=3))
+
+
+def test_flush_gives_up_on_a_message_never_acknowledged_so_the_commit_fails_instead_of_waiting_for_good():
+    with pytest.raises(ProducerSendError, match="1 of 3 buffered message.s. not acknowledged within 0 s"):
+        asyncio.run(flushed(SlowDriver(delay=0.01, unanswered={2}), count=3, ack_seconds=0.3))
 
 
 def test_while_a_partition_is_read_again_only_its_expected_offset_moves_the_read_position():
