@@ -3,15 +3,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import clickhouse_connect
+from clickhouse_connect.driver.binding import DT64Param
 
 from infra.settings import redact_url
 
 
 class StoreUnavailable(RuntimeError):
     pass
+
+
+def with_fractions(parameters: dict | None) -> dict | None:
+    """The parameters with each instant bound to the microsecond: clickhouse-connect renders a plain
+    datetime to the whole second, so `reported_at <= now` missed what came in earlier in the same second
+    (an Open311 app listing the request it had just made, in one clean-clone run)."""
+    if not parameters:
+        return parameters
+
+    def bound(value):
+        if isinstance(value, dt.datetime):
+            return DT64Param(value)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, dt.datetime) for v in value):
+            return type(value)(bound(v) for v in value)
+        return value
+
+    return {name: bound(value) for name, value in parameters.items()}
 
 
 class StoreClient:
@@ -33,14 +52,14 @@ class StoreClient:
 
     def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
         with self._lock:
-            return self._client.query(sql.replace("{db}", self.database), parameters=parameters).result_rows
+            return self._client.query(sql.replace("{db}", self.database), parameters=with_fractions(parameters)).result_rows
 
     def count(self, table: str, *, final: bool = True) -> int:
         return self.query(f"SELECT count() FROM {{db}}.{table}{' FINAL' if final else ''}")[0][0]
 
     def _query_result(self, sql: str, parameters: dict | None = None):
         with self._lock:
-            return self._client.query(sql.replace("{db}", self.database), parameters=parameters)
+            return self._client.query(sql.replace("{db}", self.database), parameters=with_fractions(parameters))
 
     def close(self) -> None:
         with self._lock:

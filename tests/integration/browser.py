@@ -52,3 +52,14 @@ def wait_until_true(page, expression: str, timeout_ms: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"never true within {timeout_ms:.0f} ms: {expression}")
         time.sleep(0.05)
+
+
+def sign_in(page, token: str) -> None:
+    """A keyed page's sign-in (the queue, the workbench): a wrong key is told 401 on the page, then the
+    right one is taken."""
+    page.fill("#key", "not-a-key")
+    page.click("#login")
+    page.wait_for_selector("#message.error")
+    assert page.inner_text("#message").startswith("401")
+    page.fill("#key", token)
+    page.click("#login")

@@ -13,7 +13,7 @@ import httpx
 
 from devtools.processes import poll_until
 from infra.api import keys
-from tests.integration.browser import SCREENSHOTS, chromium, open_page, wait_until_true
+from tests.integration.browser import SCREENSHOTS, chromium, open_page, sign_in, wait_until_true
 
 GRID = "430102001001001"  # a grid of the sample city, and a point inside it
 REPORT = {"report_id": "LIVE-1", "worker_id": "gw-07", "grid_code": GRID, "text": "小区门口路灯不亮，晚上很黑",
@@ -76,12 +76,7 @@ def test_the_screen_is_live_and_an_operator_dispatches_from_the_queue(pipeline_e
         incident_id = intake.post("/intake/hotline-tickets", json=WAITING).json()["incident_id"]
         poll_until(lambda: operator.get("/operator/queue").json(), lambda p: p["total"] == 1)
         queue = open_page(browser, errors, f"{deployment.api.url}/screen/queue", height=900)
-        queue.fill("#key", "not-a-key")
-        queue.click("#login")
-        queue.wait_for_selector("#message.error")
-        assert queue.inner_text("#message").startswith("401")
-        queue.fill("#key", operator_token)
-        queue.click("#login")
+        sign_in(queue, operator_token)
         row = f"tr[data-incident='{incident_id}']"
         queue.wait_for_selector(row)
         assert queue.inner_text("#total") == "1" and "占道经营" in queue.inner_text(row)

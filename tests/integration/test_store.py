@@ -425,3 +425,13 @@ def test_stats_sum_what_counting_every_row_counts(store: Store):
     store.insert(incidents(40))
     wanted = straight()
     assert summed() == wanted and wanted["clickhouse_incidents"] == 40
+
+
+def test_an_instant_is_compared_to_the_microsecond_not_the_whole_second(store: Store):
+    """clickhouse-connect renders a datetime parameter to the whole second: `reported_at <= now` then
+    missed a report received earlier in that same second (infra.store.client.with_fractions)."""
+    at = dt.datetime(2026, 12, 7, 10, 0, 0, 700_000, tzinfo=dt.timezone.utc)
+    assert store.query("SELECT toDateTime64('2026-12-07 10:00:00.500', 3, 'UTC') <= %(at)s, "
+                       "toDateTime64('2026-12-07 10:00:00.800', 3, 'UTC') <= %(at)s, "
+                       "toDateTime64('2026-12-07 10:00:00.500', 3, 'UTC') IN %(list)s",
+                       {"at": at, "list": [at - dt.timedelta(milliseconds=200)]}) == [(1, 0, 1)]

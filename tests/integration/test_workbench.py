@@ -13,7 +13,7 @@ import httpx
 
 from devtools.processes import poll_until
 from infra.api import keys
-from tests.integration.browser import SCREENSHOTS, chromium, open_page, wait_until_true
+from tests.integration.browser import SCREENSHOTS, chromium, open_page, sign_in, wait_until_true
 
 CN = dt.timezone(dt.timedelta(hours=8))
 CGJ = "市城市管理和综合执法局"
@@ -59,12 +59,7 @@ def test_a_clerk_accepts_completes_and_returns_tasks_from_the_workbench(pipeline
         assert _row_of(screen, "#board", CGJ)[5] == "0.0%"  # handled (办结率): nothing completed yet
 
         bench = open_page(browser, errors, f"{url}/screen/unit", height=1100)
-        bench.fill("#key", "not-a-key")
-        bench.click("#login")
-        bench.wait_for_selector("#message.error")
-        assert bench.inner_text("#message").startswith("401")
-        bench.fill("#key", clerk_token)
-        bench.click("#login")
+        sign_in(bench, clerk_token)
         bench.wait_for_selector("body[data-loaded=true]")
         assert bench.inner_text("#unit-name") == CGJ and bench.inner_text("#s-open") == "2"
         assert bench.locator("#tasks tbody tr").evaluate_all("rows => rows.map(r => r.dataset.task)") == [first, second]

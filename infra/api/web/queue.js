@@ -55,14 +55,10 @@ function reasonText(reason) {
   return say(reason.match(pattern)) + (evidence.length ? `；${evidence.join("；")}` : "");
 }
 let lang = "zh", offset = 0, items = {}, places = {};
-const zh = {};
-document.querySelectorAll("[data-i18n]").forEach(el => { zh[el.dataset.i18n] = el.textContent; });
 const w = key => WORDS[lang][key];
 function setLanguage(to) {
   lang = to;
-  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = (to === "en" ? I18N.en : zh)[el.dataset.i18n]; });
-  document.getElementById("lang").textContent = to === "en" ? "中文" : "English";
-  document.documentElement.lang = to === "en" ? "en" : "zh-CN";
+  showLanguage(to, I18N.en);
   load();
 }
 document.getElementById("lang").onclick = () => setLanguage(lang === "zh" ? "en" : "zh");

@@ -30,14 +30,10 @@ const MODEL_LINE = {
 let lang = "zh";
 const view = { trendBy: "hour", boardBy: "unit", accuracyBy: "unit", scoresBy: "unit", scheme: null, prewarned: false, sort: { key: "late", desc: true } };
 let latest = null;  // the last figures fetched, so a click or a language switch re-renders at once
-const zh = {};
-document.querySelectorAll("[data-i18n]").forEach(el => { zh[el.dataset.i18n] = el.textContent; });
-const t = key => (lang === "en" ? I18N.en : zh)[key];
+const t = key => pageWord(lang, I18N.en, key);
 function setLanguage(to) {
   lang = to;
-  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = t(el.dataset.i18n); });
-  document.getElementById("lang").textContent = to === "en" ? "中文" : "English";
-  document.documentElement.lang = to === "en" ? "en" : "zh-CN";
+  showLanguage(to, I18N.en);
   if (latest) renderAll();
 }
 document.getElementById("lang").onclick = () => setLanguage(lang === "zh" ? "en" : "zh");

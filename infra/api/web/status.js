@@ -13,8 +13,6 @@ const SAID = { zh: { thanks: "感谢您的评价：", notFound: "没有找到该
                en: { thanks: "Thank you for your score: ", notFound: "No such ticket for this phone: check the number and the phone (a new ticket shows within a second or two)",
                      busy: "Too many lookups: try again in a minute", none: "—", invalid: "Enter a valid ticket number and phone" } };
 let lang = "zh", shown = null, cityZone = "Asia/Shanghai";
-const zh = {};
-document.querySelectorAll("[data-i18n]").forEach(el => { zh[el.dataset.i18n] = el.textContent; });
 const when = iso => iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false, timeZone: cityZone }) : SAID[lang].none;
 const stageWord = stage => lang === "en" ? (STAGE_EN[stage] || stage) : stage;
 
@@ -68,9 +66,7 @@ document.querySelectorAll("#score button").forEach(button => { button.onclick = 
 }; });
 document.getElementById("lang").onclick = () => {
   lang = lang === "zh" ? "en" : "zh";
-  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = (lang === "en" ? I18N.en : zh)[el.dataset.i18n]; });
-  document.getElementById("lang").textContent = lang === "en" ? "中文" : "English";
-  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+  showLanguage(lang, I18N.en);
   if (shown) show(shown);
 };
 fetch("/stats/", { cache: "no-store" }).then(r => r.json()).then(s => { cityZone = s.timezone || cityZone; }).catch(() => {});

@@ -29,8 +29,6 @@ const STATUS_FILTER = ["open", "dispatched", "accepted", "extension_pending", "p
                        "evaluated", "returned", ""];
 
 let lang = "zh", offset = 0, unit = null, places = {}, chosen = null, cityZone = "Asia/Shanghai", minimap = null, grids = null;
-const zh = {};
-document.querySelectorAll("[data-i18n]").forEach(el => { zh[el.dataset.i18n] = el.textContent; });
 const w = key => WORDS[lang][key];
 const when = iso => iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false, timeZone: cityZone }) : "—";
 const call = (path, body) => keyedCall(KEY, w("needKey"), path, body);
@@ -43,9 +41,7 @@ function say(text, kind) {
 
 function setLanguage(to) {
   lang = to;
-  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = (to === "en" ? I18N.en : zh)[el.dataset.i18n]; });
-  document.getElementById("lang").textContent = to === "en" ? "中文" : "English";
-  document.documentElement.lang = to === "en" ? "en" : "zh-CN";
+  showLanguage(to, I18N.en);
   fillStatusFilter();
   if (unit) refresh();
 }

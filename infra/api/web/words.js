@@ -20,6 +20,17 @@ const STATUS_WORDS = {
         completed: "completed, to check", verified: "checked", closed: "closed", evaluated: "evaluated", returned: "returned" },
 };
 
+// The page's own Chinese words (its data-i18n elements as the HTML writes them), to switch back to.
+const PAGE_ZH = Object.fromEntries([...document.querySelectorAll("[data-i18n]")].map(el => [el.dataset.i18n, el.textContent]));
+const pageWord = (lang, english, key) => (lang === "en" ? english : PAGE_ZH)[key];
+
+// The page's labels in `to` ("zh" or "en", from `english`), the switch offering the other language.
+function showLanguage(to, english) {
+  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = pageWord(to, english, el.dataset.i18n); });
+  document.getElementById("lang").textContent = to === "en" ? "中文" : "English";
+  document.documentElement.lang = to === "en" ? "en" : "zh-CN";
+}
+
 function element(tag, attributes = {}, ...children) {
   const el = document.createElement(tag);
   Object.entries(attributes).forEach(([k, v]) => {
