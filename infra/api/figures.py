@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
 
@@ -114,11 +115,12 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
             row["name"] = named.get(row["key"], row["key"])
         return result
 
-    def scored(chosen: str, by: str, since, until, as_of) -> dict:
-        """A scheme's scores by unit or street (what /scores/ answers)."""
+    def scored(chosen: str, by: str, since, until, as_of, board_of: Callable[..., dict] = board) -> dict:
+        """A scheme's scores by unit or street (what /scores/ answers); `board_of`: where the boards come
+        from (the bulletin passes a memo: its schemes share them)."""
         plan = schemes.schemes[chosen]
         # The all-tasks board (None) always: its rows are the units or streets scored.
-        boards = {source: {r["key"]: r for r in board(by, since, until, as_of, source)["rows"]}
+        boards = {source: {r["key"]: r for r in board_of(by, since, until, as_of, source)["rows"]}
                   for source in {None, *sources_needed(plan)}}
         rows = score(plan, boards)
         for row in rows:
@@ -217,12 +219,15 @@ def figures_router(store: Store, names: Names, schemes: ScoreSchemes, now: Calla
         (or now, during the month), beside the month before's; the most overdue work; 每月一题."""
         since, until, before = month_window(month)
         as_of = min(until, now())
-        boards = {by: board(by, since, until, as_of) for by in ("unit", "street")}
-        earlier = {by: board(by, before, since, since) for by in ("unit", "street")}
+        # Every scheme scores over the same boards (per dimension, window and source): each is read once.
+        memo = functools.cache(board)
+        boards = {by: memo(by, since, until, as_of, None) for by in ("unit", "street")}
+        earlier = {by: memo(by, before, since, since, None) for by in ("unit", "street")}
         rankings = []
         for chosen in schemes.schemes:
             for by in ("unit", "street"):
-                this, last = scored(chosen, by, since, until, as_of), scored(chosen, by, before, since, since)
+                this = scored(chosen, by, since, until, as_of, memo)
+                last = scored(chosen, by, before, since, since, memo)
                 previous = {r["key"]: r for r in last["rows"]}
                 for row in this["rows"]:
                     row["before"] = {k: previous.get(row["key"], {}).get(k) for k in ("rank", "score")}

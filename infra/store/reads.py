@@ -249,11 +249,11 @@ class StoreReads(StoreClient):
                    "late_hours")
         rows = self.query(
             "SELECT task_id, unit, item_no, street, status, dispatched_at, finish_by, completed_at, "
-            "dateDiff('second', finish_by, ifNull(completed_at, toDateTime64(%(as_of)s, 3))) / 3600 AS late_hours "
+            f"dateDiff('second', finish_by, ifNull(completed_at, {NOW_SQL})) / 3600 AS late_hours "
             "FROM {db}.tasks FINAL WHERE dispatched_at >= %(since)s AND dispatched_at < %(until)s "
-            f"AND finish_by IS NOT NULL AND (completed_at > finish_by OR ({OVERDUE_SQL.replace('%(now)s', '%(as_of)s')})) "
+            f"AND finish_by IS NOT NULL AND (completed_at > finish_by OR ({OVERDUE_SQL})) "
             "ORDER BY late_hours DESC, task_id LIMIT %(limit)s",
-            {"since": since, "until": until, "as_of": as_of, "limit": limit})
+            {"since": since, "until": until, "now": as_of, "limit": limit})
         return [dict(zip(columns, (_jsonable(v) for v in r), strict=True)) for r in rows]
 
     def task_status(self, task_id: str) -> tuple[str, str, str, int] | None:
