@@ -33,8 +33,9 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
@@ -47,7 +48,7 @@ UNIT_ARTEFACT = "units.pkl"
 # The unit head's label for "no item of the duty list fits" (a court's ruling, party dues, thanks).
 NO_ITEM = "(no item)"
 # Part of every model's version: a change of features or learner is a new model even on the same data.
-MODEL_KIND = "charhash1-3+lexiconwords-df2/tfidf/linearsvc-c2-balanced-sigmoid/outside+unithead-c1"
+MODEL_KIND = "charhash1-3+lexiconwords-df2/tfidf/linearsvc-c2-balanced-sigmoid/outside+unithead-c1/pick-confidence"
 # The label of "a class the labelled messages do not cover", learnt from the lexicon of those classes.
 OUTSIDE = "(outside)"
 
@@ -229,47 +230,108 @@ class StackedCalibratedSVMs:
 
 
 class UnitHead:
-    """Which unit a report is for, as a probability: a calibrated linear SVM on the top-class model's
-    own features (computed once for both), trained on reports whose right unit is known. It learns
-    from about 1,100 reports, which touch a quarter of the million hashed features: only those
-    columns are kept (a weight the training never touched is zero): 104 MB of weights for 34 units
-    where a full-width copy would take 430 MB."""
+    """Which unit a report is for, and how likely that unit is right.
 
-    def __init__(self, columns: np.ndarray, calibrated: CalibratedClassifierCV, width: int):
+    A linear SVM on the top-class model's own features (computed once for both), trained on reports
+    whose right unit is known, picks the unit. Its confidence is learnt apart, out of fold: a logistic
+    regression on what the SVM's pick looks like — its score, its lead over the runner-up, and how many
+    reports of that unit the SVM learnt from — fitted to whether such picks were right. That gives a
+    unit with a few dozen reports (the units a city's rulings have just taught) a confidence its clear
+    texts earn: per-unit sigmoid calibration, before, squeezed 34 units' probabilities so that such a
+    unit stayed below 0.75 however clear the text, and its reports waited (BENCHMARKS.md, "Learning
+    from rulings and returns"). It learns from about 1,100 reports, which touch a quarter of the million
+    hashed features: only those columns are kept (a weight the training never touched is zero), 35 MB
+    of weights for 34 units where a full-width copy would take 140 MB."""
+
+    # Out-of-fold picks the confidence learns from; folds keep a report and its near-twins together.
+    FOLDS = 5
+
+    def __init__(self, columns: np.ndarray, units: list[str], weights: np.ndarray, bias: np.ndarray,
+                 support: dict[str, int], confidence: np.ndarray, width: int):
         self.columns = columns  # the global feature columns the head reads, ascending
         self.compact = np.full(width, -1, dtype=np.int64)
         self.compact[columns] = np.arange(len(columns))
-        self.calibrated = calibrated
-        self.units = [str(u) for u in calibrated.classes_]
-        self.svms = StackedCalibratedSVMs(calibrated)
+        self.units = units
+        # A column per unit, float32: one sparse product reads every unit's weights of a feature together.
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.bias = bias
+        self.support = support  # how many reports of each unit the SVM learnt from
+        self.confidence = confidence  # the logistic's weights of _pick_features' three columns, then its intercept
+        self.log_support = np.log1p(np.array([support.get(u, 0) for u in units], dtype=np.float64))
 
     @classmethod
-    def fit(cls, features: sparse.csr_matrix, units: Sequence[str], *, seed: int = 0) -> UnitHead:
+    def fit(cls, features: sparse.csr_matrix, units: Sequence[str], *, groups: Sequence[int] | None = None,
+            seed: int = 0) -> UnitHead:
+        """`groups`: near-duplicates share a number, and a fold holds all of a group or none of it (else a
+        report's twin would vouch for its pick); default: every report its own."""
         columns = np.unique(features.indices)
         compact = features[:, columns]
-        # Calibration splits in three: a unit with fewer examples than that is repeated to have them.
-        counts = Counter(units)
-        rare = [i for i, u in enumerate(units) if counts[u] < 3]
-        rows = sparse.vstack([compact, compact[rare], compact[rare]]) if rare else compact
-        labels = [*units, *([units[i] for i in rare] * 2)]
-        svm = CalibratedClassifierCV(LinearSVC(C=1.0, random_state=seed), cv=3, method="sigmoid")
-        return cls(columns, svm.fit(rows, labels), features.shape[1])
+        labels = np.array(units)
+        groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+        picks, right = [], []
+        folds = min(cls.FOLDS, len(np.unique(groups)))
+        for learn, held_out in (GroupKFold(folds).split(compact, labels, groups) if folds > 1 else ()):
+            if len(np.unique(labels[learn])) < 2:
+                continue  # nothing to choose between
+            fold_svm = LinearSVC(C=1.0, random_state=seed).fit(compact[learn], labels[learn])
+            weights, bias = _unit_weights(fold_svm)
+            scores = np.asarray(compact[held_out] @ weights.T) + bias
+            picked = fold_svm.classes_[scores.argmax(axis=1)]
+            support = Counter(labels[learn].tolist())
+            picks.append(_pick_features(scores, np.log1p([support[u] for u in picked])))
+            right.append(picked == labels[held_out])
+        svm = LinearSVC(C=1.0, random_state=seed).fit(compact, labels)
+        weights, bias = _unit_weights(svm)
+        return cls(columns, [str(u) for u in svm.classes_], weights.T, bias, dict(Counter(units)),
+                   _confidence_weights(picks, right), features.shape[1])
 
-    def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
-        """Each row's unit probabilities (columns in `units` order) from the full-width features."""
+    def decide(self, features: sparse.csr_matrix) -> list[tuple[str, float]]:
+        """Each row's unit and the probability that it is right, from the full-width features."""
         mapped = self.compact[features.indices]
         keep = mapped >= 0
         rows = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=features.shape[0]))])
         compact = sparse.csr_matrix((features.data[keep].astype(np.float32), mapped[keep], indptr),
                                     shape=(features.shape[0], len(self.columns)))
-        return self.svms.probabilities(np.asarray(compact @ self.svms.weights, dtype=np.float64))
+        scores = np.asarray(compact @ self.weights, dtype=np.float64) + self.bias
+        best = scores.argmax(axis=1)
+        probability = expit(_pick_features(scores, self.log_support[best]) @ self.confidence[:3] + self.confidence[3])
+        return [(self.units[b], p) for b, p in zip(best.tolist(), probability.tolist(), strict=True)]
 
-    def __getstate__(self):  # the lookup and stacked weights are rebuilt on load
-        return {"columns": self.columns, "calibrated": self.calibrated, "width": len(self.compact)}
+    def __getstate__(self):  # the column lookup is rebuilt on load
+        return {"columns": self.columns, "units": self.units, "weights": self.weights, "bias": self.bias,
+                "support": self.support, "confidence": self.confidence, "width": len(self.compact)}
 
     def __setstate__(self, state):
-        self.__init__(state["columns"], state["calibrated"], state["width"])
+        self.__init__(**state)
+
+
+def _unit_weights(svm: LinearSVC) -> tuple[np.ndarray, np.ndarray]:
+    """A unit's row of weights and its bias, for every unit: a two-unit SVM keeps one row (the second
+    unit's), which is the first unit's negated."""
+    if len(svm.classes_) == 2:
+        return np.vstack([-svm.coef_, svm.coef_]), np.concatenate([-svm.intercept_, svm.intercept_])
+    return svm.coef_, svm.intercept_
+
+
+def _confidence_weights(picks: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
+    """The logistic regression of a pick's rightness on its features, as three weights and an intercept.
+    Picks that were all right or all wrong (a handful of reports) give a constant: the share right, with
+    one right and one wrong pick added so that neither 0 nor 1 is said of a few."""
+    features = np.vstack(picks) if picks else np.empty((0, 3))
+    outcome = np.concatenate(right) if right else np.empty(0, dtype=bool)
+    if len(np.unique(outcome)) < 2:
+        share = (outcome.sum() + 1) / (len(outcome) + 2)
+        return np.array([0.0, 0.0, 0.0, np.log(share / (1 - share))])
+    fitted = LogisticRegression().fit(features, outcome)
+    return np.concatenate([fitted.coef_[0], fitted.intercept_])
+
+
+def _pick_features(scores: np.ndarray, log_support: np.ndarray) -> np.ndarray:
+    """What the confidence reads of each row's pick: its SVM score, its lead over the runner-up, and the
+    log of how many reports of the picked unit the SVM learnt from."""
+    top_two = -np.partition(-scores, 1, axis=1)[:, :2]
+    return np.column_stack([top_two[:, 0], top_two[:, 0] - top_two[:, 1], log_support])
 
 
 @dataclass
@@ -297,13 +359,14 @@ class TopClassModel:
         return self._by_class(self._feature_blocks(list(docs)))
 
     def predict_with_units(self, docs: Sequence[str]) -> tuple[list[dict[str, float]], list[dict[str, float]] | None]:
-        """For each document, the probability of each class, and of each unit (None: no unit head)."""
+        """For each document, the probability of each class, and the unit the head picks with the probability
+        that it is right, as {unit: probability} (None: no unit head)."""
         blocks = self._feature_blocks(list(docs))
         by_class = self._by_class(blocks)
         if self.units is None:
             return by_class, None
-        unit_proba = self.units.probabilities(sparse.hstack(blocks, format="csr"))
-        return by_class, [dict(zip(self.units.units, row, strict=True)) for row in unit_proba.tolist()]
+        picks = self.units.decide(sparse.hstack(blocks, format="csr"))
+        return by_class, [{unit: probability} for unit, probability in picks]
 
     def _by_class(self, blocks: list[sparse.csr_matrix]) -> list[dict[str, float]]:
         """The class probabilities from the feature blocks, each times its own rows of the weights."""
@@ -505,7 +568,8 @@ def with_unit_head(model: TopClassModel, rows: Sequence[tuple[str, str]], *, not
     """`model` with a unit head trained on (document, unit) rows, on the model's own features: a new
     version (the rows are part of what it learnt)."""
     docs, units = [d for d, _ in rows], [u for _, u in rows]
-    head = UnitHead.fit(model.features(docs), units, seed=seed)
+    groups = near_duplicate_groups([{"title": d, "text": d} for d in docs])
+    head = UnitHead.fit(model.features(docs), units, groups=groups, seed=seed)
     digest = hashlib.sha256(json.dumps([model.version, docs, units], ensure_ascii=False).encode()).hexdigest()[:10]
     version = f"{model.version.split('-')[0]}-{digest}"
     meta = {**model.meta, "version": version, "unit_rows": len(rows), "units": head.units, **(note or {})}

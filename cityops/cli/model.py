@@ -301,14 +301,16 @@ def eval_learning(
     known = unit_rows(settings.messages_dir, book)
     # Messages whose unit is known and is a unit (no-item messages are left out: the experiment is about units).
     truths = [t for t in silver_truths(read_jsonl(silver_file), book) if t.unit and t.unit != NONE]
-    truths += [Truth(f"replied-{n}", t, x, u, None, None) for n, (t, x, u) in enumerate(known["replied"])]
-    experiment = split_experiment(truths, [*known["list"], *known["no_item"]], held_back_units(book), seed=seed)
+    replied = [Truth(f"replied-{n}", t, x, u, None, None) for n, (t, x, u) in enumerate(known["replied"])]
+    experiment = split_experiment([*truths, *replied], [*known["list"], *known["no_item"]], held_back_units(book),
+                                  reply_named=frozenset(t.key for t in replied), seed=seed)
     learner = unit_head_learner(class_model, experiment, routing_decider(book, locator, settings.classify_threshold))
     played = simulate(experiment.stream, experiment.test, learner, rounds=rounds)
     report = {"held_back_classes": list(HELD_BACK_CLASSES), "held_back_units": sorted(experiment.unseen_units),
               "threshold": settings.classify_threshold, "history": len(experiment.history),
               "stream": len(experiment.stream), "stream_unseen": sum(t.unseen for t in experiment.stream),
-              "test": len(experiment.test), "rounds": [dataclasses.asdict(r) for r in played]}
+              "test": len(experiment.test), "rounds": [dataclasses.asdict(r) for r in played],
+              "all_rounds": _all_rounds(played)}
     if as_json:
         print_json(report, True)
         return
@@ -317,10 +319,28 @@ def eval_learning(
                f"those units), test {report['test']}; dispatch at confidence ≥ {report['threshold']}")
     for r in played:
         typer.echo(f"round {r.round}: learnt from {r.model_examples} rulings/returns; {r.tickets} tickets, sent "
-                   f"{_pct(r.auto_share)} ({_pct(r.right_unit_of_auto)} to the right unit), {r.waited} waited, "
-                   f"{r.returned} returned; kept-from units: sent {_pct(r.unseen_auto_share)} "
-                   f"({_pct(r.unseen_right_unit_of_auto)} right); test: sent {_pct(r.test_auto_share)} "
-                   f"({_pct(r.test_right_unit_of_auto)} right)")
+                   f"{_pct(r.auto_share)} ({r.sent_right} of {r.sent} to the right unit; units two readers agreed "
+                   f"on: {r.agreed_sent_right} of {r.agreed_sent}), {r.waited} waited, {r.returned} returned; "
+                   f"kept-from units: sent {_pct(r.unseen_auto_share)} ({_pct(r.unseen_right_unit_of_auto)} right); "
+                   f"test: sent {_pct(r.test_auto_share)} ({_pct(r.test_right_unit_of_auto)} right; agreed units "
+                   f"{_pct(r.test_right_unit_of_agreed_auto)}), of the kept-from units {_pct(r.test_unseen_auto_share)} "
+                   f"({_pct(r.test_unseen_right_unit_of_auto)} right)")
+    total = report["all_rounds"]
+    typer.echo(f"all rounds: {total['sent']} of {total['tickets']} tickets sent, {_pct(total['right_unit_of_sent'])} "
+               f"to the right unit ({_pct(total['agreed_right_unit_of_sent'])} of those whose unit two readers "
+               f"agreed on); the queue from {total['first_waited']} to {total['last_waited']} a round")
+
+
+def _all_rounds(played: list) -> dict:
+    """The rounds' tickets together: how many went out and how many of those reached the right unit."""
+    from pipeline.rates import rate
+
+    rounds = [r for r in played if r.tickets]
+    sent, right = sum(r.sent for r in rounds), sum(r.sent_right for r in rounds)
+    agreed, agreed_right = sum(r.agreed_sent for r in rounds), sum(r.agreed_sent_right for r in rounds)
+    return {"tickets": sum(r.tickets for r in rounds), "sent": sent, "right_unit_of_sent": rate(right, sent),
+            "agreed_sent": agreed, "agreed_right_unit_of_sent": rate(agreed_right, agreed),
+            "first_waited": rounds[0].waited if rounds else None, "last_waited": rounds[-1].waited if rounds else None}
 
 
 def _pct(rate: float | None) -> str:

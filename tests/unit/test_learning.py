@@ -29,7 +29,7 @@ def test_rulings_move_a_kind_from_the_queue_to_automatic_dispatch():
     kinds = {"路灯": "cgj", "医保": "ybj", "学位": "jyj"}
     stream = [Ticket(truth(n, kind, unit), unseen=kind != "路灯")
               for n in range(30) for kind, unit in [list(kinds.items())[n % 3]]]
-    test = [truth(100 + n, kind, unit) for n, (kind, unit) in enumerate(kinds.items())]
+    test = [Ticket(truth(100 + n, kind, unit), unseen=kind != "路灯") for n, (kind, unit) in enumerate(kinds.items())]
 
     rounds = simulate(stream, test, memorising({"路灯": "cgj"}), rounds=3)
 
@@ -42,17 +42,33 @@ def test_rulings_move_a_kind_from_the_queue_to_automatic_dispatch():
     assert all(r.right_unit_of_auto == 1.0 for r in rounds[1:])
     assert rounds[1].test_auto_share == round(1 / 3, 4)  # the model in force during round 1: the first
     assert rounds[2].test_auto_share == 1.0 and rounds[2].test_right_unit_of_auto == 1.0
+    assert [r.test_unseen_auto_share for r in rounds] == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_a_wrong_unit_is_returned_and_teaches_the_right_one():
     stream = [Ticket(truth(n, "医保", "ybj"), unseen=True) for n in range(6)]
 
-    rounds = simulate(stream, [truth(99, "医保", "ybj")], memorising({}, guess="cgj"), rounds=2)
+    rounds = simulate(stream, [Ticket(truth(99, "医保", "ybj"), unseen=True)], memorising({}, guess="cgj"), rounds=2)
 
     first, second = rounds[1], rounds[2]
     assert first.returned == 3 and first.right_unit_of_auto == 0.0 and first.waited == 0
+    assert (first.sent, first.sent_right, second.sent, second.sent_right) == (3, 0, 3, 3)
     assert second.returned == 0 and second.right_unit_of_auto == 1.0 and second.model_examples == 3
     assert rounds[0].test_right_unit_of_auto == 0.0 and second.test_right_unit_of_auto == 1.0
+
+
+def test_the_right_unit_rate_is_also_given_for_the_units_two_readers_agreed_on():
+    # The reply named zjj for two 物业 tickets that the model (and the readers, elsewhere) sends to cgj.
+    stream = [Ticket(truth(n, "物业", "zjj" if n < 2 else "cgj"), unseen=False, agreed=n >= 2) for n in range(6)]
+    test = [Ticket(truth(90, "物业", "zjj"), unseen=False, agreed=False),
+            Ticket(truth(91, "物业", "cgj"), unseen=False)]
+    learner = memorising({"物业": "cgj"})
+
+    first = simulate(stream, test, learner, rounds=1)[1]
+
+    assert (first.sent, first.sent_right, first.agreed_sent, first.agreed_sent_right) == (6, 4, 4, 4)
+    assert first.right_unit_of_auto == round(4 / 6, 4) and first.returned == 2
+    assert first.test_right_unit_of_auto == 0.5 and first.test_right_unit_of_agreed_auto == 1.0
 
 
 def ruling(kind: str, item_no: str = "", units: tuple[str, ...] = (), at: str = "2026-12-01T01:00:00+00:00") -> dict:

@@ -9,8 +9,7 @@ import pytest
 
 from pipeline.classify import Classifier
 from pipeline.modelfiles import evaluate_file, lexicon, read_labelled, train_from_files
-from pipeline.route import MIN_CONFIDENCE
-from pipeline.textmodel import OUTSIDE, TopClassModel, coverage_curve, scores
+from pipeline.textmodel import OUTSIDE, TopClassModel, coverage_curve, document, scores
 from schemas import Incident
 
 NOW = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
@@ -95,9 +94,12 @@ def test_scores_per_class():
 
 
 def test_the_classifier_picks_the_item_within_the_models_class(sample_book, model):
-    result = Classifier(sample_book, model).classify(incident(title="孩子入学问题", text="孩子今年入学，附近学校招生划片政策不清楚，请解答。"))
+    report = incident(title="孩子入学问题", text="孩子今年入学，附近学校招生划片政策不清楚，请解答。")
+    result = Classifier(sample_book, model).classify(report)
     assert (result.item_no, result.top_class) == ("JY-001", "教育文体")
-    assert result.confidence >= MIN_CONFIDENCE and "model: 教育文体" in result.reason
+    # The only item of the class the keywords name: the class's probability is the item's confidence.
+    class_probability = model.predict([document(report.title, report.text)])[0]["教育文体"]
+    assert result.confidence == round(class_probability, 3) > 0.5 and "model: 教育文体" in result.reason
 
 
 def test_a_grid_workers_pick_raises_confidence_but_does_not_override_the_text(sample_book, model):
