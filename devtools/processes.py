@@ -110,11 +110,16 @@ class Service:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 30, notable: int = 100) -> str:
+        """The log's last `lines` lines, after the last `notable` WARNING and ERROR lines before them: a
+        failure's cause is often a warning minutes earlier (a hole, a re-read), long out of the tail. The
+        log holds every process started on it, a killed one's too."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            every = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        earlier = [line for line in every[:-lines] if "WARNING" in line or "ERROR" in line][-notable:]
+        return "\n".join([*earlier, *(["[…]"] if earlier else []), *every[-lines:]])
 
 
 @dataclass
