@@ -41,7 +41,8 @@ ITEM_CLOSE_CALL = 0.75
 PICKED_PREFIXES = ("网格员分类:", "所选事项:")  # the evidence line a reporter's own pick adds
 # The duty list's keywords of an item of the unit the unit head chose: evidence it does not weigh (it
 # learns from a thousand reports, the list names every item). On the silver set's cross-validation ×1.5
-# sends slightly more at ≥ 95% right unit than none (27.7% against 27.4%); ×2 and more send less.
+# sends slightly more at ≥ 95% right unit than none (27.7% against 27.4%); ×2 and more send less
+# (measured with the head's sigmoid probabilities of before; the threshold of now was chosen with it).
 KEYWORDS_AGREE_LIKELIHOOD_RATIO = 1.5
 # Below this an item's shared words are too weak to choose it (one common word such as 小区): the
 # class's general item takes the report instead.
