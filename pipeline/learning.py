@@ -85,7 +85,8 @@ def simulate(stream: Sequence[Ticket], test: Sequence[Ticket], learner: Learner,
     examples: list[Example] = []
     model = learner.learn(examples)
     size = -(-len(stream) // rounds)
-    report = [_round(0, 0, [], [], _on_test(learner, model, test))]
+    on_test = _on_test(learner, model, test)  # the model in force's figures: round 0's, and the first round's
+    report = [_round(0, 0, [], [], on_test)]
     for n in range(1, rounds + 1):
         tickets = list(stream[(n - 1) * size:n * size])
         if not tickets:
@@ -97,9 +98,21 @@ def simulate(stream: Sequence[Ticket], test: Sequence[Ticket], learner: Learner,
                 examples.append(_example(ticket, "ruling"))
             elif decision.unit != ticket.truth.unit:
                 examples.append(_example(ticket, "return"))
-        report.append(_round(n, learnt_from, tickets, decisions, _on_test(learner, model, test)))
+        report.append(_round(n, learnt_from, tickets, decisions, on_test))
         model = learner.learn(examples)
+        on_test = _on_test(learner, model, test)
     return report
+
+
+def all_rounds(played: Sequence[Round]) -> dict:
+    """The rounds' tickets together: how many went out, how many of those reached the right unit (and of
+    the tickets whose unit two readers agreed on), and the queue of the first round and of the last."""
+    rounds = [r for r in played if r.tickets]
+    sent, right = sum(r.sent for r in rounds), sum(r.sent_right for r in rounds)
+    agreed, agreed_right = sum(r.agreed_sent for r in rounds), sum(r.agreed_sent_right for r in rounds)
+    return {"tickets": sum(r.tickets for r in rounds), "sent": sent, "right_unit_of_sent": rate(right, sent),
+            "agreed_sent": agreed, "agreed_right_unit_of_sent": rate(agreed_right, agreed),
+            "first_waited": rounds[0].waited if rounds else None, "last_waited": rounds[-1].waited if rounds else None}
 
 
 def _example(ticket: Ticket, source: str) -> Example:

@@ -281,7 +281,14 @@ def eval_learning(
     import datetime as dt
 
     from pipeline.dispatch_eval import NONE, Truth, routing_decider, silver_truths
-    from pipeline.learning import HELD_BACK_CLASSES, held_back_units, simulate, split_experiment, unit_head_learner
+    from pipeline.learning import (
+        HELD_BACK_CLASSES,
+        all_rounds,
+        held_back_units,
+        simulate,
+        split_experiment,
+        unit_head_learner,
+    )
     from pipeline.modelfiles import SILVER_FILE, lexicon, read_jsonl, read_labelled, training_file, unit_rows
     from pipeline.textmodel import train
 
@@ -310,7 +317,7 @@ def eval_learning(
               "threshold": settings.classify_threshold, "history": len(experiment.history),
               "stream": len(experiment.stream), "stream_unseen": sum(t.unseen for t in experiment.stream),
               "test": len(experiment.test), "rounds": [dataclasses.asdict(r) for r in played],
-              "all_rounds": _all_rounds(played)}
+              "all_rounds": all_rounds(played)}
     if as_json:
         print_json(report, True)
         return
@@ -329,18 +336,6 @@ def eval_learning(
     typer.echo(f"all rounds: {total['sent']} of {total['tickets']} tickets sent, {_pct(total['right_unit_of_sent'])} "
                f"to the right unit ({_pct(total['agreed_right_unit_of_sent'])} of those whose unit two readers "
                f"agreed on); the queue from {total['first_waited']} to {total['last_waited']} a round")
-
-
-def _all_rounds(played: list) -> dict:
-    """The rounds' tickets together: how many went out and how many of those reached the right unit."""
-    from pipeline.rates import rate
-
-    rounds = [r for r in played if r.tickets]
-    sent, right = sum(r.sent for r in rounds), sum(r.sent_right for r in rounds)
-    agreed, agreed_right = sum(r.agreed_sent for r in rounds), sum(r.agreed_sent_right for r in rounds)
-    return {"tickets": sum(r.tickets for r in rounds), "sent": sent, "right_unit_of_sent": rate(right, sent),
-            "agreed_sent": agreed, "agreed_right_unit_of_sent": rate(agreed_right, agreed),
-            "first_waited": rounds[0].waited if rounds else None, "last_waited": rounds[-1].waited if rounds else None}
 
 
 def _pct(rate: float | None) -> str:

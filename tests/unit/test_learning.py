@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.dispatch_eval import Decision, Truth
-from pipeline.learning import Learner, Ticket, examples_from_rulings, promotion, simulate
+from pipeline.learning import Learner, Ticket, all_rounds, examples_from_rulings, promotion, simulate
 from pipeline.textmodel import NO_ITEM
 
 
@@ -69,6 +69,16 @@ def test_the_right_unit_rate_is_also_given_for_the_units_two_readers_agreed_on()
     assert (first.sent, first.sent_right, first.agreed_sent, first.agreed_sent_right) == (6, 4, 4, 4)
     assert first.right_unit_of_auto == round(4 / 6, 4) and first.returned == 2
     assert first.test_right_unit_of_auto == 0.5 and first.test_right_unit_of_agreed_auto == 1.0
+
+
+def test_the_rounds_add_up():
+    stream = [Ticket(truth(n, "医保", "ybj"), unseen=True, agreed=n % 2 == 0) for n in range(6)]
+
+    total = all_rounds(simulate(stream, [], memorising({}, guess="cgj"), rounds=2))
+
+    # round 1: all three sent to cgj and returned; round 2: the three learnt, sent to ybj
+    assert total == {"tickets": 6, "sent": 6, "right_unit_of_sent": 0.5, "agreed_sent": 3,
+                     "agreed_right_unit_of_sent": round(1 / 3, 4), "first_waited": 0, "last_waited": 0}
 
 
 def ruling(kind: str, item_no: str = "", units: tuple[str, ...] = (), at: str = "2026-12-01T01:00:00+00:00") -> dict:
